@@ -1,0 +1,73 @@
+"""DuckDB connection, transactions and a writer lock.
+
+DuckDB allows one writing process per database file. Writers take :func:`writer` which holds an
+exclusive ``flock`` on ``<db>.lock``; a second writer waits ``wait_s`` seconds, then gets a clear
+:class:`LockedError`. All changes inside ``writer`` are one transaction: an exception (or a killed
+process) leaves the database as it was.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+from . import paths
+from .errors import LockedError, UserError
+
+
+def connect(db: str | Path | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    db = Path(db) if db else paths.db_path()
+    if read_only and not db.exists():
+        raise UserError("database not found", file=str(db), hint="run `crm load` first")
+    db.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return duckdb.connect(str(db), read_only=read_only)
+    except duckdb.IOException as exc:
+        raise LockedError(f"database is in use by another process: {exc}", file=str(db),
+                          hint="wait for the running load/resolve to finish") from None
+
+
+@contextmanager
+def writer(db: str | Path | None = None, wait_s: float = 10.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Exclusive, transactional write access to the database."""
+    db = Path(db) if db else paths.db_path()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = db.with_name(db.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait_s
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockedError(
+                        f"another crm process is writing to the database (waited {wait_s:.0f} s)",
+                        file=str(db), hint="try again when it has finished") from None
+                time.sleep(0.2)
+        con = connect(db)
+        try:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        finally:
+            con.close()
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+    ).fetchone()[0] > 0

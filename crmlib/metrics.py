@@ -1,0 +1,110 @@
+"""Headline figures for a week: one flat dict per week, plus week-over-week and 4-week deltas.
+
+``metrics.json`` (one per ``reports/<ISO week>/``) holds ``metrics`` (this week) and ``deltas``. A delta
+is computed against the earlier week's own ``metrics.json`` when that report exists, so the report
+agrees with what managers saw last week; otherwise the earlier week is recomputed from the database as
+of that date (``compare_source`` says which).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import duckdb
+
+from . import db as dbmod
+
+# (table, date column) pairs whose maximum is "the newest data date"
+_DATE_COLUMNS = [
+    ("stg_orders", "order_date"),
+    ("stg_calls", "called_at"),
+    ("stg_tickets", "opened_at"),
+    ("stg_sales_visits", "report_date"),
+    ("stg_crm_opportunity_stages", "entered_at"),
+]
+
+
+def newest_data_date(db: str | Path) -> dt.date | None:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        best = None
+        for table, col in _DATE_COLUMNS:
+            if not dbmod.table_exists(con, table):
+                continue
+            value = con.execute(
+                f"SELECT max(CAST({col} AS DATE)) FROM {table} WHERE CAST({col} AS DATE) <= current_date"
+            ).fetchone()[0]
+            if value is not None and (best is None or value > best):
+                best = value
+        return best
+    finally:
+        con.close()
+
+
+def _providers() -> list[Callable[[duckdb.DuckDBPyConnection, dt.date, str | None], dict]]:
+    """Each analysis contributes a flat dict; imported here so the list is in one place."""
+    from . import funnel, master, pyramid, quality, segments
+
+    return [
+        lambda con, d, truth: master.master_weekly_metrics(con, d, truth_dir=truth),
+        lambda con, d, truth: quality.quality_weekly_metrics(con, d),
+        lambda con, d, truth: segments.segments_weekly_metrics(con, d),
+        lambda con, d, truth: funnel.funnel_weekly_metrics(con, d),
+        lambda con, d, truth: pyramid.pyramid_weekly_metrics(con, d),
+    ]
+
+
+def week_metrics(con: duckdb.DuckDBPyConnection, as_of: dt.date, truth_dir: str | None = None) -> dict:
+    out: dict[str, Any] = {}
+    for provider in _providers():
+        for key, value in provider(con, as_of, truth_dir).items():
+            if key in out:
+                raise ValueError(f"metric {key!r} reported twice")
+            out[key] = _plain(value)
+    return dict(sorted(out.items()))
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe scalar: numpy numbers → Python, NaN → None, floats rounded for stable diffs."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 6)
+    return value
+
+
+def deltas(now: dict, before: dict) -> dict:
+    out = {}
+    for key, value in now.items():
+        prev = before.get(key)
+        if isinstance(value, (int, float)) and isinstance(prev, (int, float)) and not isinstance(value, bool):
+            out[key] = _plain(value - prev)
+    return out
+
+
+def collect_metrics(db: str | Path, as_of: dt.date, reports_dir: Path, truth_dir: str | None) -> dict:
+    from .report import iso_week
+
+    truth = truth_dir if truth_dir and Path(truth_dir).exists() else None
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        now = week_metrics(con, as_of, truth)
+        result: dict[str, Any] = {"week": iso_week(as_of), "as_of": as_of.isoformat(), "metrics": now,
+                                  "deltas": {}, "compare": {}}
+        for label, days in (("wow", 7), ("4w", 28)):
+            then = as_of - dt.timedelta(days=days)
+            stored = reports_dir / iso_week(then) / "metrics.json"
+            if stored.exists():
+                before = json.loads(stored.read_text(encoding="utf-8"))["metrics"]
+                source = f"reports/{iso_week(then)}/metrics.json"
+            else:
+                before = week_metrics(con, then, truth)
+                source = f"recomputed as of {then.isoformat()}"
+            result["deltas"][label] = deltas(now, before)
+            result["compare"][label] = {"week": iso_week(then), "source": source, "metrics": before}
+        return result
+    finally:
+        con.close()

@@ -1,0 +1,292 @@
+"""Pure record checks: frames in, issue frames out.
+
+An *issue* is one problem of one record in one field: ``record_id, source, source_key, customer_id, kind,
+field, value, suggested, reason``. A record is *erroneous* when it has at least one issue. ``kind`` uses the
+demo generator's error-kind names where one exists, so measured and injected errors compare directly.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pandas as pd
+
+ISSUE_COLS = ["record_id", "source", "source_key", "customer_id", "kind", "field", "value", "suggested",
+              "reason"]
+
+MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
+# area code 0 + 2..3 digits, then 7..8 digits, optional extension; 400/800 hot lines are valid too
+LANDLINE_RE = re.compile(r"^0\d{2,3}-?[1-9]\d{6,7}(-\d{1,6})?$")
+HOTLINE_RE = re.compile(r"^[48]00-?\d{3}-?\d{4}$")
+EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}$")
+
+# field labels for the fix list and reasons (Chinese first: the data stewards read Chinese)
+FIELD_ZH = {
+    "name_raw": "客户名称", "uscc": "统一社会信用代码", "phone": "电话", "contact_name": "联系人",
+    "email": "电子邮箱", "province": "省份", "city": "城市", "address": "地址", "industry": "行业",
+    "region": "大区", "rep_id": "销售代表", "record_date": "日期", "record": "整条记录",
+}
+
+REASONS = {
+    "junk_name": "客户名称是垃圾信息（测试/未知/空白），无法对应任何客户",
+    "name_typo": "客户名称与主数据标准名称不一致（疑似错别字或不规范简称）",
+    "wrong_phone": "电话号码格式无效（手机应为1[3-9]开头11位，座机须带区号）",
+    "phone_mismatch": "电话号码与该客户其他来源记录不一致",
+    "bad_email": "电子邮箱格式无效",
+    "uscc_bad_check": "统一社会信用代码校验位错误（GB 32100-2015）",
+    "uscc_bad_format": "统一社会信用代码格式无效（应为18位，GB 32100-2015）",
+    "uscc_missing": "统一社会信用代码缺失（主数据中已有该客户的代码）",
+    "uscc_mismatch": "统一社会信用代码与主数据不一致",
+    "wrong_city": "城市与该客户多数来源/主数据不一致",
+    "wrong_province": "省份与该客户多数来源/主数据不一致",
+    "wrong_region": "大区与该客户多数来源/主数据不一致",
+    "wrong_industry": "行业与该客户多数来源/主数据不一致",
+    "duplicate_record": "同一客户在同一来源中重复建档",
+    "missing_field": "必填字段为空",
+    "missing_contact": "缺少联系人或联系电话",
+    "future_or_impossible_date": "日期不可能（晚于审计日、早于下限或先后颠倒）",
+    "negative_amount": "金额为负数",
+    "load_reject": "导入时被拒收",
+}
+REASONS_EN = {
+    "junk_name": "junk customer name (test/unknown/blank), matches no customer",
+    "name_typo": "name differs from the master's canonical name (typo or non-standard short name)",
+    "wrong_phone": "invalid phone number (mobile 1[3-9] + 9 digits; landline needs an area code)",
+    "phone_mismatch": "phone disagrees with the customer's other records",
+    "bad_email": "invalid e-mail address",
+    "uscc_bad_check": "unified social credit code has a wrong check character (GB 32100-2015)",
+    "uscc_bad_format": "unified social credit code malformed (18 characters, GB 32100-2015)",
+    "uscc_missing": "unified social credit code missing (the master knows it)",
+    "uscc_mismatch": "unified social credit code differs from the master",
+    "wrong_city": "city disagrees with the customer's majority / master value",
+    "wrong_province": "province disagrees with the customer's majority / master value",
+    "wrong_region": "region disagrees with the customer's majority / master value",
+    "wrong_industry": "industry disagrees with the customer's majority / master value",
+    "duplicate_record": "the same customer entered twice in one source",
+    "missing_field": "required field is blank",
+    "missing_contact": "no contact person or phone",
+    "future_or_impossible_date": "impossible date (after the audit date, before the minimum, or out of order)",
+    "negative_amount": "negative amount",
+    "load_reject": "rejected at load",
+}
+
+
+def reason(kind: str, column: str, lang: str = "zh") -> str:
+    """Reason text naming the column, e.g. ``统一社会信用代码校验位错误（GB 32100-2015）［列 uscc］``."""
+    if lang == "en":
+        return f"{REASONS_EN.get(kind, kind)} [column {column}]"
+    return f"{REASONS.get(kind, kind)}［列 {column}］"
+
+
+def blank(v) -> bool:
+    """True for None/NaN/NaT and strings that are empty after stripping."""
+    if v is None:
+        return True
+    try:
+        if pd.isna(v):
+            return True
+    except (TypeError, ValueError):
+        return False
+    return isinstance(v, str) and not v.strip()
+
+
+# ---------------------------------------------------------------- single values
+
+def phone_problem(raw) -> str | None:
+    """``None`` when blank or valid (mobile, landline with area code, 400/800), else ``"wrong_phone"``."""
+    if blank(raw):
+        return None
+    from ..names import normalise_phone  # lazy: names.py is written in parallel
+    norm = normalise_phone(str(raw))
+    s = re.sub(r"[\s()（）+]", "", str(norm or raw))
+    s = re.sub(r"^(0086|86)(?=1[3-9]\d{9}$)", "", s)
+    if MOBILE_RE.match(s) or LANDLINE_RE.match(s) or HOTLINE_RE.match(s):
+        return None
+    return "wrong_phone"
+
+
+def email_problem(raw) -> str | None:
+    if blank(raw):
+        return None
+    return None if EMAIL_RE.match(str(raw).strip()) else "bad_email"
+
+
+def uscc_problem(raw) -> str | None:
+    """``uscc_bad_format`` (not 18 characters of the code alphabet), ``uscc_bad_check`` or ``None``."""
+    if blank(raw):
+        return None
+    from ..uscc import uscc_is_valid  # lazy: uscc.py is written in parallel
+    code = str(raw).strip().upper()
+    if uscc_is_valid(code):
+        return None
+    if re.fullmatch(r"[0-9A-HJ-NP-RT-UW-Y]{2}\d{6}[0-9A-HJ-NP-RT-UW-Y]{10}", code):
+        return "uscc_bad_check"
+    return "uscc_bad_format"
+
+
+def date_problem(value, as_of: dt.date, date_min: dt.date) -> bool:
+    """True when a date is after ``as_of`` or before ``date_min`` (both bounds inclusive-valid)."""
+    if blank(value):
+        return False
+    d = pd.Timestamp(value).date()
+    return d > as_of or d < date_min
+
+
+# ---------------------------------------------------------------- frames
+
+def issues_frame(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    for c in ISSUE_COLS:
+        if c not in df.columns:
+            df[c] = None
+    return df[ISSUE_COLS].astype(object).where(df[ISSUE_COLS].notna(), None).reset_index(drop=True)
+
+
+def _issue(rec, kind: str, field: str, value=None, suggested=None) -> dict:
+    return {"record_id": rec["record_id"], "source": rec["source"], "source_key": rec["source_key"],
+            "customer_id": rec.get("customer_id"), "kind": kind, "field": field,
+            "value": None if blank(value) else str(value), "suggested": suggested,
+            "reason": reason(kind, field)}
+
+
+def check_junk(records: pd.DataFrame) -> pd.DataFrame:
+    """Records whose name is junk (测试, 未知客户, blank ...)."""
+    from ..names import is_junk
+    out = [_issue(r, "junk_name", "name_raw", r["name_raw"], "删除或补全真实客户名称")
+           for r in records.to_dict("records") if blank(r["name_raw"]) or is_junk(r["name_raw"])]
+    return issues_frame(out)
+
+
+def check_validity(records: pd.DataFrame) -> pd.DataFrame:
+    """Format checks on phone, e-mail and credit code of customer records."""
+    out = []
+    for r in records.to_dict("records"):
+        if phone_problem(r.get("phone")):
+            out.append(_issue(r, "wrong_phone", "phone", r.get("phone")))
+        if email_problem(r.get("email")):
+            out.append(_issue(r, "bad_email", "email", r.get("email")))
+        k = uscc_problem(r.get("uscc"))
+        if k:
+            out.append(_issue(r, k, "uscc", r.get("uscc")))
+    return issues_frame(out)
+
+
+def completeness(records: pd.DataFrame, key_fields: dict[str, list[str]]) -> pd.DataFrame:
+    """Share of records with each key field filled: ``source, field, n_records, n_filled, share``."""
+    rows = []
+    for source in sorted(key_fields):
+        sub = records[records["source"] == source]
+        for f in key_fields[source]:
+            n = len(sub)
+            filled = int((~sub[f].map(blank)).sum()) if n else 0
+            rows.append({"source": source, "field": f, "n_records": n, "n_filled": filled,
+                         "share": filled / n if n else None})
+    return pd.DataFrame(rows, columns=["source", "field", "n_records", "n_filled", "share"])
+
+
+def check_required(records: pd.DataFrame, required: dict[str, list[str]]) -> pd.DataFrame:
+    """Blank required fields (junk names are reported by :func:`check_junk`, not here)."""
+    out = []
+    for r in records.to_dict("records"):
+        for f in required.get(r["source"], []):
+            if f == "name_raw":
+                continue
+            if blank(r.get(f)):
+                kind = "missing_contact" if f in ("phone", "contact_name", "email") else "missing_field"
+                out.append(_issue(r, kind, f))
+    return issues_frame(out)
+
+
+def norm_place(v) -> str | None:
+    """Compare places without their administrative suffix: 杭州市 = 杭州, 浙江省 = 浙江."""
+    if blank(v):
+        return None
+    s = str(v).strip()
+    s = re.sub(r"(特别行政区|维吾尔自治区|壮族自治区|回族自治区|自治区|自治州|地区|省|市)$", "", s)
+    return s or None
+
+
+def _norm_value(field: str, v) -> str | None:
+    if field in ("city", "province"):
+        return norm_place(v)
+    return None if blank(v) else str(v).strip()
+
+
+def golden_values(records: pd.DataFrame, master: pd.DataFrame, field: str) -> pd.Series:
+    """Per customer, the value a record should carry: strict majority over records, else the master's.
+
+    Tie-break rule: when no value has a strict majority among the customer's records, the master (golden)
+    value wins; a customer whose records all agree keeps that value even if the master differs.
+    """
+    rec = records[records["customer_id"].notna()][["customer_id", field]].copy()
+    rec["v"] = rec[field].map(lambda x: _norm_value(field, x))
+    rec = rec[rec["v"].notna()]
+    counts = rec.groupby(["customer_id", "v"]).size().rename("n").reset_index()
+    counts = counts.sort_values(["customer_id", "n", "v"], ascending=[True, False, True])
+    top = counts.groupby("customer_id").head(2).copy()
+    top["rank"] = top.groupby("customer_id").cumcount()
+    first = top[top["rank"] == 0].set_index("customer_id")
+    second = top[top["rank"] == 1].set_index("customer_id")["n"]
+    strict = first["n"] > second.reindex(first.index).fillna(0)
+    gold = first.loc[strict, "v"]
+    if field in master.columns:
+        m = master.set_index("customer_id")[field].map(lambda x: _norm_value(field, x)).dropna()
+        gold = pd.concat([gold, m[~m.index.isin(gold.index)]])
+    return gold.sort_index()
+
+
+def check_consistency(records: pd.DataFrame, master: pd.DataFrame, fields: list[str]) -> pd.DataFrame:
+    """Records whose field disagrees with the customer's golden value (the odd one out)."""
+    out = []
+    master_raw = master.set_index("customer_id") if len(master) else master
+    for field in fields:
+        if field not in records.columns:
+            continue
+        gold = golden_values(records, master, field)
+        rec = records[records["customer_id"].isin(gold.index)]
+        for r in rec.to_dict("records"):
+            v = _norm_value(field, r.get(field))
+            g = gold[r["customer_id"]]
+            if v is not None and v != g:
+                sug = g
+                if field in master_raw.columns and r["customer_id"] in master_raw.index:
+                    mv = master_raw.at[r["customer_id"], field]
+                    if _norm_value(field, mv) == g:
+                        sug = mv  # keep the master's spelling (with its suffix)
+                out.append(_issue(r, f"wrong_{field}", field, r.get(field), sug))
+    return issues_frame(out)
+
+
+def check_duplicates(records: pd.DataFrame, sources: list[str], key_fields: dict[str, list[str]]) -> pd.DataFrame:
+    """Second and later records of one customer in one master-data source.
+
+    The record kept is the most complete (most key fields filled), then the earliest, then the smallest key;
+    the others are flagged with the kept record as the suggestion (merge into it).
+    """
+    rec = records[records["source"].isin(sources) & records["customer_id"].notna()].copy()
+    if rec.empty:
+        return issues_frame([])
+    rec["_filled"] = [sum(not blank(r.get(f)) for f in key_fields.get(r["source"], []))
+                      for r in rec.to_dict("records")]
+    rec["_date"] = pd.to_datetime(rec["record_date"]).fillna(pd.Timestamp.max)
+    rec = rec.sort_values(["source", "customer_id", "_filled", "_date", "source_key"],
+                          ascending=[True, True, False, True, True])
+    rec["_n"] = rec.groupby(["source", "customer_id"]).cumcount()
+    keep = rec[rec["_n"] == 0].set_index(["source", "customer_id"])["record_id"]
+    out = [_issue(r, "duplicate_record", "record", r["name_raw"], f"合并到 {keep[(r['source'], r['customer_id'])]}")
+           for r in rec[rec["_n"] > 0].to_dict("records")]
+    return issues_frame(out)
+
+
+def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str]) -> pd.DataFrame:
+    """Records in master-data sources whose name is not the master's canonical name."""
+    from ..names import normalise  # lazy: names.py is written in parallel
+    m = master.set_index("customer_id")["name"]
+    out = []
+    for r in records[records["source"].isin(sources) & records["customer_id"].isin(m.index)].to_dict("records"):
+        canon = m[r["customer_id"]]
+        if blank(r["name_raw"]) or blank(canon):
+            continue
+        if normalise(str(r["name_raw"])) != normalise(str(canon)):
+            out.append(_issue(r, "name_typo", "name_raw", r["name_raw"], canon))
+    return issues_frame(out)

@@ -1,0 +1,256 @@
+"""The weekly run: load → resolve → analysis notebooks → one HTML for managers, archived per ISO week.
+
+Failure safety: everything is built aside and swapped in at the end. The database is copied to
+``crm.building.duckdb`` and loaded/resolved there; the report is built in ``reports/.build-<week>``.
+Only when every step succeeded are both renamed into place (``os.replace``, atomic on one file system),
+so a failing run leaves the previous report and database exactly as they were.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import paths
+from .errors import UserError
+from .params import Params, load as load_params
+
+log = logging.getLogger("crm.weekly")
+
+
+class NotebookParameters(Params):
+    as_of: str | None = None
+    lang: str = "zh"
+    db_path: str = "data/curated/crm.duckdb"
+    truth_dir: str = "data/demo_truth"
+    interactive: bool = False
+
+
+class WeeklyConfig(Params):
+    kernel: str = "crm"
+    notebooks: list[str] = []
+    report_notebook: str = "00_weekly_report.ipynb"
+    cell_timeout: int = 600
+    parameters: NotebookParameters = NotebookParameters()
+
+
+def iso_week(day: dt.date) -> str:
+    y, w, _ = day.isocalendar()
+    return f"{y}-W{w:02d}"
+
+
+def parse_date(value: str | dt.date | None, what: str = "--as-of") -> dt.date | None:
+    if value is None or isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise UserError(f"{what} {value!r} is not a date", hint="write it as YYYY-MM-DD") from None
+
+
+@dataclass
+class StepTimer:
+    steps: dict[str, float] = field(default_factory=dict)
+
+    def run(self, name: str, fn, *args, **kwargs):
+        t0 = time.perf_counter()
+        log.info("step %s ...", name)
+        result = fn(*args, **kwargs)
+        self.steps[name] = round(time.perf_counter() - t0, 2)
+        log.info("step %s done in %.1f s", name, self.steps[name])
+        return result
+
+
+# --------------------------------------------------------------------------------------------------
+# notebooks
+
+def run_notebook(src: Path, dst: Path, parameters: dict[str, Any], kernel: str, timeout: int) -> None:
+    """Execute ``src`` with papermill into ``dst`` (explicit kernel, cwd = project root)."""
+    import papermill as pm
+
+    try:
+        pm.execute_notebook(
+            str(src), str(dst), parameters=parameters, kernel_name=kernel, cwd=str(paths.root()),
+            progress_bar=False, execution_timeout=timeout, log_output=False,
+        )
+    except pm.PapermillExecutionError as exc:
+        raise UserError(
+            f"notebook failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}",
+            file=str(src.relative_to(paths.root())),
+            hint=f"open the executed copy {dst.name} to see the failing cell",
+        ) from None
+    except Exception as exc:
+        # kernel missing, timeout, ... : still a message, not a traceback
+        raise UserError(f"could not run notebook: {type(exc).__name__}: {exc}",
+                        file=str(src.relative_to(paths.root())),
+                        hint="run `make setup` to (re)register the kernel") from None
+
+
+def export_html(nb_path: Path, html_path: Path, title: str) -> None:
+    """HTML without code or prompts; plotly.js is already embedded once by the `notebook` renderer."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(nb_path), as_version=4)
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    nb.metadata["title"] = title
+    body, _ = exporter.from_notebook_node(nb)
+    html_path.write_text(body, encoding="utf-8")
+
+
+# --------------------------------------------------------------------------------------------------
+# the run
+
+def _default_as_of(db: Path) -> dt.date:
+    """Newest data date in the database (loads land whatever the clock says), capped at today."""
+    from .metrics import newest_data_date
+
+    newest = newest_data_date(db)
+    today = dt.date.today()
+    return min(newest, today) if newest else today
+
+
+def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = None,
+           pdf: bool = False, fail_after: str | None = None) -> Path:
+    """Run the whole week; returns the report directory. ``fail_after`` (a step name) is for tests."""
+    cfg = load_params(WeeklyConfig, params_path or "weekly")
+    root = paths.root()
+    nb_params = cfg.parameters.model_dump()
+    from .i18n import check_lang
+    check_lang(nb_params["lang"])
+    as_of_date = parse_date(as_of, "--as-of") or parse_date(nb_params["as_of"], "as_of in params")
+
+    live_db = (root / nb_params["db_path"]).resolve()
+    build_db = live_db.with_name(live_db.stem + ".building.duckdb")
+    live_db.parent.mkdir(parents=True, exist_ok=True)
+    for stale in (build_db, build_db.with_name(build_db.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    if live_db.exists():
+        shutil.copy2(live_db, build_db)
+
+    timer = StepTimer()
+    build_dir: Path | None = None
+    try:
+        from . import load as load_mod, master
+
+        timer.run("load", load_mod.load_all, paths.raw_dir(), build_db, progress=sys.stderr.isatty())
+        _maybe_fail(fail_after, "load")
+        timer.run("resolve", master.resolve_db, build_db)
+        _maybe_fail(fail_after, "resolve")
+
+        as_of_date = as_of_date or _default_as_of(build_db)
+        week = iso_week(as_of_date)
+        reports = paths.reports_dir()
+        build_dir = reports / f".build-{week}-{os.getpid()}"
+        shutil.rmtree(build_dir, ignore_errors=True)
+        build_dir.mkdir(parents=True)
+
+        params = dict(nb_params, as_of=as_of_date.isoformat(),
+                      db_path=os.path.relpath(build_db, root))
+        nb_dir = paths.notebooks_dir()
+        for name in cfg.notebooks:
+            timer.run(f"notebook {name}", run_notebook, nb_dir / name, build_dir / name, params,
+                      cfg.kernel, cfg.cell_timeout)
+            _maybe_fail(fail_after, name)
+
+        from .metrics import collect_metrics
+        metrics = timer.run("metrics", collect_metrics, build_db, as_of_date, reports, nb_params["truth_dir"])
+        (build_dir / "metrics.json").write_text(
+            json.dumps(metrics, ensure_ascii=False, indent=2, sort_keys=True), encoding="utf-8")
+
+        report_nb = build_dir / cfg.report_notebook
+        # the managers' notebook also reads this week's metrics.json (the only extra parameter)
+        report_params = dict(params, metrics_path=os.path.relpath(build_dir / "metrics.json", root))
+        timer.run("report", run_notebook, nb_dir / cfg.report_notebook, report_nb,
+                  report_params, cfg.kernel, cfg.cell_timeout)
+        title = ("客户信息中心周报 " if nb_params["lang"] == "zh" else "Customer information weekly ") + week
+        html = build_dir / f"weekly_report_{week}.html"
+        timer.run("export", export_html, report_nb, html, title)
+        _maybe_fail(fail_after, "export")
+        if pdf:
+            from .browser import print_pdf
+            timer.run("pdf", print_pdf, html, html.with_suffix(".pdf"))
+
+        (build_dir / "timings.json").write_text(json.dumps(timer.steps, indent=2), encoding="utf-8")
+        final = reports / week
+        _swap_in(build_dir, final)
+        build_dir = None
+        if build_db.exists():
+            os.replace(build_db, live_db)
+        _point_latest(reports, final)
+        return final
+    finally:
+        if build_dir is not None:
+            shutil.rmtree(build_dir, ignore_errors=True)
+        build_db.unlink(missing_ok=True)
+        build_db.with_name(build_db.name + ".wal").unlink(missing_ok=True)
+
+
+def _maybe_fail(fail_after: str | None, step: str) -> None:
+    if fail_after == step:
+        raise RuntimeError(f"test failure injected after step {step}")
+
+
+def _swap_in(build_dir: Path, final: Path) -> None:
+    """Replace ``final`` by ``build_dir``: rename the old one aside, rename the new one in, delete old."""
+    old = final.with_name(f".old-{final.name}-{os.getpid()}")
+    if final.exists():
+        os.replace(final, old)
+    os.replace(build_dir, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _point_latest(reports: Path, final: Path) -> None:
+    """`reports/latest` → the newest week (by name, so re-running an older week does not steal it)."""
+    weeks = sorted(p.name for p in reports.iterdir() if p.is_dir() and not p.name.startswith(".")
+                   and p.name != "latest")
+    newest = weeks[-1] if weeks else final.name
+    tmp = reports / f".latest-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(newest)
+    os.replace(tmp, reports / "latest")
+
+
+# --------------------------------------------------------------------------------------------------
+# CLI
+
+def _cmd_weekly(args) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+                        handlers=_log_handlers())
+    t0 = time.perf_counter()
+    try:
+        final = weekly(as_of=args.as_of, params_path=args.params, pdf=args.pdf)
+    except UserError as exc:
+        log.error("weekly run failed: %s", exc)
+        raise
+    except Exception:
+        log.exception("weekly run failed (bug)")
+        raise UserError("the weekly run failed unexpectedly; the previous report and database are "
+                        "unchanged", hint=f"details in {_log_path()}") from None
+    html = sorted(final.glob("weekly_report_*.html"))
+    print(f"weekly report: {html[0] if html else final}  ({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+def _log_path() -> Path:
+    return paths.reports_dir() / "weekly.log"
+
+
+def _log_handlers() -> list[logging.Handler]:
+    paths.reports_dir().mkdir(parents=True, exist_ok=True)
+    return [logging.StreamHandler(sys.stderr), logging.FileHandler(_log_path(), encoding="utf-8")]
+
+
+def register(sub) -> None:
+    p = sub.add_parser("weekly", help="load, resolve, run every analysis and write reports/<ISO week>/")
+    p.add_argument("--as-of", help="report date YYYY-MM-DD (default: newest data date)")
+    p.add_argument("--params", help="weekly parameter file (default params/weekly.yaml)")
+    p.add_argument("--pdf", action="store_true", help="also print the report to PDF (headless Chromium)")
+    p.set_defaults(func=_cmd_weekly)

@@ -1,0 +1,153 @@
+"""`crm plan` (客户资源计划) through the real CLI: the seed's table, rounding, and user errors."""
+from __future__ import annotations
+
+import csv
+from fractions import Fraction
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from crmlib import cli
+from crmlib.funnel import PlanRates, resource_plan
+
+FIXTURE = Path(__file__).parent / "fixtures" / "plan_targets.csv"
+SEED_TABLE = [
+    # region, revenue target, orders, opportunities, potentials, target customers (leads)
+    ["北京公司", "250", "25", "50", "500", "25000"],
+    ["上海公司", "100", "10", "20", "200", "10000"],
+    ["深圳公司", "100", "10", "20", "200", "10000"],
+    ["沈阳公司", "20", "2", "4", "40", "2000"],
+]
+
+
+def _read(path: Path) -> list[list[str]]:
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_plan_reproduces_seed_table(tmp_path, capsys):
+    out = tmp_path / "plan.csv"
+    rc = cli.main(["plan", str(FIXTURE), "--avg-order-value", "10", "--rates", "0.02,0.1,0.5",
+                   "--out", str(out)])
+    assert rc == 0
+    rows = _read(out)
+    assert rows[0] == ["region", "revenue_target", "orders", "opportunities", "potentials", "leads"]
+    assert rows[1:] == SEED_TABLE
+    printed = capsys.readouterr().out
+    assert "25000" in printed and "rates (given)" in printed
+
+
+def test_rounding_up_at_each_stage_is_exact():
+    # 0.1 and 0.02 are not binary fractions: a float pipeline gives ceil(25.000000000000004) = 26
+    r = PlanRates(Fraction("0.02"), Fraction("0.1"), Fraction("0.5"))
+    plan = resource_plan([("X", Fraction("250"), "250")], Fraction("10"), r)
+    assert plan.iloc[0][["orders", "opportunities", "potentials", "leads"]].tolist() == [25, 50, 500, 25000]
+    # 21 / 10 = 2.1 → 3 orders; 3 / 0.5 = 6; 6 / 0.3 = 20 exactly; 20 / 0.07 = 285.71 → 286
+    r2 = PlanRates(Fraction("0.07"), Fraction("0.3"), Fraction("0.5"))
+    plan2 = resource_plan([("Y", Fraction(21), "21")], Fraction(10), r2)
+    assert plan2.iloc[0][["orders", "opportunities", "potentials", "leads"]].tolist() == [3, 6, 20, 286]
+    # zero target: nothing needed
+    plan3 = resource_plan([("Z", Fraction(0), "0")], Fraction(10), r2)
+    assert plan3.iloc[0][["orders", "leads"]].tolist() == [0, 0]
+
+
+def _run_err(capsys, argv):
+    rc = cli.main(argv)
+    err = capsys.readouterr().err
+    return rc, err
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("region,target\n北京公司,250\n", ["column revenue_target", "missing column"]),
+    ("revenue_target\n250\n", ["column region", "missing column"]),
+    ("region,revenue_target\n北京公司,250\n上海公司,abc\n", ["row 3", "column revenue_target", "not a number"]),
+    ("region,revenue_target\n北京公司,-5\n", ["row 2", "column revenue_target", "negative"]),
+    ("region,revenue_target\n,5\n", ["row 2", "column region", "blank"]),
+    ("region,revenue_target\n北京公司,5\n北京公司,6\n", ["row 3", "appears twice"]),
+    ("", ["empty"]),
+    ("region,revenue_target\n", ["no data rows"]),
+])
+def test_bad_targets_csv(tmp_path, capsys, content, expected):
+    f = tmp_path / "targets.csv"
+    f.write_text(content, encoding="utf-8")
+    rc, err = _run_err(capsys, ["plan", str(f), "--avg-order-value", "10", "--rates", "0.02,0.1,0.5"])
+    assert rc == 2
+    assert "Traceback" not in err and str(f) in err
+    for e in expected:
+        assert e in err
+
+
+@pytest.mark.parametrize("rates, expected", [
+    ("0.02,0.1", "three comma-separated"),
+    ("0.02,0,0.5", "must be in (0, 1]"),
+    ("0.02,0.1,1.5", "must be in (0, 1]"),
+    ("0.02,x,0.5", "not a number"),
+    ("-0.1,0.1,0.5", "must be in (0, 1]"),
+])
+def test_bad_rates(capsys, rates, expected):
+    rc, err = _run_err(capsys, ["plan", str(FIXTURE), "--avg-order-value", "10", f"--rates={rates}"])
+    assert rc == 2 and expected in err
+
+
+def test_bad_avg_order_value_and_missing_file(tmp_path, capsys):
+    rc, err = _run_err(capsys, ["plan", str(FIXTURE), "--avg-order-value", "0", "--rates", "0.02,0.1,0.5"])
+    assert rc == 2 and "greater than 0" in err
+    rc, err = _run_err(capsys, ["plan", str(tmp_path / "nope.csv"), "--avg-order-value", "10"])
+    assert rc == 2 and "not found" in err
+
+
+def test_gbk_targets_file(tmp_path):
+    f = tmp_path / "targets_gbk.csv"
+    f.write_bytes("region,revenue_target\r\n北京公司,250\r\n".encode("gbk"))
+    out = tmp_path / "plan.csv"
+    assert cli.main(["plan", str(f), "--avg-order-value", "10", "--rates", "0.02,0.1,0.5",
+                     "--out", str(out)]) == 0
+    assert _read(out)[1] == SEED_TABLE[0]
+
+
+def _lifecycle_db(path: Path) -> None:
+    """Smallest database the historical rates need: master, records, xref, opportunities, orders.
+
+    Region 华北: 10 target customers; C1..C5 contacted (5 potentials), C1..C2 + C6 have opportunities
+    (3 opportunity customers, C6 counts as potential too: 6 potentials), C1 ordered (1 order).
+    → rates 6/10 = 0.6, 3/6 = 0.5, 1/3 = 0.3333.
+    """
+    con = duckdb.connect(str(path))
+    ids = [f"C{i}" for i in range(1, 11)]
+    con.execute("CREATE TABLE customer_master (customer_id VARCHAR, region VARCHAR, industry VARCHAR, "
+                "scope VARCHAR, owner_rep_id VARCHAR)")
+    con.executemany("INSERT INTO customer_master VALUES (?, '华北', '金融', '大客户及行业客户', 'R1')",
+                    [[i] for i in ids])
+    con.execute("CREATE TABLE customer_records (record_id VARCHAR, source VARCHAR, record_date DATE)")
+    con.execute("CREATE TABLE customer_xref (record_id VARCHAR, customer_id VARCHAR)")
+    for i in range(1, 6):
+        con.execute("INSERT INTO customer_records VALUES (?, 'sales', DATE '2024-01-05')", [f"sales:v{i}"])
+        con.execute("INSERT INTO customer_xref VALUES (?, ?)", [f"sales:v{i}", f"C{i}"])
+    con.execute("CREATE TABLE stg_crm_opportunities (opp_id VARCHAR, account_id VARCHAR, created_at DATE)")
+    for n, c in enumerate(["C1", "C2", "C6"]):
+        con.execute("INSERT INTO stg_crm_opportunities VALUES (?, ?, DATE '2024-02-01')", [f"O{n}", f"A{c}"])
+        con.execute("INSERT INTO customer_xref VALUES (?, ?)", [f"crm:A{c}", c])
+    con.execute("CREATE TABLE stg_crm_opportunity_stages (opp_id VARCHAR, stage VARCHAR, entered_at TIMESTAMP)")
+    con.execute("CREATE TABLE stg_orders (order_id VARCHAR, erp_customer_id VARCHAR, order_date DATE)")
+    con.execute("INSERT INTO stg_orders VALUES ('S1', 'E1', DATE '2024-03-01')")
+    con.execute("INSERT INTO customer_xref VALUES ('erp:E1', 'C1')")
+    con.close()
+
+
+def test_plan_with_historical_rates(tmp_path, capsys):
+    db = tmp_path / "crm.duckdb"
+    _lifecycle_db(db)
+    targets = tmp_path / "t.csv"
+    targets.write_text("region,revenue_target\n华北,100\n", encoding="utf-8")
+    out = tmp_path / "plan.csv"
+    rc = cli.main(["plan", str(targets), "--avg-order-value", "10", "--db", str(db), "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert rc == 0
+    assert "historical" in printed and "0.6000, 0.5000, 0.3333" in printed
+    # 10 orders; 10 / 0.3333 = 30.003 → 31 opportunities; 31 / 0.5 = 62; 62 / 0.6 = 103.33 → 104
+    assert _read(out)[1] == ["华北", "100", "10", "31", "62", "104"]
+    # a region the database does not know is a user error naming the column
+    targets.write_text("region,revenue_target\n北京公司,100\n", encoding="utf-8")
+    rc, err = _run_err(capsys, ["plan", str(targets), "--avg-order-value", "10", "--db", str(db)])
+    assert rc == 2 and "北京公司" in err and "column region" in err

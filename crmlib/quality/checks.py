@@ -290,3 +290,19 @@ def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str])
         if normalise(str(r["name_raw"])) != normalise(str(canon)):
             out.append(_issue(r, "name_typo", "name_raw", r["name_raw"], canon))
     return issues_frame(out)
+
+
+def check_uscc_against_master(records: pd.DataFrame, master: pd.DataFrame, sources: list[str]) -> pd.DataFrame:
+    """Master-data records without the credit code the master knows, or with a different valid code."""
+    if "uscc" not in master.columns:
+        return issues_frame([])
+    m = master.set_index("customer_id")["uscc"]
+    m = m[~m.map(blank)]
+    out = []
+    for r in records[records["source"].isin(sources) & records["customer_id"].isin(m.index)].to_dict("records"):
+        code = m[r["customer_id"]]
+        if blank(r.get("uscc")):
+            out.append(_issue(r, "uscc_missing", "uscc", None, code))
+        elif uscc_problem(r["uscc"]) is None and str(r["uscc"]).strip().upper() != str(code).strip().upper():
+            out.append(_issue(r, "uscc_mismatch", "uscc", r["uscc"], code))
+    return issues_frame(out)

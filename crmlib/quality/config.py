@@ -61,7 +61,7 @@ class QualityParams(Params):
         return v
 
     @model_validator(mode="after")
-    def _fields(self) -> "QualityParams":
+    def _fields(self) -> QualityParams:
         for name in ("key_fields", "required_fields"):
             for source, fields in getattr(self, name).items():
                 if source not in SOURCES:

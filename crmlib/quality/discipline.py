@@ -96,6 +96,7 @@ def not_contacted(records: pd.DataFrame, master: pd.DataFrame, as_of: dt.date, n
     last = pd.to_datetime(rec.groupby("customer_id")["record_date"].max()).dt.date.rename("last_contact")
     m = master[[c for c in ("customer_id", "name", "region", "owner_rep_id") if c in master.columns]]
     out = m.merge(last, left_on="customer_id", right_index=True, how="left")
-    out["days_since"] = out["last_contact"].map(lambda d: None if d is None or pd.isna(d) else (as_of - d).days)
+    out["days_since"] = out["last_contact"].map(
+        lambda d: None if d is None or pd.isna(d) else (as_of - d).days).astype("Int64")
     keep = out["days_since"].isna() | (out["days_since"] > n_days)
     return out[keep].sort_values("customer_id").reset_index(drop=True)

@@ -1,0 +1,323 @@
+"""The audit: read the database as of a date, run every check, aggregate into the scorecard.
+
+"As of" a date means over the records that existed then: a customer record counts when its
+``record_date`` is on or before the date (records without a date always count), and the master mapping
+is today's (re-resolving history is the resolver's job; the mapping of old records rarely changes).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+
+import duckdb
+import pandas as pd
+
+from .. import db as dbmod
+from . import checks
+from .checks import issues_frame, reason
+from .config import QualityParams
+from .discipline import daily_sending, not_contacted, rep_only_customers, timeliness
+
+RECORD_COLS = ["record_id", "source", "source_key", "name_raw", "uscc", "phone", "contact_name", "email",
+               "province", "city", "address", "industry", "rep_id", "record_date", "_source_file", "_row"]
+# record-level error kinds that are not errors of the data itself never enter the rates
+NOT_ERRORS: set[str] = set()
+
+
+@dataclass
+class AuditInputs:
+    as_of: dt.date
+    records: pd.DataFrame            # customer_records + customer_id (+ region from the master)
+    master: pd.DataFrame             # customer_master
+    extra_issues: pd.DataFrame       # date/amount issues found in stg tables, keyed by record_id
+    rejects: pd.DataFrame            # load_rejects as of the date (+ record_id when the row is a record)
+    visits: pd.DataFrame             # stg_sales_visits: rep_id, visit_date, report_date
+    reps: pd.DataFrame               # stg_reps
+
+
+@dataclass
+class Audit:
+    as_of: dt.date
+    records: pd.DataFrame            # one row per record: + n_issues, erroneous, kinds, region
+    issues: pd.DataFrame             # one row per (record, kind, field)
+    completeness: pd.DataFrame
+    master: pd.DataFrame
+    rejects: pd.DataFrame
+    visits: pd.DataFrame
+    reps: pd.DataFrame
+    extras: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- reading
+
+def _df(con, sql: str, params=None) -> pd.DataFrame:
+    return con.execute(sql, params or []).df()
+
+
+def _cols(con, table: str) -> set[str]:
+    return {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
+
+
+def read_inputs(con: duckdb.DuckDBPyConnection, as_of: dt.date, params: QualityParams) -> AuditInputs:
+    if not dbmod.table_exists(con, "customer_records"):
+        from ..errors import UserError
+        raise UserError("the database has no customer_records table", hint="run `crm load` and `crm resolve` first")
+    has_xref = dbmod.table_exists(con, "customer_xref")
+    records = _df(con, f"""
+        SELECT {', '.join('r.' + c for c in RECORD_COLS)},
+               {'x.customer_id' if has_xref else 'CAST(NULL AS VARCHAR) AS customer_id'}
+        FROM customer_records r
+        {'LEFT JOIN customer_xref x ON x.record_id = r.record_id' if has_xref else ''}
+        WHERE r.record_date IS NULL OR CAST(r.record_date AS DATE) <= ?
+        ORDER BY r.record_id""", [as_of])
+    master = (_df(con, "SELECT * FROM customer_master ORDER BY customer_id")
+              if dbmod.table_exists(con, "customer_master") else pd.DataFrame(columns=["customer_id", "name"]))
+    reps = (_df(con, "SELECT * FROM stg_reps ORDER BY rep_id") if dbmod.table_exists(con, "stg_reps")
+            else pd.DataFrame(columns=["rep_id", "rep_name", "region", "hired_at", "left_at"]))
+    visits = (_df(con, """SELECT record_key, rep_id, visit_date, report_date FROM stg_sales_visits
+                          WHERE report_date IS NULL OR report_date <= ? ORDER BY record_key""", [as_of])
+              if dbmod.table_exists(con, "stg_sales_visits")
+              else pd.DataFrame(columns=["record_key", "rep_id", "visit_date", "report_date"]))
+    keys = set(records["record_id"])
+    extra = stg_issues(con, as_of, params)
+    extra = extra[extra["record_id"].isin(keys)]
+    rejects = read_rejects(con, as_of)
+    return AuditInputs(as_of, records, master, extra, rejects, visits, reps)
+
+
+def _file_week_end(path: str | None) -> dt.date | None:
+    """The Sunday ending the ISO week in a file name (``..._2024-W05.csv``, ``2024-W05_R001.xlsx``)."""
+    m = re.search(r"(\d{4})-W(\d{2})", path or "")
+    if not m:
+        return None
+    return dt.date.fromisocalendar(int(m.group(1)), int(m.group(2)), 7)
+
+
+def read_rejects(con, as_of: dt.date) -> pd.DataFrame:
+    """load_rejects of files dated (by their ISO-week suffix) on or before ``as_of``; initial full-history
+    files have no week and always count. ``file_week_end`` says which week a reject belongs to."""
+    cols = ["_source_file", "_sheet", "_row", "column", "value", "reason", "file_week_end", "record_id"]
+    if not dbmod.table_exists(con, "load_rejects"):
+        return pd.DataFrame(columns=cols)
+    rj = _df(con, """SELECT _source_file, _sheet, _row, "column", "value", reason FROM load_rejects
+                     ORDER BY _source_file, _sheet, _row, "column" """)
+    rj["file_week_end"] = rj["_source_file"].map(_file_week_end)
+    rj = rj[rj["file_week_end"].isna() | (rj["file_week_end"].map(lambda d: d is None or d <= as_of + dt.timedelta(days=6)))]
+    if dbmod.table_exists(con, "customer_records") and len(rj):
+        link = _df(con, "SELECT _source_file, _row, min(record_id) AS record_id FROM customer_records "
+                        "WHERE _source_file IS NOT NULL GROUP BY 1, 2")
+        rj = rj.merge(link, on=["_source_file", "_row"], how="left")
+    else:
+        rj["record_id"] = None
+    return rj[cols].reset_index(drop=True)
+
+
+def stg_issues(con, as_of: dt.date, params: QualityParams) -> pd.DataFrame:
+    """Impossible dates and negative amounts in the stg tables, attributed to a customer record."""
+    lo = params.date_min
+    specs = [
+        # table, record_id expression, source, key expr, date columns, amount columns, ordered date pairs
+        ("stg_sales_visits", "'sales:' || record_key", "sales", "record_key",
+         ["visit_date", "report_date"], ["est_amount"], [("visit_date", "report_date")]),
+        ("stg_crm_accounts", "'crm:' || account_id", "crm", "account_id",
+         ["created_at", "updated_at"], ["registered_capital"], [("created_at", "updated_at")]),
+        ("stg_crm_opportunities", "'crm:' || account_id", "crm", "account_id",
+         ["created_at", "expected_close", "closed_at"], ["amount"], [("created_at", "closed_at")]),
+        ("stg_calls", "'callcenter:' || call_id", "callcenter", "call_id", ["called_at"], [], []),
+        ("stg_tickets", "'service:' || ticket_id", "service", "ticket_id",
+         ["opened_at", "closed_at"], [], [("opened_at", "closed_at")]),
+        ("stg_orders", "'erp:' || erp_customer_id", "erp", "erp_customer_id",
+         ["order_date"], ["amount", "qty", "cost"], []),
+        ("stg_receipts", "'erp:' || erp_customer_id", "erp", "erp_customer_id",
+         ["invoice_date", "paid_date"], ["amount"], [("invoice_date", "paid_date")]),
+    ]
+    out = []
+    for table, rid, source, key, dates, amounts, pairs in specs:
+        if not dbmod.table_exists(con, table):
+            continue
+        have = _cols(con, table)
+        dates = [c for c in dates if c in have]
+        amounts = [c for c in amounts if c in have]
+        pairs = [p for p in pairs if p[0] in have and p[1] in have]
+        parts = []
+        for c in dates:
+            # the upper bound is the audit date for the record's own date, so a row entered today with a
+            # date next week is impossible; expected/planned dates (expected_close) may lie ahead
+            upper = "" if c == "expected_close" else f" OR CAST({c} AS DATE) > DATE '{as_of}'"
+            parts.append(f"SELECT {rid} AS record_id, '{source}' AS source, {key} AS source_key, "
+                         f"'future_or_impossible_date' AS kind, '{c}' AS field, CAST({c} AS VARCHAR) AS value "
+                         f"FROM {table} WHERE CAST({c} AS DATE) < DATE '{lo}'{upper}")
+        for a, b in pairs:
+            parts.append(f"SELECT {rid}, '{source}', {key}, 'future_or_impossible_date', '{b}', "
+                         f"CAST({b} AS VARCHAR) FROM {table} WHERE CAST({b} AS DATE) < CAST({a} AS DATE)")
+        for c in amounts:
+            parts.append(f"SELECT {rid}, '{source}', {key}, 'negative_amount', '{c}', CAST({c} AS VARCHAR) "
+                         f"FROM {table} WHERE {c} < 0")
+        if parts:
+            out.append(_df(con, " UNION ALL ".join(parts)))
+    if not out:
+        return issues_frame([])
+    df = pd.concat(out, ignore_index=True).drop_duplicates()
+    df["reason"] = [reason(k, f) for k, f in zip(df["kind"], df["field"])]
+    df["customer_id"] = None
+    df["suggested"] = None
+    return issues_frame(df)
+
+
+# ---------------------------------------------------------------- running
+
+def run_checks(inp: AuditInputs, params: QualityParams) -> Audit:
+    """Every record check over the inputs; pure (no database)."""
+    rec, master = inp.records.copy(), inp.master
+    dup_sources = list(params.duplicate_sources)
+    parts = [
+        checks.check_junk(rec),
+        checks.check_validity(rec),
+        checks.check_required(rec, params.required_fields),
+        checks.check_consistency(rec, master, params.consistency_fields),
+        checks.check_duplicates(rec, dup_sources, params.key_fields),
+        checks.check_uscc_against_master(rec, master, dup_sources),
+        checks.check_names(rec, master, dup_sources),
+        inp.extra_issues,
+    ]
+    rj = inp.rejects.dropna(subset=["record_id"])
+    if len(rj):
+        by_id = rec.set_index("record_id")
+        parts.append(issues_frame([{
+            "record_id": r["record_id"], "source": by_id.at[r["record_id"], "source"],
+            "source_key": by_id.at[r["record_id"], "source_key"], "kind": "load_reject", "field": r["column"],
+            "value": r["value"], "reason": f"{reason('load_reject', r['column'])}：{r['reason']}"}
+            for r in rj.to_dict("records") if r["record_id"] in by_id.index]))
+    issues = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) \
+        else issues_frame([])
+    issues = issues_frame(issues)
+    cust = rec.set_index("record_id")["customer_id"]
+    issues["customer_id"] = issues["record_id"].map(cust)
+    issues = issues.drop_duplicates(["record_id", "kind", "field"]).sort_values(
+        ["record_id", "kind", "field"]).reset_index(drop=True)
+
+    err = issues[~issues["kind"].isin(NOT_ERRORS)]
+    kinds = err.groupby("record_id")["kind"].agg(lambda s: ";".join(sorted(set(s))))
+    rec["n_issues"] = rec["record_id"].map(err.groupby("record_id").size()).fillna(0).astype(int)
+    rec["erroneous"] = rec["n_issues"] > 0
+    rec["kinds"] = rec["record_id"].map(kinds)
+    region = master.set_index("customer_id")["region"] if "region" in master.columns else pd.Series(dtype=object)
+    rep_region = inp.reps.set_index("rep_id")["region"] if len(inp.reps) else pd.Series(dtype=object)
+    rec["region"] = rec["customer_id"].map(region)
+    # junk records have no customer: fall back to the rep's region so they still land somewhere
+    rec["region"] = rec["region"].fillna(rec["rep_id"].map(rep_region))
+    comp = checks.completeness(rec, params.key_fields)
+    return Audit(inp.as_of, rec, issues, comp, master, inp.rejects, inp.visits, inp.reps)
+
+
+def run_audit(con: duckdb.DuckDBPyConnection, as_of: dt.date, params: QualityParams) -> Audit:
+    return run_checks(read_inputs(con, as_of, params), params)
+
+
+# ---------------------------------------------------------------- aggregating
+
+def headline(audit: Audit, source: str | None) -> dict:
+    """Seed-style figures over one source (``None`` = all sources).
+
+    Record error rate = erroneous records / records. Customer error rate = master customers with at least
+    one erroneous record / master customers with at least one record (in that source).
+    """
+    rec = audit.records if source is None else audit.records[audit.records["source"] == source]
+    n_rec, n_err = len(rec), int(rec["erroneous"].sum())
+    c = rec[rec["customer_id"].notna()].groupby("customer_id")["erroneous"].any()
+    return {"n_records": n_rec, "n_records_erroneous": n_err,
+            "record_error_rate": n_err / n_rec if n_rec else None,
+            "n_customers": len(c), "n_customers_erroneous": int(c.sum()),
+            "customer_error_rate": float(c.mean()) if len(c) else None}
+
+
+def breakdown(audit: Audit, by: str, source: str | None = None) -> pd.DataFrame:
+    """Record and customer error rates per ``source``, ``region`` or ``rep_id`` (of the record)."""
+    rec = audit.records if source is None else audit.records[audit.records["source"] == source]
+    rec = rec.assign(**{by: rec[by].fillna("(空)")})
+    g = rec.groupby(by)
+    out = pd.DataFrame({"n_records": g.size(), "n_records_erroneous": g["erroneous"].sum().astype(int)})
+    out["record_error_rate"] = out["n_records_erroneous"] / out["n_records"]
+    cust = rec[rec["customer_id"].notna()].groupby([by, "customer_id"])["erroneous"].any().reset_index()
+    cg = cust.groupby(by)["erroneous"]
+    out["n_customers"] = cg.size().reindex(out.index).fillna(0).astype(int)
+    out["n_customers_erroneous"] = cg.sum().reindex(out.index).fillna(0).astype(int)
+    out["customer_error_rate"] = (out["n_customers_erroneous"] / out["n_customers"]).where(out["n_customers"] > 0)
+    return out.reset_index().sort_values(by).reset_index(drop=True)
+
+
+def kinds_table(audit: Audit) -> pd.DataFrame:
+    """Issues per kind and source."""
+    if audit.issues.empty:
+        return pd.DataFrame(columns=["kind", "source", "n_issues", "n_records"])
+    g = audit.issues.groupby(["kind", "source"])
+    return pd.DataFrame({"n_issues": g.size(), "n_records": g["record_id"].nunique()}).reset_index()
+
+
+def discipline_tables(audit: Audit, params: QualityParams) -> dict[str, pd.DataFrame]:
+    return {
+        "timeliness": timeliness(audit.visits, params.timeliness_limit_days),
+        "daily": daily_sending(audit.visits, audit.reps, audit.as_of, params),
+        "rep_only": rep_only_customers(audit.records),
+        "not_contacted": not_contacted(audit.records, audit.master, audit.as_of, params.not_contacted_days),
+    }
+
+
+def trend(con: duckdb.DuckDBPyConnection, as_of: dt.date, params: QualityParams,
+          weeks: int | None = None) -> pd.DataFrame:
+    """Headline figures as of ``as_of``, ``as_of - 7``, ... (``weeks`` audits, newest first), re-run over
+    the records that existed at each date."""
+    from tqdm.auto import tqdm
+    weeks = weeks or params.trend_weeks
+    rows = []
+    for k in tqdm(range(weeks), desc="quality trend", leave=False):
+        d = as_of - dt.timedelta(days=7 * k)
+        a = run_audit(con, d, params)
+        for scope in (params.primary_source, None):
+            h = headline(a, scope)
+            rows.append({"as_of": d, "weeks_back": k, "scope": scope or "all", **h})
+    return pd.DataFrame(rows)
+
+
+def trend_summary(tr: pd.DataFrame, scope: str) -> dict:
+    """This week, last week and the average over the trend window for one scope."""
+    t = tr[tr["scope"] == scope].sort_values("weeks_back")
+    out = {}
+    for m in ("customer_error_rate", "record_error_rate"):
+        vals = t[m].tolist()
+        out[m] = {"this_week": vals[0] if vals else None, "last_week": vals[1] if len(vals) > 1 else None,
+                  "avg": float(pd.Series(vals, dtype=float).mean()) if vals else None}
+    return out
+
+
+def rejects_in_week(rejects: pd.DataFrame, as_of: dt.date) -> int:
+    """Rejected (row, column)s from files of the ISO week containing ``as_of``."""
+    if rejects.empty:
+        return 0
+    end = dt.date.fromisocalendar(*as_of.isocalendar()[:2], 7)
+    return int((rejects["file_week_end"] == end).sum())
+
+
+def quality_weekly_metrics(con: duckdb.DuckDBPyConnection, as_of: dt.date,
+                           params: QualityParams | None = None) -> dict:
+    """Flat figures for ``metrics.json``; empty when the master is not built yet."""
+    from .config import load_params
+    params = params or load_params()
+    if not dbmod.table_exists(con, "customer_records"):
+        return {}
+    a = run_audit(con, as_of, params)
+    prim = headline(a, params.primary_source)
+    allh = headline(a, None)
+    comp = a.completeness["share"].dropna()
+    daily = daily_sending(a.visits, a.reps, as_of, params)
+    return {
+        "quality_customer_error_rate": prim["customer_error_rate"],
+        "quality_record_error_rate": prim["record_error_rate"],
+        "quality_customer_error_rate_all_sources": allh["customer_error_rate"],
+        "quality_record_error_rate_all_sources": allh["record_error_rate"],
+        "quality_rejects_this_week": rejects_in_week(a.rejects, as_of),
+        "quality_completeness_avg": float(comp.mean()) if len(comp) else None,
+        "quality_reps_not_sending_daily": int(daily["not_daily"].sum()) if len(daily) else 0,
+    }

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -93,16 +94,30 @@ def run_notebook(src: Path, dst: Path, parameters: dict[str, Any], kernel: str, 
                         hint="run `make setup` to (re)register the kernel") from None
 
 
-def export_html(nb_path: Path, html_path: Path, title: str) -> None:
-    """HTML without code or prompts; plotly.js is already embedded once by the `notebook` renderer."""
+def export_html(nb_path: Path, html_path: Path, title: str, lang: str = "zh") -> None:
+    """HTML without code or prompts, nothing fetched online (template ``crmlib/templates/crm_report``);
+    plotly.js is already embedded once by the `notebook` renderer."""
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(nb_path), as_version=4)
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter = HTMLExporter(
+        template_name="crm_report", extra_template_basedirs=[str(Path(__file__).parent / "templates")],
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
+        language_code="zh-CN" if lang == "zh" else "en",
+    )
     nb.metadata["title"] = title
     body, _ = exporter.from_notebook_node(nb)
-    html_path.write_text(body, encoding="utf-8")
+    html_path.write_text(strip_online_scripts(body), encoding="utf-8")
+
+
+_ONLINE_SCRIPT = re.compile(r"<script[^>]*\ssrc=[\"']https?://[^>]*>\s*</script>", re.IGNORECASE)
+
+
+def strip_online_scripts(body: str) -> str:
+    """Drop ``<script src="https://...">`` tags: plotly's notebook renderer adds MathJax from a CDN to
+    every figure (hard-coded), which a report read offline must not try to fetch; no chart uses LaTeX."""
+    return _ONLINE_SCRIPT.sub("", body)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -172,7 +187,7 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
                   report_params, cfg.kernel, cfg.cell_timeout)
         title = ("客户信息中心周报 " if nb_params["lang"] == "zh" else "Customer information weekly ") + week
         html = build_dir / f"weekly_report_{week}.html"
-        timer.run("export", export_html, report_nb, html, title)
+        timer.run("export", export_html, report_nb, html, title, nb_params["lang"])
         _maybe_fail(fail_after, "export")
         if pdf:
             from .browser import print_pdf

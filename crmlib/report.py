@@ -21,7 +21,8 @@ from typing import Any
 
 from . import paths
 from .errors import UserError
-from .params import Params, load as load_params
+from .params import Params
+from .params import load as load_params
 
 log = logging.getLogger("crm.weekly")
 
@@ -133,8 +134,8 @@ def _default_as_of(db: Path) -> dt.date:
 
 
 def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = None,
-           pdf: bool = False, fail_after: str | None = None) -> Path:
-    """Run the whole week; returns the report directory. ``fail_after`` (a step name) is for tests."""
+           pdf: bool = False) -> Path:
+    """Run the whole week; returns the report directory."""
     cfg = load_params(WeeklyConfig, params_path or "weekly")
     root = paths.root()
     nb_params = cfg.parameters.model_dump()
@@ -153,12 +154,11 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
     timer = StepTimer()
     build_dir: Path | None = None
     try:
-        from . import load as load_mod, master
+        from . import load as load_mod
+        from . import master
 
         timer.run("load", load_mod.load_all, paths.raw_dir(), build_db, progress=sys.stderr.isatty())
-        _maybe_fail(fail_after, "load")
         timer.run("resolve", master.resolve_db, build_db)
-        _maybe_fail(fail_after, "resolve")
 
         as_of_date = as_of_date or _default_as_of(build_db)
         week = iso_week(as_of_date)
@@ -173,7 +173,6 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
         for name in cfg.notebooks:
             timer.run(f"notebook {name}", run_notebook, nb_dir / name, build_dir / name, params,
                       cfg.kernel, cfg.cell_timeout)
-            _maybe_fail(fail_after, name)
 
         from .metrics import collect_metrics
         metrics = timer.run("metrics", collect_metrics, build_db, as_of_date, reports, nb_params["truth_dir"])
@@ -188,7 +187,6 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
         title = ("客户信息中心周报 " if nb_params["lang"] == "zh" else "Customer information weekly ") + week
         html = build_dir / f"weekly_report_{week}.html"
         timer.run("export", export_html, report_nb, html, title, nb_params["lang"])
-        _maybe_fail(fail_after, "export")
         if pdf:
             from .browser import print_pdf
             timer.run("pdf", print_pdf, html, html.with_suffix(".pdf"))
@@ -206,11 +204,6 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
             shutil.rmtree(build_dir, ignore_errors=True)
         build_db.unlink(missing_ok=True)
         build_db.with_name(build_db.name + ".wal").unlink(missing_ok=True)
-
-
-def _maybe_fail(fail_after: str | None, step: str) -> None:
-    if fail_after == step:
-        raise RuntimeError(f"test failure injected after step {step}")
 
 
 def _swap_in(build_dir: Path, final: Path) -> None:

@@ -341,7 +341,9 @@ def equal_count_scores(values: pd.Series, ids: pd.Series, bins: int = 5,
     if n == 0:
         return np.array([], dtype=int)
     key = values.to_numpy(dtype=float) if higher_is_better else -values.to_numpy(dtype=float)
-    order = np.lexsort((ids.astype(str).to_numpy(), key))  # last key is primary
+    # numeric ids sort as numbers, others as strings (C000010 after C000009 either way)
+    tie = ids.to_numpy() if pd.api.types.is_numeric_dtype(ids) else ids.astype(str).to_numpy()
+    order = np.lexsort((tie, key))  # last key is primary
     score = np.empty(n, dtype=int)
     score[order] = np.arange(n) * bins // n + 1
     return score
@@ -351,8 +353,8 @@ def rfm_table(orders: pd.DataFrame, as_of, rfm: RfmParams) -> pd.DataFrame:
     """RFM per customer with at least one order on or before ``as_of``.
 
     recency_days = as_of - last order date, in days (0 = ordered on as_of). This is NOT the
-    buy-till-you-die recency (age at the last repeat purchase). frequency = distinct order_id;
-    monetary = sum of amount. Scores via :func:`equal_count_scores`; fm_score = (f + m + 1) // 2.
+    buy-till-you-die recency (age at the last repeat purchase). frequency = distinct order_id
+    (distinct order dates when there is no order_id column); monetary = sum of amount, rounded to 0.01. Scores via :func:`equal_count_scores`; fm_score = (f + m + 1) // 2.
     """
     t = _ts(as_of)
     o = orders[pd.to_datetime(orders["order_date"]) <= t]
@@ -362,7 +364,8 @@ def rfm_table(orders: pd.DataFrame, as_of, rfm: RfmParams) -> pd.DataFrame:
     df = pd.DataFrame({
         "recency_days": (t - pd.to_datetime(g["order_date"].max())).dt.days,
         "frequency": g["order_id"].nunique(),
-        "monetary": g["amount"].sum(),
+        # cents: float noise in a sum must not decide a tie
+        "monetary": g["amount"].sum().round(2),
     }).reset_index().sort_values("customer_id", kind="stable").reset_index(drop=True)
     ids = df["customer_id"]
     df["r_score"] = equal_count_scores(df["recency_days"], ids, rfm.bins, higher_is_better=False)

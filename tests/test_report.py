@@ -1,0 +1,194 @@
+"""The weekly run end to end on a small demo: two consecutive weeks, a failing run, the browser check.
+
+One module-scoped project in a temp dir (CRM_HOME) runs `crm weekly` for 2026-W47, advances the demo data
+by a week and runs 2026-W48; the tests below inspect what those runs left behind.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+WEEK1, WEEK2 = "2026-W47", "2026-W48"
+AS_OF1, AS_OF2 = dt.date(2026, 11, 22), dt.date(2026, 11, 29)
+SCALE = 0.15
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    from crmlib import demo, report
+
+    root = tmp_path_factory.mktemp("weekly")
+    shutil.copytree(REPO / "params", root / "params")
+    shutil.copytree(REPO / "notebooks", root / "notebooks")
+    for sub in ("data/raw", "data/curated", "reports"):
+        (root / sub).mkdir(parents=True)
+    old = os.environ.get("CRM_HOME")
+    os.environ["CRM_HOME"] = str(root)
+    try:
+        demo.generate(root / "data" / "raw", root / "data" / "demo_truth", seed=7, scale=SCALE, as_of=AS_OF1)
+        first = report.weekly(as_of=AS_OF1)
+        demo.generate(root / "data" / "raw", root / "data" / "demo_truth", seed=7, scale=SCALE, as_of=AS_OF2)
+        second = report.weekly(as_of=AS_OF2)
+        yield root, first, second
+    finally:
+        if old is None:
+            os.environ.pop("CRM_HOME", None)
+        else:
+            os.environ["CRM_HOME"] = old
+
+
+def _html(week_dir: Path) -> Path:
+    (html,) = week_dir.glob("weekly_report_*.html")
+    return html
+
+
+def _metrics(week_dir: Path) -> dict:
+    return json.loads((week_dir / "metrics.json").read_text(encoding="utf-8"))
+
+
+def test_week_folders_hold_report_notebooks_and_metrics(project):
+    root, first, second = project
+    assert first == root / "reports" / WEEK1 and second == root / "reports" / WEEK2
+    for week_dir in (first, second):
+        assert _html(week_dir).name == f"weekly_report_{week_dir.name}.html"
+        for name in ("01_master", "02_quality", "03_segments", "04_funnel", "05_pyramid", "00_weekly_report"):
+            assert (week_dir / f"{name}.ipynb").exists(), name
+        metrics = _metrics(week_dir)
+        assert metrics["week"] == week_dir.name
+        assert metrics["metrics"]["customers"] > 0
+        assert set(json.loads((week_dir / "timings.json").read_text())) >= {"load", "resolve", "report"}
+    assert not list((root / "reports").glob(".build-*")), "build folders must not be left behind"
+
+
+def test_html_is_self_contained_without_code_or_personal_data(project):
+    _, first, _ = project
+    html = _html(first)
+    body = html.read_text(encoding="utf-8")
+    assert html.stat().st_size < 10 * 1024 * 1024
+    assert body.count("window.Plotly = Plotly") == 1, "plotly.js embedded exactly once"
+    assert not re.search(r"<script[^>]+src=[\"']https?://", body), "nothing fetched online"
+    assert "jp-InputArea" not in body and "Traceback" not in body
+    assert "客户信息中心周报" in body
+    # managers see masked phones only: no full mobile number appears
+    assert not re.search(r"(?<!\d)1[3-9]\d{9}(?!\d)", body)
+
+
+def test_week_over_week_deltas_agree_with_both_metrics_files(project):
+    _, first, second = project
+    m1, m2 = _metrics(first), _metrics(second)
+    assert m2["compare"]["wow"]["source"] == f"reports/{WEEK1}/metrics.json"
+    wow = m2["deltas"]["wow"]
+    numeric = {k: v for k, v in m2["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    assert numeric and set(wow) == {k for k in numeric if isinstance(m1["metrics"].get(k), (int, float))}
+    for key, delta in wow.items():
+        assert delta == pytest.approx(m2["metrics"][key] - m1["metrics"][key], abs=1e-6), key
+    # a week of new data moved at least the record count
+    assert m2["metrics"]["records"] > m1["metrics"]["records"]
+
+
+def test_latest_points_to_newest_and_rerun_replaces_cleanly(project):
+    from crmlib import report
+
+    root, first, second = project
+    latest = root / "reports" / "latest"
+    assert latest.is_symlink() and latest.resolve() == second.resolve()
+    before = _metrics(first)
+    again = report.weekly(as_of=AS_OF1)  # re-running an older week replaces it, keeps latest
+    assert again == first and _metrics(first)["metrics"] == before["metrics"]
+    assert latest.resolve() == second.resolve()
+    assert sorted(p.name for p in (root / "reports").iterdir() if not p.name.startswith(".")) == [
+        WEEK1, WEEK2, "latest", "weekly.log"] or sorted(
+        p.name for p in (root / "reports").iterdir() if not p.name.startswith(".")) == [WEEK1, WEEK2, "latest"]
+
+
+def test_failing_run_leaves_report_and_database_unchanged(project):
+    from crmlib import cli, demo
+
+    root, _, second = project
+    db = root / "data" / "curated" / "crm.duckdb"
+    db_hash, html_hash = _sha(db), _sha(_html(second))
+    # a new week of data arrives, and an analysis notebook breaks midway through the run
+    demo.generate(root / "data" / "raw", root / "data" / "demo_truth", seed=7, scale=SCALE,
+                  as_of=AS_OF2 + dt.timedelta(days=7))
+    broken = root / "notebooks" / "03_segments.ipynb"
+    saved = broken.read_bytes()
+    nb = json.loads(saved)
+    nb["cells"].append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+                        "source": ["raise RuntimeError('disk full while writing a chart')"]})
+    broken.write_text(json.dumps(nb), encoding="utf-8")
+    try:
+        rc = cli.main(["weekly", "--as-of", (AS_OF2 + dt.timedelta(days=7)).isoformat()])
+    finally:
+        broken.write_bytes(saved)
+    assert rc != 0
+    assert _sha(db) == db_hash, "database changed by a failed run"
+    assert _sha(_html(second)) == html_hash
+    assert not (root / "reports" / "2026-W49").exists()
+    assert not list((root / "reports").glob(".build-*"))
+    assert not list((root / "data" / "curated").glob("*.building.duckdb"))
+    log = (root / "reports" / "weekly.log").read_text(encoding="utf-8")
+    assert "disk full while writing a chart" in log
+
+
+def test_english_report(project, tmp_path):
+    """`lang: en` gives the English report from the same notebook."""
+    from crmlib import report
+
+    root, second_dir = project[0], project[2]
+    out = tmp_path / "en.ipynb"
+    params = {"as_of": AS_OF2.isoformat(), "lang": "en", "db_path": "data/curated/crm.duckdb",
+              "truth_dir": "data/demo_truth", "interactive": False,
+              "metrics_path": str(second_dir / "metrics.json")}
+    report.run_notebook(root / "notebooks" / "00_weekly_report.ipynb", out, params, "crm", 600)
+    html = tmp_path / "en.html"
+    report.export_html(out, html, "weekly", "en")
+    body = html.read_text(encoding="utf-8")
+    assert "Customer information center weekly report" in body and "客户信息中心周报" not in body
+    assert 'lang="en"' in body
+
+
+def _browser_or_skip():
+    from crmlib.browser import chromium_path
+
+    if chromium_path() is None:
+        if os.environ.get("CRM_REQUIRE_BROWSER"):
+            pytest.fail("chromium is required (CRM_REQUIRE_BROWSER is set) but not installed")
+        pytest.skip("chromium not installed (apt-get install chromium fonts-noto-cjk)")
+
+
+def test_every_chart_draws_offline_in_chromium(project):
+    _browser_or_skip()
+    from crmlib.browser import check_report
+
+    _, first, _ = project
+    shots = REPO / "reports" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    shot = shots / f"weekly_report_{WEEK1}.png"
+    result = check_report(_html(first), screenshot=shot)
+    assert result.charts >= 8
+    assert result.charts_drawn == result.charts
+    assert result.console_errors == []
+    assert result.blocked_requests == []
+    assert "客户" in result.text_sample
+    assert shot.stat().st_size > 50_000
+
+
+def test_pdf_prints(project, tmp_path):
+    _browser_or_skip()
+    from crmlib.browser import print_pdf
+
+    pdf = print_pdf(_html(project[1]), tmp_path / "report.pdf")
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF") and len(data) > 20_000

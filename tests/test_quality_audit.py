@@ -94,7 +94,7 @@ def test_audit_headline_and_breakdowns(db):
     con = duckdb.connect(str(db), read_only=True)
     p = quality.load_params()
     a = quality.run_audit(con, AS_OF, p)
-    kinds = {(r, k) for r, k in zip(a.issues["record_id"], a.issues["kind"])}
+    kinds = {(r, k) for r, k in zip(a.issues["record_id"], a.issues["kind"], strict=True)}
     assert ("crm:A2", "uscc_bad_check") in kinds
     assert ("crm:A3", "junk_name") in kinds
     assert ("crm:A4", "duplicate_record") in kinds          # A2 is older and as complete: A2 kept
@@ -138,7 +138,7 @@ def test_fixlist_xlsx_reads_back_with_chinese(db, tmp_path):
     assert header[:3] == ["优先级", "来源", "文件"] and "建议主客户名称" in header
     assert ws["A1"].font.bold and ws.freeze_panes == "B2"
     assert ws.column_dimensions["H"].width == 52
-    rows = [dict(zip(header, [c.value for c in r])) for r in ws.iter_rows(min_row=2)]
+    rows = [dict(zip(header, [c.value for c in r], strict=True)) for r in ws.iter_rows(min_row=2)]
     # the junk CRM record ranks first (highest weight), the whole-row reject is listed by file and row
     assert rows[0]["记录键"] == "A3" and rows[0]["问题类型"] == "junk_name"
     bad = next(r for r in rows if r["问题类型"] == "uscc_bad_check")

@@ -160,7 +160,7 @@ def stg_issues(con, as_of: dt.date, params: QualityParams) -> pd.DataFrame:
     if not out:
         return issues_frame([])
     df = pd.concat(out, ignore_index=True).drop_duplicates()
-    df["reason"] = [reason(k, f) for k, f in zip(df["kind"], df["field"])]
+    df["reason"] = [reason(k, f) for k, f in zip(df["kind"], df["field"], strict=True)]
     df["customer_id"] = None
     df["suggested"] = None
     return issues_frame(df)

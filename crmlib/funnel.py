@@ -247,7 +247,8 @@ def current_state(opps: pd.DataFrame, history: pd.DataFrame, p: FunnelParams, as
     h = _prepare_history(history, p, as_of)
     last = h.groupby("opp_id", sort=True).tail(1).set_index("opp_id")
     o["current_stage"] = o["opp_id"].map(last["stage"]).fillna(p.stages[0])
-    o["entered_current_at"] = o["opp_id"].map(last["entered_at"]).fillna(o["created_at"])
+    o["entered_current_at"] = pd.Series(last["entered_at"].reindex(o["opp_id"]).to_numpy(),
+                                        index=o.index).fillna(o["created_at"])
     status = np.where(o["current_stage"] == p.won_stage, "won",
                       np.where(o["current_stage"] == p.lost_stage, "lost", "open"))
     o["status"] = status
@@ -343,8 +344,10 @@ def opportunity_progress(opps: pd.DataFrame, history: pd.DataFrame, p: FunnelPar
     won_rank = len(p.stages) - 1
     won_at = h[h["rank"] == won_rank].groupby("opp_id")["entered_at"].min()
     o["won"] = o["max_rank"] == won_rank
-    o["won_at"] = o["opp_id"].map(won_at)
-    o["days_to_win"] = (o["won_at"] - o["created_at"]).dt.total_seconds() / 86400.0
+    # reindex (not map) keeps the datetime dtype when no deal was won
+    o["won_at"] = won_at.reindex(o["opp_id"]).to_numpy()
+    # calendar days: created_at is a date, stage entries are timestamps
+    o["days_to_win"] = (o["won_at"].dt.normalize() - o["created_at"].dt.normalize()).dt.days
     last = h.groupby("opp_id").tail(1).set_index("opp_id")["stage"]
     o["lost"] = (o["opp_id"].map(last) == p.lost_stage) & ~o["won"]
     o["status_at_window_end"] = np.where(o["won"], "won", np.where(o["lost"], "lost", "open"))

@@ -40,11 +40,11 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -80,12 +80,12 @@ class FunnelParams(params_mod.Params):
     @field_validator("aging_edges")
     @classmethod
     def _increasing(cls, v: list[int]) -> list[int]:
-        if not v or any(b <= a for a, b in zip(v, v[1:])) or v[0] <= 0:
+        if not v or any(b <= a for a, b in zip(v, v[1:], strict=False)) or v[0] <= 0:
             raise ValueError("must be increasing positive day counts, e.g. [30, 60, 90]")
         return v
 
     @model_validator(mode="after")
-    def _known_stages(self) -> "FunnelParams":
+    def _known_stages(self) -> FunnelParams:
         if len(self.stages) < 2 or len(set(self.stages)) != len(self.stages):
             raise ValueError("stages must list at least two distinct stages")
         if self.lost_stage in self.stages:
@@ -385,7 +385,7 @@ def cohort_conversion(progress: pd.DataFrame, p: FunnelParams, by=None, unit: st
         prev = n
         for i, stage in enumerate(p.stages):
             reached = int((g["max_rank"] >= i).sum())
-            rows.append({**dict(zip(dims, gkey)), "stage": stage, "stage_rank": i, "unit": unit,
+            rows.append({**dict(zip(dims, gkey, strict=False)), "stage": stage, "stage_rank": i, "unit": unit,
                          "cohort": n, "reached": reached,
                          "step_rate": reached / prev if prev else np.nan,
                          "overall_rate": reached / n if n else np.nan})
@@ -565,7 +565,7 @@ def lifecycle_funnel(stages: pd.DataFrame, by="region") -> pd.DataFrame:
         prev = None
         for i, s in enumerate(LIFECYCLE_STAGES):
             n = int((g["lifecycle_rank"] >= i).sum())
-            rows.append({**dict(zip(dims, gkey)), "stage": s, "stage_rank": i, "customers": n,
+            rows.append({**dict(zip(dims, gkey, strict=False)), "stage": s, "stage_rank": i, "customers": n,
                          "rate": (n / prev if prev else np.nan) if i else 1.0})
             prev = n
     out = pd.DataFrame(rows, columns=[*dims, "stage", "stage_rank", "customers", "rate"])
@@ -582,7 +582,7 @@ def lifecycle_rates(funnel: pd.DataFrame, by="region") -> pd.DataFrame:
     counts = counts.reindex(columns=LIFECYCLE_STAGES).fillna(0).astype(int)
     out = counts.copy()
     with np.errstate(divide="ignore", invalid="ignore"):
-        for a, b in zip(LIFECYCLE_STAGES, LIFECYCLE_STAGES[1:]):
+        for a, b in zip(LIFECYCLE_STAGES, LIFECYCLE_STAGES[1:], strict=False):
             out[f"{a}_to_{b}"] = np.where(counts[a] > 0, counts[b] / counts[a].where(counts[a] > 0, 1), np.nan)
     out.columns.name = None
     return out.reset_index(drop=not dims)
@@ -622,7 +622,7 @@ def parse_rates(text: str) -> PlanRates:
         raise UserError(f"--rates needs three comma-separated rates, got {text!r}",
                         hint="target→potential,potential→opportunity,opportunity→order, e.g. 0.02,0.1,0.5")
     vals = []
-    for name, s in zip(("target→potential", "potential→opportunity", "opportunity→order"), parts):
+    for name, s in zip(("target→potential", "potential→opportunity", "opportunity→order"), parts, strict=False):
         try:
             v = _fraction(s)
         except (ValueError, ZeroDivisionError):
@@ -812,12 +812,13 @@ def read_stage_history(con, as_of) -> pd.DataFrame:
 
 def read_lifecycle(con, as_of, p: FunnelParams) -> pd.DataFrame:
     """Target customers with their furthest lifecycle stage as of ``as_of`` (needs the master)."""
-    if not (_has(con, "customer_master") and _has(con, "customer_xref")):
+    if not all(_has(con, t) for t in ("customer_master", "customer_xref", "customer_records")):
         raise UserError("the customer master is not built yet", hint="run `crm resolve` first")
     d = pd.Timestamp(as_of).date()
+    # a customer first seen after as_of was not a target yet
     customers = con.execute("""
         SELECT customer_id, region, industry, scope, owner_rep_id FROM customer_master
-        ORDER BY customer_id""").df()
+        WHERE first_seen IS NULL OR first_seen <= ? ORDER BY customer_id""", [d]).df()
     if p.lifecycle_scopes:
         customers = customers[customers["scope"].isin(p.lifecycle_scopes)]
     contacted = con.execute(f"""
@@ -828,6 +829,8 @@ def read_lifecycle(con, as_of, p: FunnelParams) -> pd.DataFrame:
         SELECT DISTINCT x.customer_id FROM stg_crm_opportunities o
         JOIN customer_xref x ON x.record_id = 'crm:' || o.account_id
         WHERE o.created_at <= ? AND x.customer_id IS NOT NULL""", [d]).df()["customer_id"]
+    if not _has(con, "stg_orders"):
+        return lifecycle_stage(customers, contacted, with_opp, [])
     with_order = con.execute("""
         SELECT DISTINCT x.customer_id FROM stg_orders o
         JOIN customer_xref x ON x.record_id = 'erp:' || o.erp_customer_id
@@ -865,24 +868,26 @@ def read_funnel(con, as_of=None, params: FunnelParams | None = None) -> FunnelDa
 
 
 def funnel_weekly_metrics(con, as_of, params: FunnelParams | None = None) -> dict:
-    """Flat headline numbers for metrics.json, all as of ``as_of`` (stage entries after it ignored).
+    """Flat headline numbers for metrics.json (prefix ``funnel_``), all as of ``as_of``: stage entries
+    after it are ignored, so last week's figures are recomputed with ``as_of - 7 days``.
 
-    open_pipeline_count/amount (open deals, 万元), weighted_pipeline (Σ amount × stage probability),
-    win_rate_90d (won / closed among deals closed in the last ``win_rate_days`` days, inclusive of
-    as_of), lead_to_order_conversion (lifecycle: customers with an order / target customers; None
-    without the master), opp_win_conversion (share of opportunities whose window has elapsed that were
-    won within it), stuck_deals, overdue_deals.
+    open_count/open_amount (open deals, 万元), weighted_pipeline (Σ amount × stage probability),
+    win_rate_90d (won / closed among deals closed in the ``win_rate_days`` days ending on as_of, both
+    ends inclusive) and closed_90d, lead_to_order (lifecycle: customers with an order / target customers;
+    None without the master), opp_win_conversion (opportunities whose window has elapsed: share won within
+    it), stuck_deals, overdue_deals. Empty dict when the database has no opportunity tables.
     """
+    if not (_has(con, "stg_crm_opportunities") and _has(con, "stg_crm_opportunity_stages")):
+        return {}
     fd = read_funnel(con, as_of, params)
     p, st = fd.params, fd.state
     open_ = st[st["status"] == "open"]
     start = pd.Timestamp(fd.as_of) - pd.Timedelta(days=p.win_rate_days - 1)
-    wl = win_loss(st, start, fd.as_of)
-    prog = fd.progress()
-    mature = prog[prog["window_complete"]]
+    wl = win_loss(st, start, fd.as_of).iloc[0]
+    mature = fd.progress().query("window_complete")
     try:
         lc = lifecycle_funnel(read_lifecycle(con, fd.as_of, p), by=None).set_index("stage")["customers"]
-        lead_to_order = float(lc["order"] / lc["target"]) if lc["target"] else None
+        lead_to_order = lc["order"] / lc["target"] if lc["target"] else None
     except UserError:
         lead_to_order = None
 
@@ -890,16 +895,15 @@ def funnel_weekly_metrics(con, as_of, params: FunnelParams | None = None) -> dic
         return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 4)
 
     return {
-        "funnel_as_of": str(fd.as_of),
-        "open_pipeline_count": int(len(open_)),
-        "open_pipeline_amount": num(open_["amount"].fillna(0).sum()),
-        "weighted_pipeline": num(weighted_pipeline(st, p)["weighted"].sum()),
-        "win_rate_90d": num(wl["win_rate"].iloc[0]) if len(wl) else None,
-        "closed_deals_90d": int(wl["closed"].iloc[0]) if len(wl) else 0,
-        "lead_to_order_conversion": num(lead_to_order),
-        "opp_win_conversion": num(mature["won"].mean()) if len(mature) else None,
-        "stuck_deals": int(len(stuck_deals(st, p))),
-        "overdue_deals": int(len(overdue_deals(st, p, fd.as_of))),
+        "funnel_open_count": int(len(open_)),
+        "funnel_open_amount": num(open_["amount"].fillna(0).sum()),
+        "funnel_weighted_pipeline": num(weighted_pipeline(st, p)["weighted"].sum()),
+        "funnel_win_rate_90d": num(wl["win_rate"]),
+        "funnel_closed_90d": int(wl["closed"]),
+        "funnel_lead_to_order": num(lead_to_order),
+        "funnel_opp_win_conversion": num(mature["won"].mean()) if len(mature) else None,
+        "funnel_stuck_deals": int(len(stuck_deals(st, p))),
+        "funnel_overdue_deals": int(len(overdue_deals(st, p, fd.as_of))),
     }
 
 

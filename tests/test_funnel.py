@@ -219,9 +219,9 @@ def test_win_loss_reasons_pipeline_forecast(opps, hist):
     by = f.win_loss(st, "2024-01-01", "2024-12-31", by="region").set_index("region")
     assert by.loc["华北", ["won", "lost"]].tolist() == [3, 2] and by.loc["华南", ["won", "lost"]].tolist() == [1, 2]
     lr = f.lost_reasons(st, "2024-01-01", "2024-12-31")
-    assert dict(zip(lr["lost_reason"], lr["count"])) == {"价格": 2, "(未填写)": 1, "竞争对手": 1}
+    assert dict(zip(lr["lost_reason"], lr["count"], strict=False)) == {"价格": 2, "(未填写)": 1, "竞争对手": 1}
     comp = f.lost_reasons(st, "2024-01-01", "2024-12-31", column="competitor")
-    assert dict(zip(comp["competitor"], comp["count"])) == {"联想": 2, "(未填写)": 1, "惠普": 1}
+    assert dict(zip(comp["competitor"], comp["count"], strict=False)) == {"联想": 2, "(未填写)": 1, "惠普": 1}
 
     st4 = f.current_state(opps, hist, P, "2024-04-10")
     wp = f.weighted_pipeline(st4, P)
@@ -270,17 +270,20 @@ def test_weekly_metrics_from_db_respect_as_of(tmp_path, opps, hist):
     con = _db(tmp_path, opps, hist)
     m = f.funnel_weekly_metrics(con, "2024-04-10", P)
     # open on 04-10: E 80, F 20, I 15; weighted 26.75 (see above); stuck (60 days): I (100 days)
-    assert m["open_pipeline_count"] == 3 and m["open_pipeline_amount"] == 115
-    assert m["weighted_pipeline"] == 26.75 and m["stuck_deals"] == 1 and m["overdue_deals"] == 2
+    assert m["funnel_open_count"] == 3 and m["funnel_open_amount"] == 115
+    assert m["funnel_weighted_pipeline"] == 26.75
+    assert m["funnel_stuck_deals"] == 1 and m["funnel_overdue_deals"] == 2
     # closed 2024-01-12..04-10: won B, K, A; lost C, G, D → 0.5 (H closed 01-02 is outside 90 days)
-    assert m["win_rate_90d"] == 0.5 and m["closed_deals_90d"] == 6
-    assert m["lead_to_order_conversion"] is None  # no master in this database
+    assert m["funnel_win_rate_90d"] == 0.5 and m["funnel_closed_90d"] == 6
+    assert m["funnel_lead_to_order"] is None  # no master in this database
     # mature cohorts (window ended by 04-10): the eight January deals, 3 won
-    assert m["opp_win_conversion"] == 0.375
+    assert m["funnel_opp_win_conversion"] == 0.375
+    # a week earlier (the weekly report's comparison): closed 2024-01-05..04-03 are the same six deals
     last_week = f.funnel_weekly_metrics(con, "2024-04-03", P)
-    assert last_week["funnel_as_of"] == "2024-04-03" and last_week["open_pipeline_count"] == 3
+    assert last_week["funnel_open_count"] == 3 and last_week["funnel_closed_90d"] == 6
     earlier = f.funnel_weekly_metrics(con, "2024-02-15", P)
-    assert earlier["open_pipeline_count"] == 5  # A, B, D, E (reopened), I — F not yet created
+    # open on 02-15: A, B, D, E (reopened 02-01), I — F not yet created; won so far: K only
+    assert earlier["funnel_open_count"] == 5 and earlier["funnel_win_rate_90d"] == 0.25
     fd = f.read_funnel(con, None, P)
     assert str(fd.as_of) == "2024-05-01"  # newest stage entry
     assert fd.opps["customer_id"].tolist()[0] == "crm:AC1"  # master not built: CRM account fallback

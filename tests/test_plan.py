@@ -116,8 +116,9 @@ def _lifecycle_db(path: Path) -> None:
     con = duckdb.connect(str(path))
     ids = [f"C{i}" for i in range(1, 11)]
     con.execute("CREATE TABLE customer_master (customer_id VARCHAR, region VARCHAR, industry VARCHAR, "
-                "scope VARCHAR, owner_rep_id VARCHAR)")
-    con.executemany("INSERT INTO customer_master VALUES (?, '华北', '金融', '大客户及行业客户', 'R1')",
+                "scope VARCHAR, owner_rep_id VARCHAR, first_seen DATE)")
+    con.executemany("INSERT INTO customer_master VALUES (?, '华北', '金融', '大客户及行业客户', 'R1', "
+                    "DATE '2023-06-01')",
                     [[i] for i in ids])
     con.execute("CREATE TABLE customer_records (record_id VARCHAR, source VARCHAR, record_date DATE)")
     con.execute("CREATE TABLE customer_xref (record_id VARCHAR, customer_id VARCHAR)")

@@ -452,7 +452,7 @@ def tier_table(scored: pd.DataFrame, ind: pd.DataFrame) -> pd.DataFrame:
         row = {"tier": t, "customers": len(part), "customer_share": len(part) / len(df) if len(df) else np.nan,
                "loss_making": int(part["loss_making"].sum())}
         for col in ("revenue", "profit"):
-            if col in df:
+            if col in df and df[col].notna().any():
                 total = df[col].sum()
                 row[col] = float(part[col].sum())
                 row[f"{col}_share"] = float(part[col].sum() / total) if total else np.nan
@@ -554,29 +554,36 @@ def indicators_from_db(con, as_of, params: ValueModel) -> pd.DataFrame:
                               activities=f["activities"], calls=f["calls"], profile=f["profile"])
 
 
+def _score_or_empty(ind: pd.DataFrame, params: ValueModel) -> pd.DataFrame:
+    """Score, or an empty frame when fewer than two customers have ordered yet (nothing to rank)."""
+    try:
+        return score(ind, params) if len(ind) > 1 else pd.DataFrame(columns=["score", "tier", "loss_making"])
+    except UserError:
+        return pd.DataFrame(columns=["score", "tier", "loss_making"])
+
+
 def pyramid_weekly_metrics(con, as_of=None, params: ValueModel | None = None) -> dict:
-    """Headline figures for metrics.json: tier counts, top-20% revenue share, Gini, loss-makers, moves."""
+    """Flat ``pyramid_*`` headline figures for metrics.json: customers per tier, top-20% revenue and profit
+    share, revenue Gini, loss-making count, upgrades / downgrades / new against ``as_of - 7 days``."""
     params = params or load_params()
     as_of = pd.Timestamp(as_of or newest_date(con)).date()
     ind = indicators_from_db(con, as_of, params)
-    cur = score(ind, params)
-    prev_date = as_of - timedelta(days=params.migration_days)
-    ind_prev = indicators_from_db(con, prev_date, params)
-    prev = score(ind_prev, params) if len(ind_prev) > 1 else pd.DataFrame(columns=["tier"])
+    cur = _score_or_empty(ind, params)
+    prev = _score_or_empty(indicators_from_db(con, as_of - timedelta(days=params.migration_days), params), params)
     _, movers = migration(prev["tier"], cur["tier"])
-    conc = concentration(ind, params.top_share)
-    return {
-        "as_of": as_of.isoformat(),
-        "customers": int(len(cur)),
-        "tier_counts": {t: int((cur["tier"] == t).sum()) for t in TIERS},
-        "top20_revenue_share": round(conc["top20_revenue_share"], 6),
-        "top20_profit_share": round(conc.get("top20_profit_share", float("nan")), 6),
-        "gini": round(conc["gini"], 6),
-        "loss_making": conc.get("loss_making", 0),
-        "upgrades": int((movers["move"] == "up").sum()),
-        "downgrades": int((movers["move"] == "down").sum()),
-        "new_customers": int((movers["move"] == "new").sum()),
-    }
+    conc = concentration(ind, params.top_share) if len(ind) else {}
+    out = {"pyramid_customers": int(len(cur))}
+    out.update({f"pyramid_{t}": int((cur["tier"] == t).sum()) for t in TIERS})
+    out.update({
+        "pyramid_top20_revenue_share": conc.get("top20_revenue_share", float("nan")),
+        "pyramid_top20_profit_share": conc.get("top20_profit_share", float("nan")),
+        "pyramid_gini": conc.get("gini", float("nan")),
+        "pyramid_loss_making": int(conc.get("loss_making", 0)),
+        "pyramid_upgrades": int((movers["move"] == "up").sum()),
+        "pyramid_downgrades": int((movers["move"] == "down").sum()),
+        "pyramid_new": int((movers["move"] == "new").sum()),
+    })
+    return out
 
 
 # ---------------------------------------------------------------- a user's transaction list (thin)
@@ -672,9 +679,12 @@ def _run(args) -> int:
         from .db import connect
         con = connect(args.db, read_only=True)
         try:
-            m = pyramid_weekly_metrics(con, args.as_of, params)
+            as_of = pd.Timestamp(args.as_of or newest_date(con)).date()
+            m = pyramid_weekly_metrics(con, as_of, params)
         finally:
             con.close()
+        m = {"as_of": as_of.isoformat(), **{
+            k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in m.items()}}
         text = json.dumps(m, ensure_ascii=False, indent=2)
         if args.summary:
             Path(args.summary).write_text(text + "\n", encoding="utf-8")

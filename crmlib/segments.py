@@ -275,6 +275,15 @@ def lifecycle_stages(h: History, as_of, rules: StageRules) -> pd.DataFrame:
     return facts.sort_values("customer_id", kind="stable").reset_index(drop=True)
 
 
+ATTRIBUTES = ["name", "scope", "region", "industry", "owner_rep_id"]
+
+
+def with_attributes(frame: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (keyed by customer_id) plus the master attributes used for filters and cross-tabs."""
+    keep = ["customer_id"] + [c for c in ATTRIBUTES if c in customers and c not in frame]
+    return frame.merge(customers[keep].drop_duplicates("customer_id"), on="customer_id", how="left")
+
+
 def stage_counts(stages: pd.DataFrame) -> pd.Series:
     """Customers per stage in lifecycle order (zeros kept); unknown-yet customers are not counted."""
     return stages["stage"].value_counts().reindex(STAGES, fill_value=0).rename("customers")
@@ -612,29 +621,35 @@ def resolve_as_of(h: History, as_of) -> date:
         raise UserError(f"as_of {as_of!r} is not a date", hint="use YYYY-MM-DD") from None
 
 
+STAGE_KEYS = {"待识别": "to_identify", "潜在": "potential", "机会": "opportunity", "订单": "ordering",
+              "用户": "user", "流失": "churned"}
+
+
 def weekly_metrics(h: History, as_of, p: SegmentsParams) -> dict:
-    """Headline numbers for metrics.json (pure version of :func:`segments_weekly_metrics`)."""
+    """Flat headline numbers (prefix ``segments_``) for metrics.json; pure version of
+    :func:`segments_weekly_metrics`. "This week" = (as_of - transition_days, as_of]."""
     t = resolve_as_of(h, as_of)
     before = lifecycle_stages(h, t - timedelta(days=p.transition_days), p.stages)
     now = lifecycle_stages(h, t, p.stages)
     m = before[["customer_id", "stage"]].merge(now[["customer_id", "stage"]], on="customer_id",
                                                 suffixes=("_from", "_to"))
     slip = slipping_away(now, h.customers, h.reps, p.slipping)
-    return {
-        "as_of": t.isoformat(),
-        "stage_counts": {k: int(v) for k, v in stage_counts(now).items()},
-        "customers_known": int(now["stage"].notna().sum()),
-        "new_customers": int((m["stage_from"].isna() & m["stage_to"].notna()).sum()),
-        "lost_this_week": int(((m["stage_to"] == "流失") & (m["stage_from"] != "流失")).sum()),
-        "won_back_this_week": int(((m["stage_from"] == "流失") & m["stage_to"].isin(["机会", "用户"])).sum()),
-        "slipping_away": int(len(slip)),
-    }
+    out = {"segments_as_of": t.isoformat(), "segments_customers": int(now["stage"].notna().sum())}
+    for stage, n in stage_counts(now).items():
+        out[f"segments_stage_{STAGE_KEYS[stage]}"] = int(n)
+    out.update({
+        "segments_new_customers_week": int((m["stage_from"].isna() & m["stage_to"].notna()).sum()),
+        "segments_lost_week": int(((m["stage_to"] == "流失") & (m["stage_from"] != "流失")).sum()),
+        "segments_won_back_week": int(((m["stage_from"] == "流失") & m["stage_to"].isin(["机会", "用户"])).sum()),
+        "segments_slipping_away": int(len(slip)),
+    })
+    return out
 
 
 def segments_weekly_metrics(con, as_of, params: SegmentsParams | None = None) -> dict:
     """Counts per lifecycle stage, new customers this week, lost (流失) this week, slipping-away count.
 
-    "This week" = (as_of - transition_days, as_of]. ``as_of`` None = newest event date in the data.
+    Flat dict, keys prefixed ``segments_``. ``as_of`` None = newest event date in the data.
     """
     p = params or load_params()
     return weekly_metrics(read_history(con, p.stages), as_of, p)

@@ -141,7 +141,7 @@ def test_random_histories_only_make_allowed_transitions():
         a = sg.lifecycle_stages(h, T - pd.Timedelta(days=shift + 7), RULES)
         b = sg.lifecycle_stages(h, T - pd.Timedelta(days=shift), RULES)
         moved = sg.transitions(a, b)
-        pairs = set(zip(moved["stage_from"], moved["stage_to"]))
+        pairs = set(zip(moved["stage_from"], moved["stage_to"], strict=True))
         seen |= pairs
         assert pairs <= sg.ALLOWED_TRANSITIONS
     assert len(seen) >= 10  # the fuzz actually exercises many moves

@@ -1,0 +1,841 @@
+"""Chinese organisation-name normalisation (pure functions, cached).
+
+The center's naming rule turns what a rep typed (北京工行, 工商银行(北京), 中國工商銀行股份有限公司北京市分行)
+into one parsed identity: a brand (中国工商银行), a region (北京), a branch level and a canonical name
+(中国工商银行北京市分行). ``match_key`` = brand | region | branch is what the matcher blocks and compares on.
+
+Rules worth stating:
+- Known brands (``params/org_aliases.yaml``) win over region stripping, longest alias first, so 北京银行,
+  中国银行 and 上海交通大学 stay brands. Aliases of ≤2 characters (and Latin ones) only count when the rest of
+  the name is fully explained (region, legal form, branch word, brand filler).
+- A generic remainder (银行, 大学, 医院, ...) never stands alone as a brand: 浙江大学 keeps its region.
+- Municipality rule: for 北京/上海/天津/重庆 a branch named after the city (北京分行, 北京市分行, 北京工行) is a
+  **province-level** branch (it reports to head office like 浙江省分行); their districts are sub-branches.
+- A hierarchy brand (banks, telecoms, ...) written with a region and no branch word is that region's branch
+  (北京工行 → Beijing branch, 杭州建行 → Hangzhou city branch); written with neither it is the head office.
+- Region, for an ordinary company, is its home (杭州华信电子 → brand 华信电子, city 杭州); two companies with one
+  trade name in two cities get two match keys.
+"""
+from __future__ import annotations
+
+import csv
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import field_validator, model_validator
+
+from . import paths
+from .params import Params, load
+
+_DATA = Path(__file__).resolve().parent / "data"
+_REPO_PARAMS = Path(__file__).resolve().parent.parent / "params"
+MUNICIPALITIES = frozenset({"北京", "上海", "天津", "重庆"})
+LEVELS = ("head", "province", "city", "subbranch")
+
+# --------------------------------------------------------------------------------------------------
+# clean
+# --------------------------------------------------------------------------------------------------
+_BRACKETS = str.maketrans({"[": "(", "]": ")", "【": "(", "】": ")", "〔": "(", "〕": ")", "{": "(", "}": ")",
+                           "〖": "(", "〗": ")", "「": "", "」": "", "『": "", "』": "", "《": "", "》": "",
+                           "〈": "", "〉": ""})
+# Punctuation and spacing reps sprinkle into names; parentheses and & carry meaning and are kept.
+_NOISE_RE = re.compile(r"[\s\u200b\u200c\u200d\ufeff\u00a0·•・.,，。、;；:：'\"“”‘’`!！?？*#/\\|~^_\-—–―=+<>@$%]+")
+_EN_LEGAL_RE = re.compile(
+    r"[\s,.]*(CO[\s.,]*LTD\.?|COMPANY[\s,]+LIMITED|CORPORATION[\s,]+LIMITED|CO[\s.,]*LIMITED|LIMITED|LTD\.?"
+    r"|CORP\.?|INC\.?|CO\.)\s*$")
+
+
+@lru_cache(maxsize=1)
+def _traditional_chars() -> frozenset[str]:
+    import opencc
+
+    path = Path(opencc.__file__).resolve().parent / "dictionary" / "TSCharacters.txt"
+    chars = set()
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            key, _, values = line.rstrip("\n").partition("\t")
+            # A character that is also its own simplified form (著, 乾 ...) is not evidence of traditional text.
+            if key and key not in values.split():
+                chars.add(key)
+    return frozenset(chars)
+
+
+@lru_cache(maxsize=1)
+def _t2s():
+    from opencc import OpenCC
+
+    return OpenCC("t2s")
+
+
+def _balance_parens(s: str) -> str:
+    out, stack = list(s), []
+    for i, ch in enumerate(s):
+        if ch == "(":
+            stack.append(i)
+        elif ch == ")":
+            if stack:
+                stack.pop()
+            else:
+                out[i] = ""
+    for i in stack:
+        out[i] = ""
+    return "".join(out)
+
+
+@lru_cache(maxsize=1 << 20)
+def clean(name: str | None) -> str:
+    """NFKC, upper-case Latin, traditional → simplified, one bracket form ``()``, no spaces or punctuation."""
+    if name is None:
+        return ""
+    s = unicodedata.normalize("NFKC", str(name)).upper()
+    if not s.isascii():
+        trad = _traditional_chars()
+        if any(ch in trad for ch in s):
+            s = _t2s().convert(s)
+    s = _EN_LEGAL_RE.sub("有限公司", s.strip()) if re.search(r"[A-Z]", s) else s
+    s = s.translate(_BRACKETS)
+    s = _NOISE_RE.sub("", s)
+    s = _balance_parens(s)
+    while "()" in s:
+        s = s.replace("()", "")
+    return s
+
+
+# --------------------------------------------------------------------------------------------------
+# junk
+# --------------------------------------------------------------------------------------------------
+_JUNK_WORDS = frozenset("""
+未知 未知客户 未知单位 不详 不知道 不清楚 无 暂无 没有 空 待定 待补充 待确认 待查 个人 个体 个人客户 个体户 散客 散户
+客户 公司 单位 企业 其他 其它 NULL NONE NA NAN 无名 匿名 某公司 某某 某某公司 某单位 某某单位 临时客户 新客户 测试
+TEST DEMO 样例 示例 无名称 名称 客户名称 单位名称 见备注 同上 略 X XX XXX XXXX 有限公司 股份有限公司 集团
+""".split())
+_JUNK_RE = re.compile(
+    r"^(?:[0-9]+|[\W_]+|(.)\1+"
+    r"|[0-9A-Z]*(?:测试|TEST|DEMO)[0-9A-Z]*(?:客户|公司|单位|用户|账号|数据|专用)?[0-9A-Z]*"
+    r"|(?:某+|X+)(?:公司|单位|客户|集团|有限公司)?"
+    r"|(?:客户|用户|公司|单位)[0-9A-Z]{1,4}"
+    r"|(?:未知|不详|待定|个人|无)\(?.{0,4}\)?)$")
+
+
+def _junk_pattern(cleaned: str) -> bool:
+    if len(cleaned) < 2:
+        return True
+    return cleaned in _JUNK_WORDS or bool(_JUNK_RE.match(cleaned))
+
+
+def is_junk(name: str | None) -> bool:
+    """True for names that identify nobody: blank, 测试/TEST, 未知客户, 个人, 无, xxx, digits only, or a name
+    that is nothing but a region, legal form and branch word (北京分公司)."""
+    return parse(name).is_junk
+
+
+# --------------------------------------------------------------------------------------------------
+# regions
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Region:
+    adcode: str
+    name: str        # full name: 杭州市
+    short: str       # 杭州
+    level: str       # province / city / district
+    province: str    # short province name
+    city: str        # short city name ('' for county-level units directly under a province)
+
+
+# Short forms that are ordinary words in organisation names far more often than places.
+_SHORT_BLACKLIST = frozenset({"阿里"})
+_FULL_BLACKLIST = frozenset({"城区", "郊区", "矿区", "东区", "西区", "南区", "北区", "中区", "新区", "市中区"})
+_REGION_RANK = {"province": 0, "city": 1, "district": 2}
+
+
+class _Regions:
+    def __init__(self, rows: list[Region]):
+        # token → [(Region, strength)]; strength: 'full', 'short' (province/city/county-level city),
+        # 'weak' (short form of a 区/县: only trusted next to a branch word or a known hierarchy brand)
+        self.index: dict[str, list[tuple[Region, str]]] = {}
+        self.province_full: dict[str, str] = {}
+        self.city_full: dict[str, str] = {}
+        self.city_province: dict[str, str] = {}
+        for r in rows:
+            if r.name not in _FULL_BLACKLIST:
+                self.index.setdefault(r.name, []).append((r, "full"))
+            if r.level == "province":
+                self.province_full.setdefault(r.short, r.name)
+            elif r.level == "city":
+                self.city_full.setdefault(r.short, r.name)
+                self.city_province.setdefault(r.short, r.province)
+            if r.short != r.name and len(r.short) >= 2 and r.short not in _SHORT_BLACKLIST:
+                strength = "weak" if (r.level == "district" and not r.name.endswith("市")) else "short"
+                self.index.setdefault(r.short, []).append((r, strength))
+        for m in MUNICIPALITIES:
+            self.city_full[m] = self.province_full[m]
+            self.city_province[m] = m
+        for k, v in self.index.items():
+            v.sort(key=lambda e: (_REGION_RANK[e[0].level], e[1] != "full", e[0].adcode))
+        self.maxlen = max(len(k) for k in self.index)
+
+    def lookup(self, token: str, weak: bool) -> list[Region]:
+        return [r for r, st in self.index.get(token, ()) if weak or st != "weak"]
+
+    def full_name(self, province: str | None, city: str | None) -> str:
+        if city:
+            return self.city_full.get(city, city)
+        if province:
+            return self.province_full.get(province, province)
+        return ""
+
+
+@lru_cache(maxsize=1)
+def regions() -> _Regions:
+    """Administrative divisions (provinces, prefecture-level cities, districts/counties) with short forms."""
+    with open(_DATA / "regions.csv", encoding="utf-8") as fh:
+        rows = [Region(r["adcode"], r["name"], r["short"], r["level"], r["province"], r["city"])
+                for r in csv.DictReader(fh)]
+    # Old names reps still write.
+    extra = [("420600", "襄樊市", "襄樊", "city", "湖北", "襄阳"), ("530800", "思茅市", "思茅", "city", "云南", "普洱")]
+    rows += [Region(*e) for e in extra]
+    return _Regions(rows)
+
+
+def _resolve(tokens: list[list[Region]]) -> tuple[str | None, str | None, str | None]:
+    """Province, city, district from region tokens in reading order, each token's reading chosen to agree
+    with what came before (北京 + 朝阳 → 朝阳区 of Beijing, not 朝阳市 of Liaoning)."""
+    province = city = district = None
+    for cands in tokens:
+        def fits(r: Region) -> bool:
+            if province and r.province != province:
+                return False
+            if city and r.level == "district" and r.city and r.city != city:
+                return False
+            return True
+        chosen = next((r for r in cands if fits(r)), None)
+        if chosen is None:
+            chosen = cands[0]
+            # A contradicting region: the later one describes the unit, keep it whole.
+            province = city = district = None
+        if chosen.level == "province":
+            province = province or chosen.province
+        elif chosen.level == "city":
+            province, city = chosen.province, chosen.city
+        else:
+            province = chosen.province
+            district = chosen.name
+            if chosen.city:
+                city = chosen.city
+            elif len(cands) > 1 and not city:
+                pass
+    if province in MUNICIPALITIES:
+        city = province
+    return province, city, district
+
+
+# --------------------------------------------------------------------------------------------------
+# alias dictionary
+# --------------------------------------------------------------------------------------------------
+class SectorSpec(Params):
+    label: str
+    units: dict[str, str]
+
+    @field_validator("units")
+    @classmethod
+    def _levels(cls, v):
+        missing = {"province", "city", "subbranch"} - set(v)
+        if missing:
+            raise ValueError(f"units needs province, city and subbranch (missing {sorted(missing)})")
+        return v
+
+
+class BrandSpec(Params):
+    sector: str
+    hierarchy: bool = False
+    aliases: list[str] = []
+    fillers: list[str] = []
+
+
+class OrgAliases(Params):
+    """``params/org_aliases.yaml``: the published naming rule."""
+
+    sectors: dict[str, SectorSpec]
+    brands: dict[str, BrandSpec]
+    ambiguous: dict[str, list[str]] = {}
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        owner: dict[str, str] = {}
+        for brand, spec in self.brands.items():
+            if spec.sector not in self.sectors:
+                raise ValueError(f"brand {brand}: unknown sector {spec.sector!r}")
+            for alias in [brand, *spec.aliases]:
+                key = clean(alias)
+                if key in owner and owner[key] != brand:
+                    raise ValueError(f"alias {alias!r} points to both {owner[key]} and {brand}")
+                owner[key] = brand
+        for short, targets in self.ambiguous.items():
+            key = clean(short)
+            if key in owner:
+                raise ValueError(f"ambiguous short form {short!r} is also an alias of {owner[key]}")
+            for t in targets:
+                if t not in self.brands:
+                    raise ValueError(f"ambiguous {short!r}: {t!r} is not a brand")
+        return self
+
+
+class AliasDict:
+    """Compiled alias dictionary (hashable by identity, so parse results can be cached per dictionary)."""
+
+    def __init__(self, spec: OrgAliases):
+        self.spec = spec
+        self.alias_to_brand: dict[str, str | None] = {}   # None = ambiguous short form
+        for brand, b in spec.brands.items():
+            for alias in [brand, *b.aliases]:
+                self.alias_to_brand[clean(alias)] = brand
+        for short in spec.ambiguous:
+            self.alias_to_brand[clean(short)] = None
+        self.lengths = sorted({len(a) for a in self.alias_to_brand}, reverse=True)
+
+    def candidates(self, s: str) -> list[tuple[int, int, str]]:
+        """Every alias occurrence (start, end, alias), longest first then leftmost."""
+        found = []
+        n = len(s)
+        for L in self.lengths:
+            if L > n:
+                continue
+            for i in range(0, n - L + 1):
+                a = s[i:i + L]
+                if a in self.alias_to_brand:
+                    found.append((i, i + L, a))
+        return found
+
+
+def aliases_path() -> Path:
+    p = paths.params_dir() / "org_aliases.yaml"
+    return p if p.exists() else _REPO_PARAMS / "org_aliases.yaml"
+
+
+_DEFAULT: dict[tuple[str, float], AliasDict] = {}
+
+
+def load_aliases(path: str | Path | None = None) -> AliasDict:
+    """The naming rule from ``params/org_aliases.yaml`` (reloaded when the file changes)."""
+    p = Path(path) if path else aliases_path()
+    key = (str(p.resolve()), p.stat().st_mtime if p.exists() else 0.0)
+    if key not in _DEFAULT:
+        _DEFAULT[key] = AliasDict(load(OrgAliases, p))
+    return _DEFAULT[key]
+
+
+# --------------------------------------------------------------------------------------------------
+# parse
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ParsedName:
+    raw: str | None
+    cleaned: str
+    is_junk: bool
+    brand: str                 # core identity: 中国工商银行 / 华信电子科技 / 浙江大学
+    brand_known: bool          # brand comes from the naming-rule dictionary
+    ambiguous: bool            # written as a short form that means several brands (平安, 民生 ...)
+    sector: str | None
+    hierarchy: bool            # the brand is a head-office/branch organisation
+    province: str | None       # short: 北京, 浙江, 内蒙古
+    city: str | None           # short: 北京, 杭州 (municipalities: city = province)
+    district: str | None       # full: 海淀区
+    branch_level: str | None   # head / province / city / subbranch / None
+    branch_name: str | None    # 海淀支行 (sub-branches and named units only)
+    legal_form: str | None     # 有限公司 / 股份有限公司 / 有限责任公司 / 集团 / 集团有限公司 / ...
+    canonical: str             # the full name under the naming rule: 中国工商银行北京市分行
+    match_key: str             # brand|region|branch
+    parent_key: str | None     # match_key of the next level up (branch → its parent), None at the top
+
+
+_LEGAL = {
+    "集团股份有限公司": "集团股份有限公司", "集团有限责任公司": "集团有限责任公司", "集团有限公司": "集团有限公司",
+    "股份有限责任公司": "股份有限公司", "股份有限公司": "股份有限公司", "有限责任公司": "有限责任公司",
+    "有限公司": "有限公司", "股份公司": "股份有限公司", "集团公司": "集团", "集团": "集团", "公司": "公司",
+    "有限合伙": "有限合伙", "合伙企业": "合伙企业", "个人独资企业": "个人独资企业", "股份合作公司": "股份合作公司",
+    "有限责任": "有限责任公司",
+}
+_HEAD = ("集团总部", "总行", "总部", "总公司", "总社", "总院")
+_PROV_W = ("省分行", "省分公司", "省公司", "省行", "一级分行", "省中心")
+_CITY_W = ("市分行", "市分公司", "市公司", "市行", "中心支行", "中心支公司", "二级分行", "地区分行")
+_BRANCH_W = ("分行", "分公司", "办事处", "代表处", "分部", "分社", "分院", "分校")
+_SUB_W = ("支行", "营业部", "营业所", "分理处", "网点", "储蓄所", "支公司", "营业厅", "营销服务部", "服务部", "校区")
+_BRANCH_KIND = {**{w: "head" for w in _HEAD}, **{w: "province" for w in _PROV_W},
+                **{w: "city" for w in _CITY_W}, **{w: "branch" for w in _BRANCH_W},
+                **{w: "subbranch" for w in _SUB_W}}
+_UNIT_ENDS = ("中心", "研究院", "研究所", "事业部", "实验室", "分厂", "工厂", "基地", "项目部", "指挥部", "设计院")
+# Remainders that never stand alone as a brand: the region in front of them belongs to the name.
+_GENERIC = frozenset("""银行 商业银行 农村商业银行 农商银行 农商行 农村信用社 信用社 农村信用合作联社 信用合作联社 公司 大学 学院
+医院 政府 人民政府 电力 供电 电信 移动 联通 邮政 烟草 自来水 燃气 电视台 日报 报社 海关 税务 公安 法院 检察院 图书馆 博物馆
+""".split())
+_INSTITUTION_ENDS = ("银行", "信用社", "联社", "大学", "学院", "学校", "中学", "小学", "幼儿园", "医院", "卫生院", "政府",
+                     "委员会", "管理局", "公安局", "局", "厅", "委", "办公室", "法院", "检察院", "电视台", "电台",
+                     "报社", "图书馆", "博物馆", "研究院", "研究所", "科学院", "协会", "学会", "中心", "海关", "监狱")
+_BOUNDARY = ("银行", "分行", "支行", "公司", "集团", "总行", "保险", "证券", "大学", ")")
+
+
+@dataclass
+class _Tail:
+    start: int
+    regions: list                 # [(pos, [Region])]
+    branches: list                # [(pos, word, name or None, [Region] or None)]
+    legal: str | None
+    fillers: int
+
+
+def _suffix_region(s: str, lo: int, hi: int, weak: bool) -> tuple[int, list[Region]] | None:
+    R = regions()
+    for L in range(min(R.maxlen, hi - lo), 1, -1):
+        tok = s[hi - L:hi]
+        cands = R.lookup(tok, weak)
+        if cands:
+            return hi - L, cands
+    return None
+
+
+def _prefix_regions(s: str, lo: int, hi: int, weak: bool, min_rest: int) -> tuple[int, list]:
+    """Peel regions from the left of s[lo:hi]; return the new start and [(pos, [Region])]."""
+    R = regions()
+    out, pos = [], lo
+    while pos < hi:
+        hit = None
+        for L in range(min(R.maxlen, hi - pos - min_rest), 1, -1):
+            cands = R.lookup(s[pos:pos + L], weak)
+            if cands:
+                hit = (L, cands)
+                break
+        if not hit:
+            break
+        out.append((pos, hit[1]))
+        pos += hit[0]
+    return pos, out
+
+
+def _peel_tail(s: str, lo: int, fillers: tuple[str, ...], weak: bool) -> _Tail:
+    """Peel branch words, legal forms, regions and brand fillers from the right end of s, down to ``lo``."""
+    hi = len(s)
+    regs, branches, legal, nfill = [], [], None, 0
+    while hi > lo:
+        best = None  # (length, kind, token)
+        for table, kind in ((_BRANCH_KIND, "branch"), (_LEGAL, "legal")):
+            for w in table:
+                if len(w) <= hi - lo and s.endswith(w, 0, hi) and (best is None or len(w) > best[0]):
+                    best = (len(w), kind, w)
+        for f in fillers:
+            if len(f) <= hi - lo and s.endswith(f, 0, hi) and (best is None or len(f) > best[0]):
+                best = (len(f), "filler", f)
+        reg = _suffix_region(s, lo, hi, weak=False)
+        if reg and (best is None or hi - reg[0] > best[0]) and reg[0] - lo >= (0 if lo else 2):
+            best = (hi - reg[0], "region", reg)
+        if best is None:
+            break
+        L, kind, tok = best
+        if kind == "branch":
+            wpos = hi - L
+            name, rg = None, None
+            if _BRANCH_KIND[tok] in ("subbranch", "branch"):
+                r = _suffix_region(s, lo, wpos, weak=True)
+                if r and (r[0] - lo >= (0 if lo else 2)):
+                    rg = r[1]
+                    name = rg[0].short if rg[0].level == "district" else None
+                    if rg[0].level != "district" and _BRANCH_KIND[tok] == "subbranch":
+                        name = None
+                    regs.append((r[0], rg))
+                    wstart = r[0]
+                elif _BRANCH_KIND[tok] == "subbranch":
+                    m = wpos
+                    while m > lo and wpos - m < 6 and not any(s.endswith(b, 0, m) for b in _BOUNDARY):
+                        m -= 1
+                    if m < wpos and (m == lo or any(s.endswith(b, 0, m) for b in _BOUNDARY)) and (m - lo >= (0 if lo else 2)):
+                        name = s[m:wpos]
+                        wstart = m
+                    else:
+                        wstart = wpos
+                else:
+                    wstart = wpos
+            else:
+                wstart = wpos
+            branches.append((wpos, tok, name, rg))
+            hi = wstart
+        elif kind == "legal":
+            if tok == "公司" and hi - L - lo < (0 if lo else 2):
+                break
+            legal = legal or _LEGAL[tok]
+            hi -= L
+        elif kind == "filler":
+            nfill += 1
+            hi -= L
+        else:
+            pos, cands = tok
+            regs.append((pos, cands))
+            hi = pos
+    regs.sort(key=lambda e: e[0])
+    branches.sort(key=lambda e: e[0])
+    return _Tail(hi, regs, branches, legal, nfill)
+
+
+def _split_brackets(s: str) -> tuple[str, list[list[Region]]]:
+    """Drop bracketed regions and former names; unwrap everything else: 工商银行(北京) → 工商银行 + [北京]."""
+    R = regions()
+    found: list[list[Region]] = []
+
+    def repl(m: re.Match) -> str:
+        inner = m.group(1)
+        if inner in ("中国", "中国区", "CHINA") or inner.startswith(("原", "曾用名", "旧")):
+            return ""
+        pos, regs = _prefix_regions(inner, 0, len(inner), weak=True, min_rest=0)
+        if regs and pos == len(inner):
+            found.extend(c for _, c in regs)
+            return ""
+        return inner
+
+    prev = None
+    while prev != s:
+        prev, s = s, re.sub(r"\(([^()]*)\)", repl, s)
+    return s, found
+
+
+def _level_from(branches, hierarchy: bool, province, city, district) -> tuple[str | None, str | None]:
+    """Branch level and sub-branch name from the branch words (deepest wins) and the region."""
+    rank = {None: -1, "head": 0, "province": 1, "city": 2, "subbranch": 3}
+    level, name = None, None
+    for _pos, word, bname, rg in branches:
+        kind = _BRANCH_KIND[word]
+        if kind == "branch":
+            if rg and rg[0].level == "district":
+                kind = "subbranch"
+            elif rg and rg[0].level == "city" and rg[0].city not in MUNICIPALITIES:
+                kind = "city"
+            elif rg:
+                kind = "province"
+            elif district:
+                kind = "subbranch"
+            elif city and city not in MUNICIPALITIES:
+                kind = "city"
+            elif province:
+                kind = "province"
+            else:
+                kind = None
+        if kind == "city" and city in MUNICIPALITIES and not district:
+            kind = "province"
+        if kind == "subbranch":
+            nm = (bname or "") + word
+        else:
+            nm = None
+        if rank[kind] > rank[level]:
+            level, name = kind, nm
+        elif kind == "subbranch" and level == "subbranch":
+            name = nm
+    return level, name
+
+
+def _region_key(province, city) -> str:
+    return city or province or ""
+
+
+@lru_cache(maxsize=1 << 20)
+def _parse(name: str | None, ad: AliasDict) -> ParsedName:
+    cleaned = clean(name)
+    if _junk_pattern(cleaned):
+        return _junk(name, cleaned)
+    R = regions()
+    body, bracket_regions = _split_brackets(cleaned)
+
+    # 1. a known brand whose surroundings are all explained
+    best = None
+    for i, j, alias in ad.candidates(body):
+        brand = ad.alias_to_brand[alias]
+        spec = ad.spec.brands.get(brand) if brand else None
+        fillers = tuple(spec.fillers) if spec else ()
+        pos, pre = _prefix_regions(body, 0, i, weak=True, min_rest=0)
+        if pos != i:
+            continue
+        if pre and spec is not None and not spec.hierarchy:
+            # 杭州电子科技大学 is not 电子科技大学 of Chengdu: only branch networks take a region in front.
+            continue
+        tail = _peel_tail(body, j, fillers, weak=True)
+        strict = len(alias) <= 2 or alias.isascii()
+        leftover = body[j:tail.start]
+        if leftover:
+            if strict or len(leftover) > 10 or not leftover.endswith(_UNIT_ENDS):
+                continue
+        best = (i, j, alias, brand, spec, pre, tail, leftover)
+        break
+    if best:
+        i, j, alias, brand, spec, pre, tail, leftover = best
+        tokens = [c for _, c in pre] + bracket_regions + [c for _, c in tail.regions]
+        province, city, district = _resolve(tokens)
+        if brand is None:  # ambiguous short form: keep it, flag it
+            return _finish(name, cleaned, alias, False, True, None, False, province, city, district,
+                           tail, leftover, None)
+        return _finish(name, cleaned, brand, True, False, spec.sector, spec.hierarchy, province, city,
+                       district, tail, leftover, ad)
+
+    # 2. an ordinary name: [home region] core [legal form] [region + branch word]
+    tail = _peel_tail(body, 0, (), weak=True)
+    core_end = tail.start
+    start, pre = _prefix_regions(body, 0, core_end, weak=False, min_rest=2)
+    core = body[start:core_end]
+    home = _resolve([c for _, c in pre] + bracket_regions)
+    has_branch = bool(tail.branches)
+    tail_regions = [c for _, c in tail.regions]
+    if not core or R.lookup(core, weak=False):
+        # Nothing but region, legal form and branch words (北京分公司): identifies nobody.
+        return _junk(name, cleaned)
+    if core in _GENERIC or core.endswith(_INSTITUTION_ENDS):
+        # 浙江大学, 杭州市第一人民医院, 北京市海淀区人民政府: the region is part of the name.
+        brand = "".join(c[0].short for _, c in pre) + core
+        region_bound = True
+    else:
+        brand, region_bound = core, False
+    if has_branch and tail_regions:
+        province, city, district = _resolve(tail_regions)
+    else:
+        province, city, district = _resolve([c for _, c in pre] + bracket_regions + tail_regions)
+    return _finish(name, cleaned, brand, False, False, None, False, province, city, district, tail, "", None,
+                   home=home, region_bound=region_bound, prefix_len=start)
+
+
+def _junk(raw, cleaned) -> ParsedName:
+    return ParsedName(raw, cleaned, True, "", False, False, None, False, None, None, None, None, None, None,
+                      "", "", None)
+
+
+def _finish(raw, cleaned, brand, known, ambiguous, sector, hierarchy, province, city, district, tail, leftover,
+            ad: AliasDict | None, home=None, region_bound=False, prefix_len=0) -> ParsedName:
+    R = regions()
+    if district and not city:
+        # A district alone: infer its city when the district name is unique.
+        cands = [r for r, _ in R.index.get(district, ()) if r.level == "district"]
+        if len({(r.province, r.city) for r in cands}) == 1 and cands[0].city:
+            province, city = cands[0].province, cands[0].city
+    level, bname = _level_from(tail.branches, hierarchy, province, city, district)
+    units = ad.spec.sectors[sector].units if (ad and sector) else {"province": "分公司", "city": "分公司",
+                                                                  "subbranch": "分公司"}
+    if hierarchy and level is None and not leftover:
+        if district:
+            level, bname = "subbranch", R.index[district][0][0].short + units["subbranch"] \
+                if district in R.index else district + units["subbranch"]
+        elif city and city not in MUNICIPALITIES:
+            level = "city"
+        elif province:
+            level = "province"
+        else:
+            level = "head"
+    if leftover:
+        bname = leftover
+    # ---- keys
+    if hierarchy or known:
+        if level == "head" or (level is None and not leftover):
+            rk = ""
+        elif level == "province":
+            rk = province or ""
+        elif level == "city":
+            rk = city or province or ""
+        else:
+            rk = _region_key(province, city)
+    else:
+        rk = "" if (region_bound and not tail.branches) else _region_key(province, city)
+    if level == "subbranch" or leftover:
+        lk = f"{'unit' if leftover and level != 'subbranch' else 'subbranch'}:{bname}"
+    else:
+        lk = level or ""
+    match_key = f"{brand}|{rk}|{lk}"
+    if hierarchy:
+        if level == "head" or level is None and not leftover:
+            parent = None
+        elif level == "province" or not (province or city):
+            parent = f"{brand}||head"
+        elif level == "city":
+            parent = f"{brand}|{province}|province" if province else f"{brand}||head"
+        else:  # subbranch or unit
+            if city and city not in MUNICIPALITIES:
+                parent = f"{brand}|{city}|city"
+            elif province:
+                parent = f"{brand}|{province}|province"
+            else:
+                parent = f"{brand}||head"
+    elif tail.branches or leftover:
+        hk = "" if (known or region_bound or home is None) else _region_key(home[0], home[1])
+        parent = f"{brand}|{hk}|"
+        if parent == match_key:
+            parent = None
+    else:
+        parent = None
+    # ---- canonical name under the naming rule
+    if hierarchy:
+        if level in (None, "head"):
+            canonical = brand + (bname or "")
+        elif level == "province":
+            canonical = brand + R.full_name(province, None) + units["province"]
+        elif level == "city":
+            canonical = brand + R.full_name(province, city) + units["city"]
+        else:
+            canonical = brand + R.full_name(province, city) + (bname or "")
+    else:
+        if known or region_bound or ambiguous:
+            base = brand
+        else:
+            base = (home_prefix(home) if home else "") + brand + (tail.legal or "")
+        if tail.branches:
+            word = tail.branches[-1][1]
+            where = R.full_name(province, city) if (province or city) else ""
+            canonical = base + where + (bname or word if level == "subbranch" else word)
+        else:
+            canonical = base + (bname or "")
+    return ParsedName(raw, cleaned, False, brand, known, ambiguous, sector, hierarchy, province, city, district,
+                      level, bname, tail.legal, canonical, match_key, parent)
+
+
+def home_prefix(home) -> str:
+    province, city, district = home
+    return city or province or ""
+
+
+def parse(name: str | None, aliases: AliasDict | None = None) -> ParsedName:
+    """Parse one organisation name under the naming rule (cached per distinct name)."""
+    return _parse(name if name is None else str(name), aliases or load_aliases())
+
+
+def parse_many(names, aliases: AliasDict | None = None):
+    """Parse an iterable of names into a pandas DataFrame (one row per input, in order)."""
+    import pandas as pd
+
+    ad = aliases or load_aliases()
+    rows = [_parse(n if n is None or isinstance(n, str) else str(n), ad) for n in names]
+    return pd.DataFrame([r.__dict__ for r in rows], columns=list(ParsedName.__dataclass_fields__))
+
+
+# --------------------------------------------------------------------------------------------------
+# similarity (per character, not per UTF-8 byte like DuckDB's built-ins)
+# --------------------------------------------------------------------------------------------------
+def name_similarity(a: str | None, b: str | None) -> float:
+    """Indel similarity of the cleaned names, per character, in [0, 1]; 0 when either is blank."""
+    from rapidfuzz import fuzz
+
+    ca, cb = clean(a), clean(b)
+    if not ca or not cb:
+        return 0.0
+    return fuzz.ratio(ca, cb) / 100.0
+
+
+def _bigrams(s: str) -> set[str]:
+    return {s[i:i + 2] for i in range(len(s) - 1)} if len(s) > 1 else ({s} if s else set())
+
+
+def char_bigram_jaccard(a: str | None, b: str | None) -> float:
+    """Jaccard overlap of character bigrams of the cleaned names (order-tolerant: 工商银行北京 ~ 北京工商银行)."""
+    ba, bb = _bigrams(clean(a)), _bigrams(clean(b))
+    if not ba or not bb:
+        return 0.0
+    return len(ba & bb) / len(ba | bb)
+
+
+def register_duckdb_functions(con) -> None:
+    """Register per-character string functions (vectorised through Arrow) on a DuckDB connection.
+
+    name_similarity, char_bigram_jaccard (clean their inputs); char_ratio, char_jaro_winkler,
+    char_levenshtein (raw strings); name_clean, name_brand, name_match_key; normalise_phone, normalise_uscc,
+    uscc_is_valid. NULL in → NULL out.
+    """
+    import pyarrow as pa
+    from duckdb.sqltypes import BIGINT, BOOLEAN, DOUBLE, VARCHAR
+    from rapidfuzz import fuzz
+    from rapidfuzz.distance import JaroWinkler, Levenshtein
+
+    from .uscc import uscc_is_valid
+
+    def pairwise(fn, out_type):
+        def udf(a, b):
+            la, lb = a.to_pylist(), b.to_pylist()
+            return pa.array([None if (x is None or y is None) else fn(x, y) for x, y in zip(la, lb)],
+                            type=out_type)
+        return udf
+
+    def unary(fn, out_type):
+        def udf(a):
+            return pa.array([None if x is None else fn(x) for x in a.to_pylist()], type=out_type)
+        return udf
+
+    specs = [
+        ("name_similarity", pairwise(name_similarity, pa.float64()), [VARCHAR, VARCHAR], DOUBLE),
+        ("char_bigram_jaccard", pairwise(char_bigram_jaccard, pa.float64()), [VARCHAR, VARCHAR], DOUBLE),
+        ("char_ratio", pairwise(lambda x, y: fuzz.ratio(x, y) / 100.0, pa.float64()), [VARCHAR, VARCHAR], DOUBLE),
+        ("char_jaro_winkler", pairwise(JaroWinkler.similarity, pa.float64()), [VARCHAR, VARCHAR], DOUBLE),
+        ("char_levenshtein", pairwise(Levenshtein.distance, pa.int64()), [VARCHAR, VARCHAR], BIGINT),
+        ("name_clean", unary(clean, pa.string()), [VARCHAR], VARCHAR),
+        ("name_brand", unary(lambda x: parse(x).brand, pa.string()), [VARCHAR], VARCHAR),
+        ("name_match_key", unary(lambda x: parse(x).match_key, pa.string()), [VARCHAR], VARCHAR),
+        ("normalise_phone", unary(normalise_phone, pa.string()), [VARCHAR], VARCHAR),
+        ("normalise_uscc", unary(normalise_uscc, pa.string()), [VARCHAR], VARCHAR),
+        ("uscc_is_valid", unary(uscc_is_valid, pa.bool_()), [VARCHAR], BOOLEAN),
+    ]
+    for fname, fn, params, ret in specs:
+        try:
+            con.remove_function(fname)
+        except Exception:  # not registered yet on this connection
+            pass
+        con.create_function(fname, fn, params, ret, type="arrow")
+
+
+# --------------------------------------------------------------------------------------------------
+# phones and credit codes
+# --------------------------------------------------------------------------------------------------
+_MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
+_PHONE_SPLIT_RE = re.compile(r"[/;,，；、]|或|\s{2,}")
+
+
+def normalise_phone(s: str | None) -> str | None:
+    """Digits-only phone: mobile 1[3-9]xxxxxxxxx, landline with area code 0xx(x)xxxxxxx(x), or 400/800.
+
+    Strips +86/0086, spaces, dashes, brackets and an extension (转123, -801 after a full number). The first
+    usable number of a list (``138.../010-...``) wins. A local number without area code → None (it cannot
+    be compared across cities).
+    """
+    if s is None:
+        return None
+    text = unicodedata.normalize("NFKC", str(s)).strip()
+    if not text:
+        return None
+    for part in _PHONE_SPLIT_RE.split(text):
+        part = re.split(r"转|EXT|ext|分机|X|x", part)[0]
+        intl = bool(re.match(r"^\s*(\+|00)\s*86", part))
+        digits = re.sub(r"\D", "", part)
+        if intl:
+            digits = re.sub(r"^(00)?86", "", digits)
+        elif len(digits) == 13 and digits.startswith("861"):
+            digits = digits[2:]
+        if _MOBILE_RE.match(digits):
+            return digits
+        if intl and digits and not digits.startswith("0"):
+            digits = "0" + digits
+        if re.match(r"^(400|800)\d{7}$", digits):
+            return digits
+        # Landline: 010 / 02x + 8 digits, or 0xxx + 7-8 digits; a trailing extension (010-12345678-801) is cut.
+        m = re.match(r"^(01\d|02\d)(\d{8})", digits) or re.match(r"^(0[3-9]\d{2})(\d{7,8})", digits)
+        if m:
+            area, local = m.group(1), m.group(2)
+            rest = digits[m.end():]
+            if rest and area[1] not in "12" and len(local) == 7 and len(rest) >= 1 and len(digits) == 12:
+                local = digits[len(area):]
+            if local[0] in "01":
+                continue
+            return area + local
+    return None
+
+
+_USCC_CHARS = set("0123456789ABCDEFGHJKLMNPQRTUWXY")
+
+
+def normalise_uscc(s: str | None) -> str | None:
+    """Upper-case, full-width folded, separators removed; an 18-character code from the GB 32100 alphabet,
+    else None. The check character is not verified here (see :func:`crmlib.uscc.uscc_is_valid`)."""
+    if s is None:
+        return None
+    code = re.sub(r"[\s\-_.·]", "", unicodedata.normalize("NFKC", str(s)).upper())
+    if len(code) != 18 or not set(code) <= _USCC_CHARS:
+        return None
+    return code

@@ -128,7 +128,7 @@ LABELS: dict[str, dict[str, str]] = {
     "opportunities": {"zh": "商机数", "en": "Opportunities"},
     "customers": {"zh": "客户数", "en": "Customers"},
     "unit_opportunity": {"zh": "按商机计", "en": "per opportunity"},
-    "unit_customer": {"zh": "按客户计（主数据客户）", "en": "per master customer"},
+    "unit_customer": {"zh": "按主数据客户计", "en": "per master customer"},
     "overall_rate": {"zh": "累计转化率", "en": "Overall conversion"},
     "step_rate": {"zh": "逐级转化率", "en": "Step conversion"},
     "cohort_month": {"zh": "创建月份", "en": "Cohort month"},
@@ -164,8 +164,17 @@ LABELS: dict[str, dict[str, str]] = {
 }
 
 
+STAGE_EN = {"获得销售机会": "Lead", "新建": "New", "分配": "Assigned", "客户关系建立": "Relationship",
+            "商务谈判": "Negotiation", "获得标书": "Tender", "赢单": "Won", "输单": "Lost"}
+
+
 def label(key: str, lang: str = "zh") -> str:
     return tr(LABELS, key, lang)
+
+
+def stage_label(stage: str, lang: str = "zh") -> str:
+    """Stage names are Chinese in the data; English reports show a short translation."""
+    return STAGE_EN.get(stage, stage) if lang == "en" else stage
 
 
 # --------------------------------------------------------------------------------------------------

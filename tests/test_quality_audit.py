@@ -178,3 +178,15 @@ def test_cli_writes_the_fixlist(db, tmp_path, capsys):
     assert out.exists()
     assert main(["quality", "--db", str(db), "--as-of", "2024-13-01"]) == 2
     assert "not a date" in capsys.readouterr().err
+
+
+def test_phone_validity():
+    assert checks.phone_problem("13812345678") is None
+    assert checks.phone_problem("+86 138 1234 5678") is None
+    assert checks.phone_problem("010-66106114") is None
+    assert checks.phone_problem("0571-8888 6666") is None
+    assert checks.phone_problem("400-810-8888") is None
+    assert checks.phone_problem(None) is None
+    assert checks.phone_problem("66106114") == "wrong_phone"      # landline without area code
+    assert checks.phone_problem("1381234567") == "wrong_phone"    # 10 digits
+    assert checks.phone_problem("12812345678") == "wrong_phone"   # 12x is no mobile prefix

@@ -266,13 +266,13 @@ def discipline_tables(audit: Audit, params: QualityParams) -> dict[str, pd.DataF
 
 
 def trend(con: duckdb.DuckDBPyConnection, as_of: dt.date, params: QualityParams,
-          weeks: int | None = None) -> pd.DataFrame:
+          weeks: int | None = None, progress: bool = True) -> pd.DataFrame:
     """Headline figures as of ``as_of``, ``as_of - 7``, ... (``weeks`` audits, newest first), re-run over
     the records that existed at each date."""
     from tqdm.auto import tqdm
     weeks = weeks or params.trend_weeks
     rows = []
-    for k in tqdm(range(weeks), desc="quality trend", leave=False):
+    for k in tqdm(range(weeks), desc="quality trend", leave=False, disable=not progress):
         d = as_of - dt.timedelta(days=7 * k)
         a = run_audit(con, d, params)
         for scope in (params.primary_source, None):

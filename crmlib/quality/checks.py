@@ -14,10 +14,6 @@ import pandas as pd
 ISSUE_COLS = ["record_id", "source", "source_key", "customer_id", "kind", "field", "value", "suggested",
               "reason"]
 
-MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
-# area code 0 + 2..3 digits, then 7..8 digits, optional extension; 400/800 hot lines are valid too
-LANDLINE_RE = re.compile(r"^0\d{2,3}-?[1-9]\d{6,7}(-\d{1,6})?$")
-HOTLINE_RE = re.compile(r"^[48]00-?\d{3}-?\d{4}$")
 EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}$")
 
 # field labels for the fix list and reasons (Chinese first: the data stewards read Chinese)
@@ -93,16 +89,12 @@ def blank(v) -> bool:
 # ---------------------------------------------------------------- single values
 
 def phone_problem(raw) -> str | None:
-    """``None`` when blank or valid (mobile, landline with area code, 400/800), else ``"wrong_phone"``."""
+    """``None`` when blank or valid (mobile 1[3-9]+9 digits, landline with area code, 400/800), else
+    ``"wrong_phone"``; validity is :func:`crmlib.names.normalise_phone` finding a usable number."""
     if blank(raw):
         return None
-    from ..names import normalise_phone  # lazy: names.py is written in parallel
-    norm = normalise_phone(str(raw))
-    s = re.sub(r"[\s()（）+]", "", str(norm or raw))
-    s = re.sub(r"^(0086|86)(?=1[3-9]\d{9}$)", "", s)
-    if MOBILE_RE.match(s) or LANDLINE_RE.match(s) or HOTLINE_RE.match(s):
-        return None
-    return "wrong_phone"
+    from ..names import normalise_phone  # lazy: keeps `crm` importable while names.py changes
+    return None if normalise_phone(str(raw)) else "wrong_phone"
 
 
 def email_problem(raw) -> str | None:
@@ -279,15 +271,19 @@ def check_duplicates(records: pd.DataFrame, sources: list[str], key_fields: dict
 
 
 def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str]) -> pd.DataFrame:
-    """Records in master-data sources whose name is not the master's canonical name."""
-    from ..names import normalise  # lazy: names.py is written in parallel
+    """Records in master-data sources whose name, under the naming rule, is not the master's name.
+
+    Both sides go through :func:`crmlib.names.parse`; legitimate short forms (北京工行) share the canonical
+    name of the full form, so what remains is a typo or a name the rule cannot read.
+    """
+    from ..names import parse
     m = master.set_index("customer_id")["name"]
     out = []
     for r in records[records["source"].isin(sources) & records["customer_id"].isin(m.index)].to_dict("records"):
         canon = m[r["customer_id"]]
         if blank(r["name_raw"]) or blank(canon):
             continue
-        if normalise(str(r["name_raw"])) != normalise(str(canon)):
+        if parse(str(r["name_raw"])).canonical != parse(str(canon)).canonical:
             out.append(_issue(r, "name_typo", "name_raw", r["name_raw"], canon))
     return issues_frame(out)
 

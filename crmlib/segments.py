@@ -538,9 +538,8 @@ def slipping_away(stages: pd.DataFrame, customers: pd.DataFrame, reps: pd.DataFr
     top["no_contact"] = top["days_since_contact"].isna() | (top["days_since_contact"] > sp.no_contact_days)
     top["no_order"] = top["days_since_order"] > sp.no_order_days
     out = top[(top["no_contact"] | top["no_order"]) & ~top["stage"].isin(sp.exclude_stages)]
-    keep = [c for c in ("customer_id", "name", "scope", "region", "industry", "owner_rep_id")
-            if c in customers]
-    out = out.merge(customers[keep].drop_duplicates("customer_id"), on="customer_id", how="left")
+    out = with_attributes(out, customers)
+    keep = ["customer_id"] + [c for c in ATTRIBUTES if c in out]
     if "owner_rep_id" in out and len(reps):
         r = reps[["rep_id", "rep_name"] + (["left_at"] if "left_at" in reps else [])]
         out = out.merge(r.rename(columns={"rep_id": "owner_rep_id", "left_at": "rep_left_at"}),
@@ -657,3 +656,46 @@ def segments_weekly_metrics(con, as_of, params: SegmentsParams | None = None) ->
 
 def stage_label(stage: str, lang: str = "zh") -> str:
     return tr(LABELS, stage, lang)
+
+
+# ------------------------------------------------------------------------------------ demo truth check
+
+def map_to_truth(records: pd.DataFrame, truth_records: pd.DataFrame, truth_customers: pd.DataFrame) -> pd.DataFrame:
+    """Master customer -> demo truth customer by majority vote of its records.
+
+    records: customer_id, source, source_key (resolved records); truth_records: source, source_key,
+    true_customer_id; truth_customers: true_customer_id, value_group (+ true_stage). Ties in the vote
+    go to the smaller true_customer_id. Junk records (blank truth id) do not vote.
+    """
+    tr_ = truth_records[["source", "source_key", "true_customer_id"]].astype(str)
+    tr_ = tr_[tr_["true_customer_id"].str.strip() != ""]
+    m = records[["customer_id", "source", "source_key"]].astype(str).merge(tr_, on=["source", "source_key"])
+    votes = m.groupby(["customer_id", "true_customer_id"]).size().rename("votes").reset_index()
+    votes = votes.sort_values(["customer_id", "votes", "true_customer_id"], ascending=[True, False, True])
+    best = votes.drop_duplicates("customer_id")[["customer_id", "true_customer_id"]]
+    cols = [c for c in ("true_customer_id", "value_group", "true_stage") if c in truth_customers]
+    tc = truth_customers[cols].astype({"true_customer_id": str})
+    return best.merge(tc, on="true_customer_id", how="left").reset_index(drop=True)
+
+
+def read_truth_map(con, truth_dir) -> pd.DataFrame | None:
+    """:func:`map_to_truth` for the database's resolved records; None when there is no demo truth."""
+    from pathlib import Path
+
+    truth_dir = Path(truth_dir)
+    if not (truth_dir / "records.csv").exists() or not (truth_dir / "customers.csv").exists():
+        return None
+    recs = con.execute("""SELECT x.customer_id, r.source, r.source_key FROM customer_records r
+        JOIN customer_xref x USING (record_id) WHERE x.customer_id IS NOT NULL
+        ORDER BY x.customer_id, r.record_id""").df()
+    return map_to_truth(recs, pd.read_csv(truth_dir / "records.csv", dtype=str, keep_default_na=False),
+                        pd.read_csv(truth_dir / "customers.csv", dtype=str, keep_default_na=False))
+
+
+def truth_ari(labels: pd.DataFrame, truth_map: pd.DataFrame, column: str = "value_group") -> dict:
+    """Adjusted Rand index between cluster labels and a truth column, over customers found in both."""
+    from sklearn.metrics import adjusted_rand_score
+
+    m = labels.merge(truth_map[["customer_id", column]].dropna(), on="customer_id")
+    return {"customers": int(len(m)),
+            "ari": float(adjusted_rand_score(m[column], m["cluster"])) if len(m) else float("nan")}

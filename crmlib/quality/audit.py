@@ -67,11 +67,15 @@ def read_inputs(con: duckdb.DuckDBPyConnection, as_of: dt.date, params: QualityP
     has_xref = dbmod.table_exists(con, "customer_xref")
     records = _df(con, f"""
         SELECT {', '.join('r.' + c for c in RECORD_COLS)},
-               {'x.customer_id' if has_xref else 'CAST(NULL AS VARCHAR) AS customer_id'}
+               {'x.customer_id' if has_xref else 'CAST(NULL AS VARCHAR) AS customer_id'},
+               {since_sql(con)} AS _own_since
         FROM customer_records r
         {'LEFT JOIN customer_xref x ON x.record_id = r.record_id' if has_xref else ''}
-        WHERE r.record_date IS NULL OR CAST(r.record_date AS DATE) <= ?
-        ORDER BY r.record_id""", [as_of])
+        {since_joins(con)}
+        ORDER BY r.record_id""")
+    records["exists_from"] = exists_from(records)
+    records = records[records["exists_from"].isna() | (records["exists_from"] <= as_of)]
+    records = records.drop(columns=["_own_since"]).reset_index(drop=True)
     master = (_df(con, "SELECT * FROM customer_master ORDER BY customer_id")
               if dbmod.table_exists(con, "customer_master") else pd.DataFrame(columns=["customer_id", "name"]))
     reps = (_df(con, "SELECT * FROM stg_reps ORDER BY rep_id") if dbmod.table_exists(con, "stg_reps")
@@ -95,6 +99,44 @@ def _file_week_end(path: str | None) -> dt.date | None:
     return dt.date.fromisocalendar(int(m.group(1)), int(m.group(2)), 7)
 
 
+def since_sql(con) -> str:
+    """SQL for the date a record came to exist, by source: a CRM account when created, an ERP customer at
+    its first order, a sheet row when reported; otherwise the record's own date."""
+    parts = ["CASE"]
+    if "created_at" in _cols(con, "stg_crm_accounts"):
+        parts.append("WHEN r.source = 'crm' THEN CAST(a.created_at AS DATE)")
+    if {"erp_customer_id", "order_date"} <= _cols(con, "stg_orders"):
+        parts.append("WHEN r.source = 'erp' THEN o.first_order")
+    if "report_date" in _cols(con, "stg_sales_visits"):
+        parts.append("WHEN r.source = 'sales' THEN CAST(v.report_date AS DATE)")
+    parts.append("ELSE CAST(r.record_date AS DATE) END")
+    return " ".join(parts)
+
+
+def since_joins(con) -> str:
+    j = []
+    if "created_at" in _cols(con, "stg_crm_accounts"):
+        j.append("LEFT JOIN stg_crm_accounts a ON r.source = 'crm' AND a.account_id = r.source_key")
+    if {"erp_customer_id", "order_date"} <= _cols(con, "stg_orders"):
+        j.append("""LEFT JOIN (SELECT erp_customer_id, min(CAST(order_date AS DATE)) AS first_order FROM stg_orders
+                    GROUP BY erp_customer_id) o ON r.source = 'erp' AND o.erp_customer_id = r.source_key""")
+    if "report_date" in _cols(con, "stg_sales_visits"):
+        j.append("LEFT JOIN stg_sales_visits v ON r.source = 'sales' AND v.record_key = r.source_key")
+    return "\n".join(j)
+
+
+def exists_from(records: pd.DataFrame) -> pd.Series:
+    """Date from which a record counts in an audit: its own date, but never later than the end of the week
+    its file was dropped (a mistyped future date must not hide the record). Files without a week suffix
+    are the initial full-history drop: the record's own date decides. NULL = always existed."""
+    week_end = records["_source_file"].map({f: _file_week_end(f) for f in records["_source_file"].dropna().unique()})
+    own = pd.to_datetime(records["_own_since"], errors="coerce").dt.date
+    out = [min(o, w) if (o is not None and not pd.isna(o) and w is not None and not pd.isna(w))
+           else (w if o is None or pd.isna(o) else o)
+           for o, w in zip(own, week_end, strict=True)]
+    return pd.Series([None if v is None or pd.isna(v) else v for v in out], index=records.index, dtype=object)
+
+
 def read_rejects(con, as_of: dt.date) -> pd.DataFrame:
     """load_rejects of files dated (by their ISO-week suffix) on or before ``as_of``; initial full-history
     files have no week and always count. ``file_week_end`` says which week a reject belongs to."""
@@ -107,8 +149,15 @@ def read_rejects(con, as_of: dt.date) -> pd.DataFrame:
     rj = rj[rj["file_week_end"].isna() | (rj["file_week_end"].map(lambda d: d is None or d <= as_of + dt.timedelta(days=6)))]
     if dbmod.table_exists(con, "customer_records") and len(rj):
         link = _df(con, "SELECT _source_file, _row, min(record_id) AS record_id FROM customer_records "
-                        "WHERE _source_file IS NOT NULL GROUP BY 1, 2")
+                        "WHERE _source_file IS NOT NULL AND source <> 'sales' GROUP BY 1, 2")
         rj = rj.merge(link, on=["_source_file", "_row"], how="left")
+        # a sheet row's key names file, sheet and row (rows repeat across sheets of one workbook)
+        sheet = rj["_sheet"].notna()
+        rj.loc[sheet, "record_id"] = ("sales:" + rj.loc[sheet, "_source_file"].map(lambda p: str(p).rsplit("/", 1)[-1])
+                                      + "|" + rj.loc[sheet, "_sheet"].astype(str) + "|"
+                                      + rj.loc[sheet, "_row"].astype("Int64").astype(str))
+        known = set(_df(con, "SELECT record_id FROM customer_records WHERE source = 'sales'")["record_id"])
+        rj.loc[sheet & ~rj["record_id"].isin(known), "record_id"] = None
     else:
         rj["record_id"] = None
     return rj[cols].reset_index(drop=True)

@@ -586,6 +586,46 @@ def pyramid_weekly_metrics(con, as_of=None, params: ValueModel | None = None) ->
     return out
 
 
+def weights_table(ind: pd.DataFrame, params: ValueModel) -> pd.DataFrame:
+    """Effective weights per indicator under manual, AHP (if configured) and entropy weighting."""
+    cols = {"manual": weights(ind, params, method="manual")}
+    if params.ahp is not None:
+        cols["ahp"] = weights(ind, params, method="ahp")
+    cols["entropy"] = weights(ind, params, method="entropy")
+    out = pd.DataFrame(cols)
+    out.insert(0, "family", [params.indicators[c].family for c in out.index])
+    out.insert(1, "direction", [params.indicators[c].direction for c in out.index])
+    out.index.name = "indicator"
+    return out
+
+
+def truth_mapping(con, truth_dir: str | Path) -> pd.DataFrame:
+    """Demo only: master ``customer_id`` -> the true customer most of its records belong to (ties: the
+    smaller true id), with the generator's ``value_group`` and ``latent_value``."""
+    truth_dir = Path(truth_dir)
+    rec = pd.read_csv(truth_dir / "records.csv", dtype=str, keep_default_na=False)
+    rec = rec[rec["true_customer_id"] != ""]
+    rec = rec.assign(record_id=rec["source"] + ":" + rec["source_key"])
+    xref = con.execute("SELECT record_id, customer_id FROM customer_xref WHERE customer_id IS NOT NULL "
+                       "ORDER BY record_id").df()
+    m = rec.merge(xref, on="record_id")
+    votes = m.groupby(["customer_id", "true_customer_id"]).size().rename("n").reset_index()
+    votes = votes.sort_values(["customer_id", "n", "true_customer_id"], ascending=[True, False, True])
+    best = votes.drop_duplicates("customer_id")[["customer_id", "true_customer_id"]]
+    cust = pd.read_csv(truth_dir / "customers.csv", dtype={"true_customer_id": str})
+    return best.merge(cust[["true_customer_id", "value_group", "latent_value"]], on="true_customer_id",
+                      how="left").set_index("customer_id").sort_index()
+
+
+def latent_value_correlation(scored: pd.DataFrame, truth: pd.DataFrame) -> dict:
+    """Spearman rank correlation of the score with the generator's latent value (scored customers that map
+    to a true customer; when several master customers map to one true customer each counts)."""
+    j = scored[["score"]].join(truth[["latent_value", "value_group"]], how="inner").dropna()
+    return {"n": int(len(j)),
+            "spearman_latent": float(j["score"].corr(j["latent_value"], method="spearman")),
+            "spearman_group": float(j["score"].corr(j["value_group"], method="spearman"))}
+
+
 # ---------------------------------------------------------------- a user's transaction list (thin)
 DATE_FORMATS = ("%Y-%m-%d", "%Y%m%d", "%Y/%m/%d", "%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y.%m.%d")
 

@@ -69,12 +69,23 @@ class FunnelParams(params_mod.Params):
     win_rate_days: int = 90
     lifecycle_scopes: list[str] = []
     contact_sources: list[str] = ["sales", "callcenter"]
+    plan_targets: dict[str, float] = {}
+    plan_growth: float = 0.2
+    plan_avg_order_value: float | None = None
+    plan_rates: list[float] | None = None
 
     @field_validator("window_months", "stuck_days", "win_rate_days")
     @classmethod
     def _positive(cls, v: int) -> int:
         if v <= 0:
             raise ValueError("must be a positive number of months/days")
+        return v
+
+    @field_validator("plan_rates")
+    @classmethod
+    def _rates(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (len(v) != 3 or not all(0 < r <= 1 for r in v)):
+            raise ValueError("three rates in (0, 1]: target→potential, potential→opportunity, opportunity→order")
         return v
 
     @field_validator("aging_edges")
@@ -762,6 +773,65 @@ def plan_vs_actual(plan: pd.DataFrame, actual_rates: pd.DataFrame) -> pd.DataFra
     return m
 
 
+def plan_for_regions(rates_wide: pd.DataFrame, revenue: pd.DataFrame, p: FunnelParams,
+                     actual_wide: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The notebook's plan vs actual (actual = ``actual_wide``, e.g. the last 12 months' lifecycle counts;
+    default ``rates_wide``): targets from ``p.plan_targets`` (else last-12-month revenue ×
+    (1 + plan_growth)), average order value from ``p.plan_avg_order_value`` (else the region's own),
+    rates from ``p.plan_rates`` (else the region's historical lifecycle rates). Regions without usable
+    history are skipped. Returns :func:`plan_vs_actual` plus the inputs used per region."""
+    rev = revenue.set_index("region")
+    if p.plan_targets:
+        targets = {r: Fraction(str(v)) for r, v in p.plan_targets.items()}
+    else:
+        growth = Fraction(str(p.plan_growth))
+        targets = {r: Fraction(f"{v:.2f}") * (1 + growth) for r, v in rev["revenue"].items()}
+    frames = []
+    for region, target in sorted(targets.items()):
+        aov = p.plan_avg_order_value or (rev["avg_order_value"].get(region) if region in rev.index else None)
+        if not aov or pd.isna(aov):
+            continue
+        try:
+            rates = (PlanRates(*(Fraction(str(r)) for r in p.plan_rates)) if p.plan_rates
+                     else historical_plan_rates(rates_wide, [region])[region])
+        except UserError:
+            continue
+        plan = resource_plan([(region, target, f"{float(target):.2f}")], Fraction(f"{aov:.4f}"), rates)
+        plan["avg_order_value"] = round(float(aov), 4)
+        plan["rates"] = ", ".join(f"{float(x):.4f}" for x in (rates.target_to_potential,
+                                  rates.potential_to_opportunity, rates.opportunity_to_order))
+        frames.append(plan)
+    if not frames:
+        return pd.DataFrame(columns=[*PLAN_COLUMNS, "avg_order_value", "rates"])
+    return plan_vs_actual(pd.concat(frames, ignore_index=True),
+                          rates_wide if actual_wide is None else actual_wide)
+
+
+RATE_NAMES = ["target_to_potential", "potential_to_opportunity", "opportunity_to_order"]
+
+
+def truth_rates(manifest: dict) -> pd.DataFrame:
+    """The generator's true lifecycle rates per region from ``manifest.json`` (one row per region,
+    columns RATE_NAMES); empty when the manifest has none."""
+    src = manifest.get("conversion_rates") or manifest.get("conversion") or {}
+    rows = []
+    for region, v in sorted(src.items()):
+        if isinstance(v, dict):
+            rows.append({"region": region, **{n: v.get(n) for n in RATE_NAMES}})
+        elif isinstance(v, (list, tuple)) and len(v) == 3:
+            rows.append({"region": region, **dict(zip(RATE_NAMES, v, strict=True))})
+    return pd.DataFrame(rows, columns=["region", *RATE_NAMES])
+
+
+def compare_with_truth(rates_wide: pd.DataFrame, manifest: dict) -> pd.DataFrame:
+    """Recovered vs true rate per region and step, with the absolute difference."""
+    truth = truth_rates(manifest).melt("region", var_name="step", value_name="true")
+    got = rates_wide.melt("region", value_vars=RATE_NAMES, var_name="step", value_name="recovered")
+    m = truth.merge(got, on=["region", "step"], how="left")
+    m["abs_diff"] = (m["recovered"] - m["true"]).abs()
+    return m.sort_values(["region", "step"]).reset_index(drop=True)
+
+
 # --------------------------------------------------------------------------------------------------
 # database readers (thin)
 
@@ -819,8 +889,12 @@ def read_stage_history(con, as_of) -> pd.DataFrame:
         WHERE entered_at < ? ORDER BY opp_id, entered_at, stage""", [_cutoff(as_of).to_pydatetime()]).df()
 
 
-def read_lifecycle(con, as_of, p: FunnelParams) -> pd.DataFrame:
-    """Target customers with their furthest lifecycle stage as of ``as_of`` (needs the master)."""
+def read_lifecycle(con, as_of, p: FunnelParams, since=None) -> pd.DataFrame:
+    """Target customers with their furthest lifecycle stage as of ``as_of`` (needs the master).
+
+    ``since`` (a date) counts only contacts, opportunities and orders dated from it on: the actuals of a
+    plan period. Target customers are the same either way."""
+    lo = pd.Timestamp(since).date() if since is not None else date(1900, 1, 1)
     if not all(_has(con, t) for t in ("customer_master", "customer_xref", "customer_records")):
         raise UserError("the customer master is not built yet", hint="run `crm resolve` first")
     d = pd.Timestamp(as_of).date()
@@ -833,18 +907,37 @@ def read_lifecycle(con, as_of, p: FunnelParams) -> pd.DataFrame:
     contacted = con.execute(f"""
         SELECT DISTINCT x.customer_id FROM customer_xref x JOIN customer_records r USING (record_id)
         WHERE r.source IN ({', '.join('?' * len(p.contact_sources))}) AND x.customer_id IS NOT NULL
-          AND r.record_date <= ?""", [*p.contact_sources, d]).df()["customer_id"]
+          AND r.record_date BETWEEN ? AND ?""", [*p.contact_sources, lo, d]).df()["customer_id"]
     with_opp = con.execute("""
         SELECT DISTINCT x.customer_id FROM stg_crm_opportunities o
         JOIN customer_xref x ON x.record_id = 'crm:' || o.account_id
-        WHERE o.created_at <= ? AND x.customer_id IS NOT NULL""", [d]).df()["customer_id"]
+        WHERE o.created_at BETWEEN ? AND ? AND x.customer_id IS NOT NULL""", [lo, d]).df()["customer_id"]
     if not _has(con, "stg_orders"):
         return lifecycle_stage(customers, contacted, with_opp, [])
     with_order = con.execute("""
         SELECT DISTINCT x.customer_id FROM stg_orders o
         JOIN customer_xref x ON x.record_id = 'erp:' || o.erp_customer_id
-        WHERE o.order_date <= ? AND x.customer_id IS NOT NULL""", [d]).df()["customer_id"]
+        WHERE o.order_date BETWEEN ? AND ? AND x.customer_id IS NOT NULL""", [lo, d]).df()["customer_id"]
     return lifecycle_stage(customers, contacted, with_opp, with_order)
+
+
+def read_region_revenue(con, as_of, months: int = 12) -> pd.DataFrame:
+    """ERP revenue per master region in the ``months`` months ending on ``as_of``: revenue (万元; orders
+    are in 元), distinct orders, avg_order_value (万元 per order). Orders net of nothing (returns ignored)."""
+    if not all(_has(con, t) for t in ("stg_orders", "customer_xref", "customer_master")):
+        return pd.DataFrame(columns=["region", "revenue", "orders", "avg_order_value"])
+    end = pd.Timestamp(as_of)
+    start = (end - pd.DateOffset(months=months) + pd.Timedelta(days=1)).date()
+    df = con.execute("""
+        SELECT coalesce(m.region, '(未知)') AS region, sum(o.amount) / 10000.0 AS revenue,
+               count(DISTINCT o.order_id) AS orders
+        FROM stg_orders o
+        JOIN customer_xref x ON x.record_id = 'erp:' || o.erp_customer_id
+        JOIN customer_master m ON m.customer_id = x.customer_id
+        WHERE o.order_date BETWEEN ? AND ?
+        GROUP BY ALL ORDER BY region""", [start, end.date()]).df()
+    df["avg_order_value"] = df["revenue"] / df["orders"]
+    return df
 
 
 @dataclass

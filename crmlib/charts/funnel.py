@@ -157,3 +157,37 @@ def plan_vs_actual(pva: pd.DataFrame, lang: str = "zh") -> go.Figure:
     fig.update_yaxes(type="log", title=_l("customers", lang))
     title = "客户资源计划 vs 实际" if lang == "zh" else "Customer-resource plan vs actual"
     return finish(fig, title, height=480)
+
+
+def filter_widget(progress: pd.DataFrame, p: fn.FunnelParams, lang: str = "zh",
+                  dims: tuple[str, ...] = ("region", "industry", "rep_id")):
+    """Dropdown filters (region / industry / rep) redrawing the stage funnel and the conversion trend for
+    the selected slice: the same builders as the static report, on a filtered progress frame. Notebooks
+    call it only when ``interactive`` is True."""
+    import ipywidgets as w
+    from IPython.display import clear_output, display
+
+    every = "（全部）" if lang == "zh" else "(all)"
+    drops = {d: w.Dropdown(options=[every, *sorted(progress[d].dropna().astype(str).unique())],
+                           description=_l(d, lang)) for d in dims if d in progress.columns}
+    unit = w.ToggleButtons(options=[(_l("unit_opportunity", lang), "opportunity"),
+                                    (_l("unit_customer", lang), "customer")])
+    out = w.Output()
+
+    def redraw(*_):
+        df = progress
+        for d, dd in drops.items():
+            if dd.value != every:
+                df = df[df[d].astype(str) == dd.value]
+        with out:
+            clear_output(wait=True)
+            if df.empty:
+                print("no opportunities in this selection" if lang == "en" else "所选范围内没有商机")
+                return
+            stage_funnel(fn.cohort_conversion(df, p, unit=unit.value), lang).show()
+            conversion_trend(fn.conversion_trend(df, p, unit=unit.value), lang).show()
+
+    for c in (*drops.values(), unit):
+        c.observe(redraw, names="value")
+    display(w.VBox([w.HBox(list(drops.values())), unit, out]))
+    redraw()

@@ -1,0 +1,1289 @@
+"""Customer master: one row per real customer, built from every source's customer mentions.
+
+Pipeline (``resolve``): ``customer_records`` (one row per mention) → names normalised once per unique name
+(:mod:`crmlib.names`) → records with the same normalised key form a *name group* → Splink (DuckDB) scores
+blocked pairs of name groups with m/u trained without labels → hard rules and reviewers' decisions → Splink's
+connected components, repaired so no cluster breaks a hard rule → stable ``C``+6-digit ids → golden records
+(survivorship from ``params/master.yaml``) → hierarchy (:mod:`crmlib.hierarchy`) → review queue.
+
+Hard rules the model cannot override: two different dictionary brands are never one customer; two different
+regions written in the names are never one customer; for branch-type organisations (banks, telecoms, ...) a
+different branch level, branch name or city is never one customer (a branch and its head office are
+parent/child in ``customer_hierarchy``, not one customer). Reviewers' decisions in
+``params/review_decisions.csv`` override the model and the hard rules (a person looked at the pair).
+
+``crm dedup`` runs the same engine on any CSV.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import logging
+import math
+import re
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import db as dbmod
+from . import paths
+from .errors import UserError
+from .params import Params
+from .params import load as load_params
+
+log = logging.getLogger("crm.master")
+
+SOURCES = ("crm", "erp", "sales", "service", "callcenter")
+RECORD_COLUMNS = ["record_id", "source", "source_key", "name_raw", "uscc", "phone", "contact_name", "email",
+                  "province", "city", "address", "industry", "rep_id", "record_date", "_source_file", "_row"]
+DECISION_COLUMNS = ["record_id_l", "record_id_r", "decision", "reviewer", "decided_at"]
+# Splink comparisons, in the order of the model (used for the evidence chart and the pairs table)
+COMPARISONS = ["name", "uscc", "phone", "contact", "city", "address"]
+
+
+class MasterParams(Params):
+    threshold: float = 0.9
+    review_low: float = 0.5
+    review_high: float = 0.97
+    seed: int = 42
+    u_max_pairs: float = 2e6
+    em_max_pairs: float = 1e6
+    em_min_groups: int = 2000
+    prior_rules_recall: float = 0.6
+    threads: int = 2
+    memory_limit: str = "6GB"
+    max_values_per_group: int = 5
+    name_similarity_levels: list[float] = [0.85, 0.7, 0.55]
+    unregioned_brand_is_local: bool = False
+    hierarchy_sectors: list[str] = ["bank", "insurance", "securities", "telecom", "energy", "transport"]
+    source_trust: list[str] = list(SOURCES)
+
+
+def load_master_params(path: str | Path | None = None) -> MasterParams:
+    p = load_params(MasterParams, path or "master")
+    if not 0 < p.threshold < 1:
+        raise UserError("threshold must be between 0 and 1", file="params/master.yaml")
+    if not p.review_low <= p.threshold <= p.review_high:
+        raise UserError("need review_low <= threshold <= review_high", file="params/master.yaml")
+    return p
+
+
+# ------------------------------------------------------------------------------------------------------
+# customer_records: one row per customer mention in any source
+# ------------------------------------------------------------------------------------------------------
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    if not dbmod.table_exists(con, table):
+        return set()
+    return {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
+
+
+def _col(cols: set[str], name: str, alias: str | None = None, cast: str = "VARCHAR", prefix: str = "") -> str:
+    """``prefix.name`` cast, or NULL when the loader did not produce that column (older drops)."""
+    alias = alias or name
+    if name in cols:
+        return f"CAST({prefix}{name} AS {cast}) AS {alias}"
+    return f"CAST(NULL AS {cast}) AS {alias}"
+
+
+def records_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """SQL selecting the union of customer mentions from the stg_* tables that exist."""
+    parts = []
+    acc = _columns(con, "stg_crm_accounts")
+    if acc:
+        cc = _columns(con, "stg_crm_contacts")
+        # CRM contacts are side evidence for their account: the most recently updated contact's name and
+        # phone (ties: smallest contact_id) stand in where the account has none.
+        contact_cte = ""
+        c_name = c_phone = c_email = "NULL"
+        if {"account_id", "contact_name"} <= cc:
+            order = "updated_at DESC NULLS LAST, contact_id" if "updated_at" in cc else "contact_id"
+            mob = "mobile" if "mobile" in cc else "NULL"
+            ph = "phone" if "phone" in cc else "NULL"
+            em = "email" if "email" in cc else "NULL"
+            contact_cte = f"""LEFT JOIN (
+                SELECT account_id, contact_name, coalesce({mob}, {ph}) AS c_phone, {em} AS c_email,
+                       row_number() OVER (PARTITION BY account_id ORDER BY {order}) AS rn
+                FROM stg_crm_contacts) c ON c.account_id = a.account_id AND c.rn = 1"""
+            c_name, c_phone, c_email = "c.contact_name", "c.c_phone", "c.c_email"
+        date = ("coalesce(CAST(a.updated_at AS DATE), CAST(a.created_at AS DATE))"
+                if {"updated_at", "created_at"} <= acc else "CAST(NULL AS DATE)")
+        phone = f"coalesce(CAST(a.phone AS VARCHAR), {c_phone})" if "phone" in acc else c_phone
+        parts.append(f"""
+            SELECT 'crm' AS source, CAST(a.account_id AS VARCHAR) AS source_key,
+                   CAST(a.account_name AS VARCHAR) AS name_raw, {_col(acc, 'uscc', prefix='a.')},
+                   {phone} AS phone, CAST({c_name} AS VARCHAR) AS contact_name,
+                   CAST({c_email} AS VARCHAR) AS email,
+                   {_col(acc, 'province', prefix='a.')}, {_col(acc, 'city', prefix='a.')},
+                   {_col(acc, 'address', prefix='a.')}, {_col(acc, 'industry', prefix='a.')},
+                   {_col(acc, 'owner_rep_id', 'rep_id', prefix='a.')}, {date} AS record_date,
+                   {_col(acc, '_source_file', prefix='a.')}, {_col(acc, '_row', cast='BIGINT', prefix='a.')}
+            FROM stg_crm_accounts a {contact_cte}""")
+    erp = _columns(con, "stg_erp_customers")
+    if erp:
+        oc = _columns(con, "stg_orders")
+        date_join, date = "", "CAST(NULL AS DATE)"
+        if {"erp_customer_id", "order_date"} <= oc:
+            # an ERP customer is as recent as its latest order
+            date_join = """LEFT JOIN (SELECT erp_customer_id, max(CAST(order_date AS DATE)) AS last_order
+                           FROM stg_orders GROUP BY erp_customer_id) o
+                           ON o.erp_customer_id = e.erp_customer_id"""
+            date = "o.last_order"
+        parts.append(f"""
+            SELECT 'erp', CAST(e.erp_customer_id AS VARCHAR), CAST(e.customer_name AS VARCHAR),
+                   {_col(erp, 'uscc', prefix='e.')}, {_col(erp, 'phone', prefix='e.')},
+                   CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR),
+                   {_col(erp, 'province', prefix='e.')}, {_col(erp, 'city', prefix='e.')},
+                   {_col(erp, 'address', prefix='e.')}, CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR),
+                   {date}, {_col(erp, '_source_file', prefix='e.')}, {_col(erp, '_row', cast='BIGINT', prefix='e.')}
+            FROM stg_erp_customers e {date_join}""")
+    sv = _columns(con, "stg_sales_visits")
+    if sv:
+        date = ("coalesce(CAST(visit_date AS DATE), CAST(report_date AS DATE))"
+                if {"visit_date", "report_date"} <= sv else
+                ("CAST(report_date AS DATE)" if "report_date" in sv else "CAST(NULL AS DATE)"))
+        parts.append(f"""
+            SELECT 'sales', CAST(record_key AS VARCHAR), CAST(customer_name AS VARCHAR),
+                   {_col(sv, 'uscc')}, {_col(sv, 'phone')}, {_col(sv, 'contact_name')}, {_col(sv, 'email')},
+                   {_col(sv, 'province')}, {_col(sv, 'city')}, {_col(sv, 'address')}, {_col(sv, 'industry')},
+                   {_col(sv, 'rep_id')}, {date}, {_col(sv, '_source_file')}, {_col(sv, '_row', cast='BIGINT')}
+            FROM stg_sales_visits""")
+    tk = _columns(con, "stg_tickets")
+    if tk:
+        parts.append(f"""
+            SELECT 'service', CAST(ticket_id AS VARCHAR), CAST(customer_name AS VARCHAR),
+                   CAST(NULL AS VARCHAR), {_col(tk, 'contact_phone', 'phone')}, CAST(NULL AS VARCHAR),
+                   CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), {_col(tk, 'city')}, CAST(NULL AS VARCHAR),
+                   CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), {_col(tk, 'opened_at', 'record_date', 'DATE')},
+                   {_col(tk, '_source_file')}, {_col(tk, '_row', cast='BIGINT')}
+            FROM stg_tickets""")
+    ca = _columns(con, "stg_calls")
+    if ca:
+        parts.append(f"""
+            SELECT 'callcenter', CAST(call_id AS VARCHAR), CAST(company AS VARCHAR),
+                   CAST(NULL AS VARCHAR), {_col(ca, 'phone')}, {_col(ca, 'caller', 'contact_name')},
+                   CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR),
+                   CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), {_col(ca, 'called_at', 'record_date', 'DATE')},
+                   {_col(ca, '_source_file')}, {_col(ca, '_row', cast='BIGINT')}
+            FROM stg_calls""")
+    if not parts:
+        raise UserError("no source tables (stg_*) in the database", hint="run `crm load` first")
+    union = "\nUNION ALL\n".join(parts)
+    return f"""
+        SELECT source || ':' || source_key AS record_id, source, source_key,
+               name_raw, uscc, phone, contact_name, email, province, city, address, industry, rep_id,
+               record_date, _source_file, _row
+        FROM ({union}) u (source, source_key, name_raw, uscc, phone, contact_name, email, province, city,
+                          address, industry, rep_id, record_date, _source_file, _row)
+        WHERE source_key IS NOT NULL
+    """
+
+
+def build_customer_records(con: duckdb.DuckDBPyConnection) -> int:
+    """(Re)build ``customer_records`` from the stg tables; returns the number of records."""
+    con.execute(f"CREATE OR REPLACE TABLE customer_records AS {records_sql(con)} ORDER BY record_id")
+    return con.execute("SELECT count(*) FROM customer_records").fetchone()[0]
+
+
+# ------------------------------------------------------------------------------------------------------
+# name features: computed once per unique raw name
+# ------------------------------------------------------------------------------------------------------
+
+def _bigrams(text: str | None) -> list[str] | None:
+    """Distinct character bigrams (single characters for one-character text), sorted for stable output."""
+    if not isinstance(text, str) or not text:
+        return None
+    if len(text) == 1:
+        return [text]
+    return sorted({text[i:i + 2] for i in range(len(text) - 1)})
+
+
+def _strip_parts(canonical: str, parts: list[str | None]) -> str:
+    core = canonical
+    for part in parts:
+        if part and len(core) > len(part):
+            core = core.replace(part, "", 1)
+    return core
+
+
+# Record codes reps and systems append to names (杭州华远软件有限公司 KH0231, ...#A17, (编号 33), /客户码9931,
+# -0042): not part of the organisation's name, so cut before parsing.
+_TRAILING_CODE_RE = re.compile(
+    r"(?:[\s#/\\|_\-—–:：,，]+|[(（\[【]\s*)"
+    r"(?:编号|代码|客户码|客户编号|客户代码|编码|NO\.?|ID)?\s*[:：#]?\s*[A-Z]{0,4}[-_]?\d{2,}\s*[)）\]】]?\s*$",
+    re.IGNORECASE)
+_HEAD_WORDS = ("总行", "总部", "总公司", "总社", "总院")
+
+
+def strip_trailing_code(name: str | None) -> str | None:
+    """Cut a trailing record code (``KH0231``, ``#A17``, ``(编号 33)``) when a real name remains."""
+    if not isinstance(name, str):
+        return name
+    cut = _TRAILING_CODE_RE.sub("", name)
+    if cut != name and len(cut.strip()) >= 3:
+        return cut.strip()
+    return name
+
+
+def name_features(names: list[str | None], sectors: set[str] | None = None) -> pd.DataFrame:
+    """One row per distinct raw name: the parsed name (crmlib.names) plus the fields matching needs.
+
+    ``core`` is the organisation's core identity (brand or trade name, without region, branch and legal
+    form): what name similarity compares. ``brand`` is set only for dictionary brands (the hard rule
+    "different brand never merges" applies to them); ``hier`` marks head-office/branch organisations.
+    ``sectors`` (params) adds sectors whose brands count as branch-type even when the dictionary says not.
+    """
+    from . import names as nm
+
+    sectors = sectors or set()
+    rows = []
+    for raw in tqdm(names, desc="names", unit="name", mininterval=2, disable=len(names) < 20000):
+        p = nm.parse(strip_trailing_code(raw)) if raw is not None else None
+        if p is None or p.is_junk or not p.canonical:
+            rows.append({"name_raw": raw, "is_junk": True})
+            continue
+        hier = bool(p.brand_known) and (bool(p.hierarchy) or (p.sector in sectors if p.sector else False))
+        rows.append({
+            "name_raw": raw, "is_junk": False, "canonical": p.canonical, "match_key": p.match_key,
+            "brand": p.brand if p.brand_known else None, "core": p.brand or p.canonical,
+            "ambiguous": bool(p.ambiguous), "hier": hier,
+            "n_province": p.province, "n_city": p.city, "n_district": p.district,
+            "branch_level": p.branch_level, "branch_name": p.branch_name, "legal_form": p.legal_form,
+            "parent_key": p.parent_key,
+            "head_written": any(w in p.cleaned for w in _HEAD_WORDS),
+        })
+    df = pd.DataFrame(rows)
+    for c in ["canonical", "match_key", "brand", "n_province", "n_city", "n_district", "branch_level",
+              "branch_name", "legal_form", "core", "parent_key"]:
+        if c not in df:
+            df[c] = None
+    for c in ["hier", "ambiguous", "head_written"]:
+        df[c] = df[c].fillna(False).astype(bool) if c in df else False
+    return df
+
+
+def _normalise_values(values: pd.Series, fn) -> pd.Series:
+    """Apply a normaliser once per distinct value."""
+    uniq = values.dropna().unique()
+    mapping = {}
+    for v in uniq:
+        try:
+            mapping[v] = fn(v)
+        except Exception:  # a value the normaliser cannot read is no evidence, not an error
+            mapping[v] = None
+    return values.map(mapping)
+
+
+def _clean_city(v: str | None) -> str | None:
+    if v is None:
+        return None
+    s = str(v).strip().replace(" ", "")
+    for suffix in ("特别行政区", "自治州", "地区", "盟", "市"):
+        if len(s) > len(suffix) + 1 and s.endswith(suffix):
+            s = s[: -len(suffix)]
+            break
+    return s or None
+
+
+def _clean_text(v: str | None) -> str | None:
+    if v is None:
+        return None
+    s = "".join(str(v).split())
+    return s or None
+
+
+def prepare_records(records: pd.DataFrame, params: MasterParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Records with normalised evidence and their name features; returns (records, names)."""
+    from . import names as nm
+
+    recs = records.copy()
+    for c in ["uscc", "phone", "contact_name", "city", "address", "province"]:
+        if c not in recs:
+            recs[c] = None
+    recs["name_raw"] = recs["name_raw"].astype(object).where(recs["name_raw"].notna(), None)
+    uniq = sorted(set(recs["name_raw"].dropna().unique()))
+    feats = name_features(uniq + ([None] if recs["name_raw"].isna().any() else []),
+                          set(params.hierarchy_sectors))
+    recs = recs.merge(feats, on="name_raw", how="left")
+    recs.loc[recs["is_junk"].isna(), "is_junk"] = True
+    recs["is_junk"] = recs["is_junk"].astype(bool)
+    recs["phone_n"] = _normalise_values(recs["phone"], nm.normalise_phone)
+    recs["uscc_n"] = _normalise_values(recs["uscc"], nm.normalise_uscc)
+    recs["contact_n"] = _normalise_values(recs["contact_name"], _clean_text)
+    recs["city_n"] = _normalise_values(recs["city"], _clean_city)
+    recs["address_n"] = _normalise_values(recs["address"], _clean_text)
+    recs["n_city_c"] = _normalise_values(recs["n_city"], _clean_city)
+    recs = localise_unregioned(recs, params)
+    return recs, feats
+
+
+def group_key(recs: pd.DataFrame, params: MasterParams) -> pd.Series:
+    """Name-group key: records with the same normalised name key are one customer without further evidence."""
+    return recs["match_key"].astype(object)
+
+
+def localise_unregioned(recs: pd.DataFrame, params: MasterParams) -> pd.DataFrame:
+    """With ``unregioned_brand_is_local``, a branch-type brand written bare (工行: no region, no 总行) in a
+    record that has a city is read as that city's branch: the record is re-parsed as city + name."""
+    if not params.unregioned_brand_is_local or recs.empty:
+        return recs
+    m = (recs["hier"] & recs["n_city"].isna() & recs["n_province"].isna() & (recs["branch_level"] == "head")
+         & ~recs["head_written"] & recs["city_n"].notna())
+    if not m.any():
+        return recs
+    local = (recs.loc[m, "city_n"].astype(str) + recs.loc[m, "name_raw"].astype(str))
+    feats = name_features(sorted(set(local)), set(params.hierarchy_sectors)).set_index("name_raw")
+    cols = [c for c in feats.columns if c in recs.columns and c != "name_raw"]
+    recs = recs.copy()
+    recs.loc[m, cols] = feats.loc[local.to_numpy(), cols].to_numpy()
+    recs.loc[m, "n_city_c"] = recs.loc[m, "n_city"].map(_clean_city)
+    return recs
+
+
+# ------------------------------------------------------------------------------------------------------
+# the matching engine
+# ------------------------------------------------------------------------------------------------------
+
+@dataclass
+class MatchResult:
+    records: pd.DataFrame      # record_id, group_id, cluster (int, NaN for junk), match_probability + features
+    groups: pd.DataFrame       # one row per name group (Splink input)
+    pairs: pd.DataFrame        # scored group pairs (>= review_low) with gammas, probability, hard-rule flag
+    model: dict                # Splink model (settings with trained m/u)
+    stats: dict = field(default_factory=dict)
+
+
+def _top_values(s: pd.Series, k: int) -> list | None:
+    vals = [v for v, _ in Counter(x for x in s if x is not None and x == x).most_common(k)]
+    return sorted(vals) or None
+
+
+def build_groups(recs: pd.DataFrame, params: MasterParams) -> pd.DataFrame:
+    """Aggregate non-junk records into name groups with the evidence Splink compares."""
+    live = recs[~recs["is_junk"]].copy()
+    if live.empty:
+        return pd.DataFrame(columns=["group_id", "gkey"])
+    live["gkey"] = group_key(live, params)
+    k = params.max_values_per_group
+    con = duckdb.connect()
+    try:
+        con.register("live", live[["gkey", "record_id", "canonical", "core", "brand", "hier", "ambiguous", "n_province",
+                                   "n_city_c", "n_district", "branch_level", "branch_name", "uscc_n", "phone_n",
+                                   "contact_n", "city_n", "address_n", "match_key"]])
+        g = con.execute("""
+            SELECT gkey, min(record_id) AS first_record, count(*) AS n_records,
+                   mode(canonical ORDER BY canonical) AS canonical, min(core) AS core, min(brand) AS brand,
+                   bool_or(hier) AS hier, min(match_key) AS match_key, bool_or(ambiguous) AS ambiguous,
+                   min(n_province) AS n_province, min(n_city_c) AS n_city, min(n_district) AS n_district,
+                   min(branch_level) AS branch_level, min(branch_name) AS branch_name,
+                   mode(address_n ORDER BY address_n) AS address
+            FROM live GROUP BY gkey ORDER BY gkey
+        """).df()
+        # the k most frequent distinct values of each evidence field per group (ties: smallest value)
+        vals = con.execute(f"""
+            WITH v AS (
+                SELECT gkey, 'uscc' AS f, uscc_n AS v FROM live WHERE uscc_n IS NOT NULL
+                UNION ALL SELECT gkey, 'phone', phone_n FROM live WHERE phone_n IS NOT NULL
+                UNION ALL SELECT gkey, 'contact', contact_n FROM live WHERE contact_n IS NOT NULL
+                UNION ALL SELECT gkey, 'city', city_n FROM live WHERE city_n IS NOT NULL
+            ), c AS (SELECT gkey, f, v, count(*) AS n FROM v GROUP BY gkey, f, v)
+            SELECT gkey, f, list_sort(list(v)) AS vals FROM (
+                SELECT *, row_number() OVER (PARTITION BY gkey, f ORDER BY n DESC, v) AS rn FROM c
+            ) WHERE rn <= {int(k)} GROUP BY gkey, f ORDER BY gkey, f
+        """).df()
+    finally:
+        con.close()
+    for c in ["uscc", "phone", "contact", "city"]:
+        m = vals[vals["f"] == c].set_index("gkey")["vals"]
+        g[c] = [list(x) if isinstance(x, (list, np.ndarray)) else None for x in g["gkey"].map(m)]
+    # the name's own city counts as city evidence too
+    g["city"] = [sorted(set((c or []) + ([nc] if isinstance(nc, str) else []))) or None
+                 for c, nc in zip(g["city"], g["n_city"], strict=False)]
+    g.insert(0, "group_id", np.arange(len(g), dtype=np.int64))
+    g["core_bigrams"] = [_bigrams(c) for c in g["core"]]
+    g["address_bigrams"] = [_bigrams(a) for a in g["address"]]
+    g["core_p2"] = [c[:2] if isinstance(c, str) and len(c) >= 2 else None for c in g["core"]]
+    g["core_s2"] = [c[-2:] if isinstance(c, str) and len(c) >= 3 else None for c in g["core"]]
+    g["city_b"] = [nc if isinstance(nc, str) else (c[0] if c else None) for nc, c in zip(g["n_city"], g["city"], strict=False)]
+    g["phone_1"] = [p[0] if p else None for p in g["phone"]]
+    g["uscc_1"] = [u[0] if u else None for u in g["uscc"]]
+    # organisation unit for the branch hard rule (dictionary brands, or any name with a branch word):
+    # level + branch + district as written; a head office and its branches are different units
+    g["unit"] = [
+        f"{bl if isinstance(bl, str) else 'main'}|{bn if isinstance(bn, str) else ''}|{di if isinstance(di, str) else ''}"
+        if (isinstance(b, str) or isinstance(bl, str)) else None
+        for b, bl, bn, di in zip(g["brand"], g["branch_level"], g["branch_name"], g["n_district"], strict=False)
+    ]
+    return g
+
+
+def _jaccard_sql(col: str) -> str:
+    inter = f"len(list_intersect({col}_l, {col}_r))"
+    return f"({inter} / greatest(len({col}_l) + len({col}_r) - {inter}, 1))"
+
+
+# Prior m / u per comparison level (m: chance the level is seen on a true match; u: on two different
+# customers). Used where the data cannot train a value (small lists, no EM); u is re-estimated by random
+# sampling and m by EM on larger inputs. Order = the levels below, null level excluded.
+_PRIOR_MU = {
+    "name": [(0.5, 1e-5), (0.25, 3e-5), (0.1, 1e-4), (0.08, 1e-3), (0.04, 5e-3), (0.03, 0.99)],
+    "uscc": [(0.9, 1e-6), (0.1, 1.0)],
+    "phone": [(0.6, 1e-5), (0.4, 1.0)],
+    "contact": [(0.5, 1e-3), (0.5, 1.0)],
+    "city": [(0.95, 0.05), (0.05, 0.95)],
+    "address": [(0.5, 1e-5), (0.3, 1e-4), (0.2, 1.0)],
+}
+
+
+def splink_settings(params: MasterParams):
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+    from splink import SettingsCreator, block_on
+    from splink.blocking_rule_library import CustomRule
+
+    def levels(name, lvls):
+        out = [lvls[0]]
+        for lv, (m, u) in zip(lvls[1:], _PRIOR_MU[name], strict=False):
+            out.append(lv.configure(m_probability=m, u_probability=u))
+        return out
+
+    name_levels = [cll.NullLevel("core"),
+                   cll.CustomLevel("canonical_l = canonical_r", "canonical name equal"),
+                   cll.CustomLevel("core_l = core_r", "name core equal")]
+    for t in params.name_similarity_levels:
+        # core_sim: per-character Indel similarity (rapidfuzz), registered by _engine_connection
+        name_levels.append(cll.CustomLevel(f"core_sim(core_l, core_r) >= {t}", f"name similarity >= {t}"))
+    name_levels.append(cll.ElseLevel())
+
+    def array_cmp(col: str, label: str):
+        return cl.CustomComparison(output_column_name=col, comparison_levels=levels(col, [
+            cll.NullLevel(col),
+            cll.CustomLevel(f"len(list_intersect({col}_l, {col}_r)) >= 1", f"{label} shared"),
+            cll.ElseLevel()]))
+
+    addr = _jaccard_sql("address_bigrams")
+    comparisons = [
+        cl.CustomComparison(output_column_name="name", comparison_levels=levels("name", name_levels)),
+        array_cmp("uscc", "credit code"),
+        array_cmp("phone", "phone"),
+        array_cmp("contact", "contact"),
+        array_cmp("city", "city"),
+        cl.CustomComparison(output_column_name="address", comparison_levels=levels("address", [
+            cll.NullLevel("address"),
+            cll.CustomLevel("address_l = address_r", "address equal"),
+            cll.CustomLevel(f"{addr} >= 0.6", "address bigram Jaccard >= 0.6"),
+            cll.ElseLevel()])),
+    ]
+    blocking = [
+        block_on("match_key"),
+        block_on("uscc_x", arrays_to_explode=["uscc_x"]),
+        block_on("phone_x", arrays_to_explode=["phone_x"]),
+        CustomRule("l.brand = r.brand AND l.city_b = r.city_b"),
+        CustomRule("l.core = r.core AND l.brand IS NULL"),
+        block_on("core_p2", "city_b"),
+        block_on("core_s2", "city_b"),
+    ]
+    return SettingsCreator(
+        link_type="dedupe_only", unique_id_column_name="group_id", comparisons=comparisons,
+        blocking_rules_to_generate_predictions=blocking, retain_matching_columns=False,
+        retain_intermediate_calculation_columns=True, probability_two_random_records_match=1e-4,
+        additional_columns_to_retain=[],
+    )
+
+
+def _register_core_sim(con: duckdb.DuckDBPyConnection) -> None:
+    """``core_sim(a, b)``: per-character Indel similarity in [0, 1] (DuckDB's own distances count UTF-8
+    bytes). Vectorised with rapidfuzz's cpdist: one C++ call per batch, not one Python call per pair, which
+    is what keeps Splink's predict fast on millions of pairs (names.register_duckdb_functions loops in
+    Python)."""
+    import pyarrow as pa
+    from duckdb.sqltypes import DOUBLE, VARCHAR
+    from rapidfuzz import fuzz, process
+
+    def core_sim(a, b):
+        la, lb = a.to_pylist(), b.to_pylist()
+        mask = np.fromiter((x is None or y is None for x, y in zip(la, lb, strict=False)), dtype=bool, count=len(la))
+        sims = process.cpdist([x or "" for x in la], [y or "" for y in lb], scorer=fuzz.ratio, workers=1)
+        return pa.array(np.asarray(sims, dtype=np.float64) / 100.0, mask=mask)
+
+    con.create_function("core_sim", core_sim, [VARCHAR, VARCHAR], DOUBLE, type="arrow")
+
+
+def _engine_connection(params: MasterParams) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    _register_core_sim(con)
+    con.execute(f"SET threads = {int(params.threads)}")
+    con.execute(f"SET memory_limit = '{params.memory_limit}'")
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def score_groups(groups: pd.DataFrame, params: MasterParams, con: duckdb.DuckDBPyConnection | None = None,
+                 progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Train the Splink model without labels and score blocked pairs of name groups.
+
+    Returns (pairs with group_id_l/r, gamma_* , match_weight, match_probability for pairs at or above
+    ``review_low``, the trained model as a dict)."""
+    from splink import DuckDBAPI, Linker, block_on
+
+    own = con is None
+    con = con or _engine_connection(params)
+    cols = ["group_id", "canonical", "core", "core_bigrams", "brand", "match_key", "uscc", "phone", "contact",
+            "city", "address", "address_bigrams", "core_p2", "core_s2", "city_b", "phone_1", "uscc_1"]
+    inp = groups[cols].copy()
+    inp["uscc_x"] = inp["uscc"]
+    inp["phone_x"] = inp["phone"]
+    con.register("_groups_df", inp)
+    con.execute("CREATE OR REPLACE TABLE splink_groups AS SELECT * FROM _groups_df ORDER BY group_id")
+    con.unregister("_groups_df")
+    logging.getLogger("splink").setLevel(logging.ERROR)
+    db_api = DuckDBAPI(con)
+    sdf = db_api.register("splink_groups")
+    linker = Linker(sdf, splink_settings(params), log_level=None)
+    n = len(groups)
+    steps = tqdm(total=4, desc="splink", disable=not progress)
+    if n >= 2:
+        from splink.blocking_rule_library import CustomRule
+
+        # prior chance two name groups are one customer, from near-certain rules (same name core in the
+        # same city, or a shared credit code) whose recall is guessed conservatively
+        try:
+            linker.training.estimate_probability_two_random_records_match(
+                [CustomRule("l.core = r.core AND l.city_b = r.city_b"),
+                 block_on("uscc_x", arrays_to_explode=["uscc_x"])], recall=params.prior_rules_recall)
+        except Exception as exc:  # e.g. no pair at all on a tiny list: keep the default prior
+            log.info("prior not estimated: %s", exc)
+        if n >= params.em_min_groups:
+            # on a short list random pairs are too often true matches to estimate u: keep the priors
+            linker.training.estimate_u_using_random_sampling(
+                max_pairs=min(params.u_max_pairs, n * (n - 1) / 2), seed=params.seed)
+        steps.update()
+        if n >= params.em_min_groups:
+            for rule in (block_on("core_p2"), block_on("city_b", "phone_1")):
+                try:
+                    linker.training.estimate_parameters_using_expectation_maximisation(
+                        rule, max_pairs=params.em_max_pairs)
+                except Exception as exc:  # too few pairs for this rule: keep the priors / other session
+                    log.info("EM session skipped (%s): %s", rule, exc)
+        steps.update()
+    pred = linker.inference.predict(threshold_match_probability=min(params.review_low, params.threshold),
+                                    warning_mode="never")
+    steps.update()
+    mw_cols = [f"mw_{c}" for c in COMPARISONS]
+    pairs = con.execute(f"""
+        SELECT group_id_l, group_id_r, {', '.join(mw_cols)}, match_weight, match_probability
+        FROM {pred.physical_name} ORDER BY group_id_l, group_id_r""").df()
+    model = linker.misc.save_model_to_json()
+    steps.update()
+    steps.close()
+    if own:
+        con.close()
+    return pairs, model
+
+
+# Fields whose values must agree (when both are written) for two name groups to be one customer
+_HARD_KEYS = ["brand", "n_province", "n_city", "unit"]
+_HARD_REASONS = {"brand": "different brand", "n_province": "different province in name",
+                 "n_city": "different city in name", "unit": "different branch / head office"}
+
+
+def hard_rule_violation(a: dict, b: dict) -> str | None:
+    """Why two name groups can never be one customer, or None. Blank fields never conflict.
+
+    ``brand`` (dictionary brands only), region written in the name, and ``unit`` (branch level, branch name,
+    district; set for dictionary brands and names with a branch word) must agree. A short form that means
+    several brands (``ambiguous``) is only joined to the same short form; a reviewer decides the rest."""
+    for k in _HARD_KEYS:
+        x, y = a.get(k), b.get(k)
+        if isinstance(x, str) and isinstance(y, str) and x != y:
+            return _HARD_REASONS[k]
+    if (a.get("ambiguous") or b.get("ambiguous")) and a.get("core") != b.get("core"):
+        return "ambiguous short form"
+    return None
+
+
+def _vector_violations(pairs: pd.DataFrame, groups: pd.DataFrame) -> pd.Series:
+    """:func:`hard_rule_violation` for many pairs at once; the reason or None per pair."""
+    g = groups.set_index("group_id")[_HARD_KEYS + ["ambiguous", "core"]]
+    L = g.loc[pairs["group_id_l"].to_numpy()].reset_index(drop=True)
+    R = g.loc[pairs["group_id_r"].to_numpy()].reset_index(drop=True)
+    out = np.full(len(pairs), None, dtype=object)
+    amb = ((L["ambiguous"].fillna(False).astype(bool) | R["ambiguous"].fillna(False).astype(bool))
+           & (L["core"] != R["core"])).to_numpy()
+    out[amb] = "ambiguous short form"
+    for k in reversed(_HARD_KEYS):  # the first rule in _HARD_KEYS wins
+        mask = (L[k].notna() & R[k].notna() & (L[k] != R[k])).to_numpy()
+        out[mask] = _HARD_REASONS[k]
+    return pd.Series(out, index=pairs.index, dtype=object)
+
+
+class _UnionFind:
+    """Union-find whose components remember their hard-rule values and reviewers' no-match partners."""
+
+    def __init__(self, groups: pd.DataFrame, cannot: set[tuple[int, int]]):
+        self.parent: dict[int, int] = {}
+        self.vals: dict[int, dict[str, set]] = {}
+        self.cannot: dict[int, set[int]] = {}
+        self.rows = groups.set_index("group_id")[_HARD_KEYS].to_dict("index")
+        for a, b in cannot:
+            self.cannot.setdefault(a, set()).add(b)
+            self.cannot.setdefault(b, set()).add(a)
+
+    def find(self, x: int) -> int:
+        if x not in self.parent:
+            self.parent[x] = x
+            r = self.rows[x]
+            self.vals[x] = {"members": {x}, **{k: ({r[k]} if isinstance(r[k], str) else set()) for k in _HARD_KEYS}}
+        root = x
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[x] != root:
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def compatible(self, a: int, b: int) -> bool:
+        va, vb = self.vals[a], self.vals[b]
+        for k in _HARD_KEYS:
+            if va[k] and vb[k] and va[k] != vb[k]:
+                return False
+        small, big = (va, vb) if len(va["members"]) <= len(vb["members"]) else (vb, va)
+        return not any(self.cannot.get(m, set()) & big["members"] for m in small["members"])
+
+    def union(self, a: int, b: int, force: bool = False) -> bool:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return True
+        if not force and not self.compatible(ra, rb):
+            return False
+        if len(self.vals[ra]["members"]) < len(self.vals[rb]["members"]):
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        for k, v in self.vals[rb].items():
+            self.vals[ra][k] |= v
+        del self.vals[rb]
+        return True
+
+
+def cluster_groups(groups: pd.DataFrame, edges: pd.DataFrame, cannot: set[tuple[int, int]],
+                   forced: list[tuple[int, int]], params: MasterParams,
+                   con: duckdb.DuckDBPyConnection | None = None) -> pd.Series:
+    """Cluster label per group_id (index = group_id).
+
+    Splink's connected components over the accepted edges plus reviewers' forced matches; then every
+    component that chains incompatible groups (through groups whose fields are blank) or holds a reviewer's
+    no-match pair is rebuilt greedily: forced matches first, then edges strongest first (ties: smallest
+    ids), skipping any edge that would join incompatible parts.
+    """
+    from splink import DuckDBAPI
+    from splink.clustering import cluster_pairwise_predictions_at_threshold
+
+    ids = groups["group_id"].to_numpy()
+    e = edges[["group_id_l", "group_id_r", "match_probability"]]
+    if forced:
+        f = pd.DataFrame(forced, columns=["group_id_l", "group_id_r"]).assign(match_probability=1.0)
+        e = pd.concat([f, e], ignore_index=True)
+    e = e[e["match_probability"] >= params.threshold].reset_index(drop=True)
+    own = con is None
+    con = con or _engine_connection(params)
+    try:
+        cc = cluster_pairwise_predictions_at_threshold(
+            pd.DataFrame({"group_id": ids}), e, db_api=DuckDBAPI(con), node_id_column_name="group_id",
+            edge_id_column_name_left="group_id_l", edge_id_column_name_right="group_id_r",
+            threshold_match_probability=params.threshold,
+        ).as_pandas_dataframe()
+    finally:
+        if own:
+            con.close()
+    lab = pd.Series(cc["cluster_id"].astype(str).to_numpy(), index=cc["group_id"].astype(np.int64).to_numpy())
+    lab = lab.reindex(ids)
+    g = groups.set_index("group_id")
+    frame = pd.DataFrame({"cluster": lab.to_numpy()}, index=ids)
+    for k in _HARD_KEYS:
+        frame[k] = g.loc[ids, k].to_numpy()
+    bad = set()
+    for k in ("brand", "n_province", "n_city", "unit"):
+        nun = frame.dropna(subset=[k]).groupby("cluster")[k].nunique()
+        bad |= set(nun[nun > 1].index)
+    for a, b in cannot:
+        if lab.get(a) is not None and lab.get(a) == lab.get(b):
+            bad.add(lab[a])
+    if not bad:
+        return lab
+    members = set(frame.index[frame["cluster"].isin(bad)].tolist())
+    uf = _UnionFind(groups[groups["group_id"].isin(members)], cannot)
+    for a, b in sorted(forced):
+        if a in members and b in members:
+            uf.union(a, b, force=True)
+    sub = e[e["group_id_l"].isin(members) & e["group_id_r"].isin(members)]
+    sub = sub.sort_values(["match_probability", "group_id_l", "group_id_r"], ascending=[False, True, True])
+    for a, b in zip(sub["group_id_l"].to_numpy(), sub["group_id_r"].to_numpy(), strict=False):
+        uf.union(int(a), int(b))
+    for gid in sorted(members):
+        lab.loc[gid] = f"r{uf.find(int(gid))}"
+    return lab
+
+
+def read_decisions(path: str | Path | None = None) -> pd.DataFrame:
+    """Reviewers' decisions; the latest decision per pair (by decided_at, then file order) wins."""
+    path = Path(path) if path else paths.review_decisions_path()
+    if not path.exists():
+        return pd.DataFrame(columns=DECISION_COLUMNS)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:
+        raise UserError(f"cannot read review decisions: {exc}", file=str(path)) from None
+    missing = [c for c in DECISION_COLUMNS if c not in df.columns]
+    if missing:
+        raise UserError(f"missing column(s) {', '.join(missing)}", file=str(path),
+                        hint="header must be " + ",".join(DECISION_COLUMNS))
+    bad = df[~df["decision"].isin(["match", "no_match"])]
+    if len(bad):
+        raise UserError(f"decision must be match or no_match, got {bad['decision'].iloc[0]!r}", file=str(path),
+                        row=int(bad.index[0]) + 2, column="decision")
+    df["_order"] = range(len(df))
+    lo = df[["record_id_l", "record_id_r"]].min(axis=1)
+    hi = df[["record_id_l", "record_id_r"]].max(axis=1)
+    df["record_id_l"], df["record_id_r"] = lo, hi
+    df = df.sort_values(["decided_at", "_order"]).groupby(["record_id_l", "record_id_r"]).tail(1)
+    return df.sort_values(["record_id_l", "record_id_r"])[DECISION_COLUMNS].reset_index(drop=True)
+
+
+def append_decision(record_id_l: str, record_id_r: str, decision: str, reviewer: str,
+                    path: str | Path | None = None, decided_at: str | None = None) -> None:
+    """Append one reviewer decision to the decisions file (created with its header when absent)."""
+    if decision not in ("match", "no_match"):
+        raise UserError(f"decision must be match or no_match, got {decision!r}")
+    path = Path(path) if path else paths.review_decisions_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with path.open("a", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        if new:
+            w.writerow(DECISION_COLUMNS)
+        w.writerow([record_id_l, record_id_r, decision, reviewer,
+                    decided_at or dt.datetime.now().isoformat(timespec="seconds")])
+
+
+def match_records(records: pd.DataFrame, params: MasterParams, decisions: pd.DataFrame | None = None,
+                  progress: bool = True) -> MatchResult:
+    """The engine shared by ``crm resolve`` and ``crm dedup``: records in, clusters out.
+
+    ``records`` needs ``record_id`` and ``name_raw``; ``uscc, phone, contact_name, city, address`` are used
+    when present. ``match_probability`` of a record is the strongest accepted edge joining its name group to
+    the rest of its cluster (1.0 when the group is the whole cluster: the name key alone decides it).
+    """
+    recs, _ = prepare_records(records, params)
+    groups = build_groups(recs, params)
+    live = ~recs["is_junk"]
+    recs["gkey"] = None
+    recs.loc[live, "gkey"] = group_key(recs[live], params)
+    recs = recs.merge(groups[["gkey", "group_id"]], on="gkey", how="left")
+    stats: dict[str, Any] = {"records": len(recs), "junk": int((~live).sum()), "groups": len(groups)}
+    if len(groups) == 0:
+        recs["cluster"] = None
+        recs["match_probability"] = np.nan
+        return MatchResult(recs, groups, pd.DataFrame(), {}, stats)
+    con = _engine_connection(params)
+    try:
+        pairs, model = score_groups(groups, params, con=con, progress=progress)
+        pairs["violation"] = _vector_violations(pairs, groups) if len(pairs) else pd.Series(dtype=object)
+        # reviewers' decisions, mapped from record ids to name groups
+        rid2g = dict(zip(recs["record_id"], recs["group_id"], strict=False))
+        cannot, forced = set(), []
+        pairs["decision"] = None
+        if decisions is not None and len(decisions):
+            for r in decisions.itertuples(index=False):
+                a, b = rid2g.get(r.record_id_l), rid2g.get(r.record_id_r)
+                if a is None or b is None or pd.isna(a) or pd.isna(b) or a == b:
+                    continue
+                a, b = sorted((int(a), int(b)))
+                if r.decision == "match":
+                    forced.append((a, b))
+                else:
+                    cannot.add((a, b))
+            key = list(zip(pairs["group_id_l"], pairs["group_id_r"], strict=False))
+            dec = {p: "match" for p in forced} | {p: "no_match" for p in cannot}
+            pairs["decision"] = [dec.get(k) for k in key]
+        accepted = pairs[pairs["violation"].isna() & (pairs["decision"].fillna("") != "no_match")
+                         & (pairs["match_probability"] >= params.threshold)]
+        lab = cluster_groups(groups, accepted, cannot, forced, params, con=con)
+    finally:
+        con.close()
+    # cluster numbers in order of each cluster's first record, so outputs are stable
+    groups["cluster_label"] = lab.to_numpy()
+    first = groups.groupby("cluster_label")["first_record"].min().sort_values()
+    order = {c: i for i, c in enumerate(first.index)}
+    groups["cluster"] = groups["cluster_label"].map(order).astype(np.int64)
+    # per-group confidence: best accepted edge inside its cluster (or a forced decision = 1.0)
+    gcl = dict(zip(groups["group_id"], groups["cluster"], strict=False))
+    best: dict[int, float] = {}
+    acc = pairs[pairs["violation"].isna() & (pairs["decision"].fillna("") != "no_match")]
+    for a, b, p in zip(acc["group_id_l"], acc["group_id_r"], acc["match_probability"], strict=False):
+        if gcl[a] == gcl[b]:
+            best[a] = max(best.get(a, 0.0), p)
+            best[b] = max(best.get(b, 0.0), p)
+    for a, b in forced:
+        best[a] = best[b] = 1.0
+    size = groups.groupby("cluster")["group_id"].transform("size")
+    groups["match_probability"] = [1.0 if s == 1 else best.get(g, params.threshold)
+                                   for g, s in zip(groups["group_id"], size, strict=False)]
+    recs = recs.merge(groups[["group_id", "cluster", "match_probability"]], on="group_id", how="left")
+    stats.update({"pairs_scored": len(pairs), "clusters": int(groups["cluster"].nunique()),
+                  "pairs_blocked_by_rule": int(pairs["violation"].notna().sum()) if len(pairs) else 0})
+    return MatchResult(recs, groups, pairs, model, stats)
+
+
+# ------------------------------------------------------------------------------------------------------
+# stable customer ids
+# ------------------------------------------------------------------------------------------------------
+
+def _id_number(cid: str) -> int:
+    return int(cid[1:])
+
+
+def assign_ids(clusters: pd.DataFrame, old_map: pd.DataFrame | None) -> dict:
+    """Customer id per cluster label, stable across runs.
+
+    ``clusters``: record_id, cluster (junk rows excluded). ``old_map``: record_id, customer_id from earlier
+    runs. A cluster takes the id most of its already-known records had (ties: smallest id); when two clusters
+    claim one id (a customer split), the cluster holding more of its records keeps it (ties: the cluster with
+    the smallest record_id), the other tries its next candidate. Clusters left over get new numbers after the
+    largest id ever issued, in order of their smallest record_id. Ids are never reused.
+    """
+    first = clusters.groupby("cluster")["record_id"].min()
+    if old_map is None or old_map.empty:
+        order = first.sort_values().index
+        return {c: f"C{i + 1:06d}" for i, c in enumerate(order)}
+    known = clusters.merge(old_map[["record_id", "customer_id"]], on="record_id", how="inner")
+    votes = known.groupby(["cluster", "customer_id"]).size().rename("n").reset_index()
+    votes["first"] = votes["cluster"].map(first)
+    votes = votes.sort_values(["n", "customer_id", "first"], ascending=[False, True, True])
+    # candidates per cluster in preference order; claims settled strongest first
+    out: dict = {}
+    taken: set[str] = set()
+    for row in votes.itertuples(index=False):
+        if row.cluster in out or row.customer_id in taken:
+            continue
+        out[row.cluster] = row.customer_id
+        taken.add(row.customer_id)
+    nxt = max(_id_number(c) for c in old_map["customer_id"].dropna()) + 1 if old_map["customer_id"].notna().any() else 1
+    for c in first.sort_values().index:
+        if c not in out:
+            out[c] = f"C{nxt:06d}"
+            nxt += 1
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# golden records, review queue, evidence
+# ------------------------------------------------------------------------------------------------------
+
+_GOLDEN_FIELDS = ["uscc", "industry", "province", "city", "address", "phone"]
+_CRM_FIELDS = ["scope", "region", "size", "registered_capital", "listed", "owner_rep_id"]
+
+
+def golden_sql(trust: list[str]) -> str:
+    """Golden record per customer from ``_xrec`` (records with customer_id, canonical, completeness).
+
+    Survivorship per field: most trusted source, then most recent record_date (blank last), then most
+    complete record, then smallest record_id."""
+    rank = "CASE source " + " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(trust)) + f" ELSE {len(trust)} END"
+    order = f"{rank}, record_date DESC NULLS LAST, completeness DESC, record_id"
+
+    def pick(expr: str, alias: str) -> str:
+        return f"first({expr} ORDER BY {order}) FILTER (WHERE {expr} IS NOT NULL) AS {alias}"
+
+    fields = ",\n".join(pick(f, f) for f in _GOLDEN_FIELDS + _CRM_FIELDS + ["rep_id"])
+    src_list = "list_sort(list(DISTINCT source))"
+    return f"""
+        SELECT customer_id, {pick('canonical', 'name')}, {fields},
+               count(*) AS n_records, array_to_string({src_list}, ',') AS sources,
+               min(record_date) AS first_seen, max(record_date) AS last_seen,
+               {pick('brand', 'brand')}, {pick('n_city', 'name_city')}, {pick('n_province', 'name_province')},
+               {pick('branch_level', 'branch_level')}, {pick('branch_name', 'branch_name')},
+               bool_or(coalesce(hier, false)) AS hier
+        FROM _xrec WHERE customer_id IS NOT NULL GROUP BY customer_id
+    """
+
+
+def model_weights(model: dict) -> pd.DataFrame:
+    """Match weight per comparison level of a trained Splink model (gamma numbering as in predictions)."""
+    rows = []
+    for comp in model.get("comparisons", []):
+        name = comp.get("output_column_name")
+        levels = comp.get("comparison_levels", [])
+        non_null = [lv for lv in levels if not lv.get("is_null_level")]
+        for lv in levels:
+            if lv.get("is_null_level"):
+                rows.append({"comparison": name, "gamma": -1, "label": lv.get("label_for_charts"),
+                             "m": None, "u": None, "weight": 0.0})
+                continue
+            gamma = len(non_null) - 1 - non_null.index(lv)
+            m, u = lv.get("m_probability"), lv.get("u_probability")
+            w = math.log2(m / u) if m and u else 0.0
+            rows.append({"comparison": name, "gamma": gamma, "label": lv.get("label_for_charts"),
+                         "m": m, "u": u, "weight": w})
+    prior = model.get("probability_two_random_records_match", 1e-4)
+    rows.append({"comparison": "prior", "gamma": 0, "label": "prior", "m": None, "u": None,
+                 "weight": math.log2(prior / (1 - prior))})
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class ResolveSummary:
+    records: int
+    junk: int
+    customers: int
+    groups: int
+    pairs_scored: int
+    review_queue: int
+    kept_ids: int
+    new_ids: int
+    seconds: float
+    stats: dict = field(default_factory=dict)
+
+
+def _write_df(con: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame, order: str) -> None:
+    con.register("_w", df)
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _w ORDER BY {order}")
+    finally:
+        con.unregister("_w")
+
+
+def resolve(con: duckdb.DuckDBPyConnection, params: MasterParams | None = None,
+            decisions_path: str | Path | None = None, progress: bool = True) -> ResolveSummary:
+    """Build the customer master inside ``con`` (the caller owns the transaction)."""
+    import time
+
+    from . import hierarchy
+
+    t0 = time.perf_counter()
+    params = params or load_master_params()
+    build_customer_records(con)
+    records = con.execute("SELECT * FROM customer_records ORDER BY record_id").df()
+    decisions = read_decisions(decisions_path)
+    res = match_records(records, params, decisions, progress=progress)
+    recs = res.recs if hasattr(res, "recs") else res.records
+
+    # stable ids
+    live = recs[recs["cluster"].notna()][["record_id", "cluster"]]
+    old = (con.execute("SELECT record_id, customer_id FROM customer_id_map").df()
+           if dbmod.table_exists(con, "customer_id_map") else None)
+    idmap = assign_ids(live, old)
+    recs["customer_id"] = recs["cluster"].map(idmap)
+    old_ids = set(old["customer_id"]) if old is not None else set()
+    kept = len(set(idmap.values()) & old_ids)
+    today = dt.date.today()
+    new_map = recs.loc[recs["customer_id"].notna(), ["record_id", "customer_id"]].assign(assigned_at=today)
+    if old is not None and len(old):
+        prev = con.execute("SELECT record_id, customer_id, assigned_at FROM customer_id_map").df()
+        prev = prev[~prev["record_id"].isin(new_map["record_id"])]
+        new_map = pd.concat([prev, new_map], ignore_index=True)
+    _write_df(con, "customer_id_map", new_map, "record_id")
+
+    # xref
+    xref = recs[["record_id", "source", "source_key", "customer_id", "match_probability"]].copy()
+    xref.loc[xref["customer_id"].isna(), "match_probability"] = np.nan
+    _write_df(con, "customer_xref", xref, "record_id")
+
+    # golden records
+    cols = ["record_id", "source", "customer_id", "record_date", "canonical", "brand", "n_city", "n_province",
+            "branch_level", "branch_name", "hier", "industry", "province", "city", "address", "rep_id"]
+    x = recs[cols].copy()
+    x["uscc"] = recs["uscc_n"]
+    x["phone"] = recs["phone_n"]
+    x["completeness"] = recs[["uscc", "phone", "contact_name", "email", "province", "city", "address",
+                              "industry"]].notna().sum(axis=1)
+    con.register("_x", x)
+    acc_cols = _columns(con, "stg_crm_accounts")
+    extra = ", ".join(f"CAST(a.{c} AS VARCHAR) AS {c}" if c in acc_cols else f"CAST(NULL AS VARCHAR) AS {c}"
+                      for c in _CRM_FIELDS)
+    join = ("LEFT JOIN stg_crm_accounts a ON x.source = 'crm' AND a.account_id = split_part(x.record_id, ':', 2)"
+            if acc_cols else "")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _xrec AS SELECT x.*, {extra} FROM _x x {join}")
+    con.unregister("_x")
+    golden = con.execute(golden_sql(params.source_trust) + " ORDER BY customer_id").df()
+
+    # hierarchy
+    crm_parent = pd.DataFrame(columns=["customer_id", "parent_customer_id"])
+    if "parent_account_id" in acc_cols:
+        crm_parent = con.execute("""
+            SELECT DISTINCT xc.customer_id, xp.customer_id AS parent_customer_id
+            FROM stg_crm_accounts a
+            JOIN customer_xref xc ON xc.record_id = 'crm:' || a.account_id
+            JOIN customer_xref xp ON xp.record_id = 'crm:' || a.parent_account_id
+            WHERE xc.customer_id IS NOT NULL AND xp.customer_id IS NOT NULL
+              AND xc.customer_id <> xp.customer_id
+            ORDER BY 1, 2""").df()
+    hier = hierarchy.build_hierarchy(golden, crm_parent)
+    _write_df(con, "customer_hierarchy", hier, "child_id")
+    level = hierarchy.master_levels(golden, hier)
+    golden = golden.merge(level, on="customer_id", how="left")
+    golden["owner_rep_id"] = golden["owner_rep_id"].fillna(golden["rep_id"])
+    master_cols = ["customer_id", "name", "uscc", "industry", "scope", "region", "province", "city", "size",
+                   "registered_capital", "listed", "level", "parent_customer_id", "owner_rep_id", "n_records",
+                   "sources", "first_seen", "last_seen", "brand", "address", "phone"]
+    golden["registered_capital"] = pd.to_numeric(golden["registered_capital"], errors="coerce")
+    _write_df(con, "customer_master", golden[master_cols], "customer_id")
+
+    # review queue and evidence for the notebook
+    queue = review_queue(res, params, decisions)
+    _write_df(con, "match_review_queue", queue, "record_id_l, record_id_r")
+    pairs = res.pairs.copy()
+    g = res.groups.set_index("group_id")
+    pairs["record_id_l"] = g.loc[pairs["group_id_l"], "first_record"].to_numpy()
+    pairs["record_id_r"] = g.loc[pairs["group_id_r"], "first_record"].to_numpy()
+    pairs["name_l"] = g.loc[pairs["group_id_l"], "canonical"].to_numpy()
+    pairs["name_r"] = g.loc[pairs["group_id_r"], "canonical"].to_numpy()
+    keep = ["record_id_l", "record_id_r", "name_l", "name_r"] + [f"mw_{c}" for c in COMPARISONS] + [
+        "match_weight", "match_probability", "violation", "decision"]
+    _write_df(con, "customer_match_pairs", pairs[keep], "record_id_l, record_id_r")
+    _write_df(con, "customer_match_model", model_weights(res.model), "comparison, gamma")
+    con.execute("DROP TABLE IF EXISTS _xrec")
+    n_cust = int(golden["customer_id"].nunique())
+    return ResolveSummary(
+        records=len(recs), junk=res.stats["junk"], customers=n_cust, groups=res.stats["groups"],
+        pairs_scored=res.stats.get("pairs_scored", 0), review_queue=len(queue), kept_ids=kept,
+        new_ids=n_cust - kept, seconds=round(time.perf_counter() - t0, 1), stats=res.stats)
+
+
+def review_queue(res: MatchResult, params: MasterParams, decisions: pd.DataFrame | None) -> pd.DataFrame:
+    """Pairs of name groups scored in [review_low, review_high), not ruled out by a hard rule and not
+    decided yet; one representative record (the group's smallest record_id) per side."""
+    cols = ["record_id_l", "record_id_r", "name_l", "name_r", "match_probability", "match_weight",
+            "same_cluster", "n_records_l", "n_records_r"]
+    p = res.pairs
+    if p is None or p.empty:
+        return pd.DataFrame(columns=cols)
+    q = p[p["violation"].isna() & p["decision"].isna() & (p["match_probability"] >= params.review_low)
+          & (p["match_probability"] < params.review_high)].copy()
+    g = res.groups.set_index("group_id")
+    a = g.loc[q["group_id_l"]]
+    b = g.loc[q["group_id_r"]]
+    q["record_id_l"], q["record_id_r"] = a["first_record"].to_numpy(), b["first_record"].to_numpy()
+    q["name_l"], q["name_r"] = a["canonical"].to_numpy(), b["canonical"].to_numpy()
+    q["n_records_l"], q["n_records_r"] = a["n_records"].to_numpy(), b["n_records"].to_numpy()
+    q["same_cluster"] = a["cluster"].to_numpy() == b["cluster"].to_numpy()
+    swap = q["record_id_l"] > q["record_id_r"]
+    for x, y in (("record_id_l", "record_id_r"), ("name_l", "name_r"), ("n_records_l", "n_records_r")):
+        q.loc[swap, [x, y]] = q.loc[swap, [y, x]].to_numpy()
+    return q[cols].sort_values(["record_id_l", "record_id_r"]).reset_index(drop=True)
+
+
+def resolve_db(db: str | Path | None = None, params: MasterParams | None = None,
+               progress: bool | None = None) -> ResolveSummary:
+    """``crm resolve``: build the master inside the database in one transaction."""
+    progress = sys.stderr.isatty() if progress is None else progress
+    with dbmod.writer(db) as con:
+        return resolve(con, params, progress=progress)
+
+
+# ------------------------------------------------------------------------------------------------------
+# evaluation and weekly metrics
+# ------------------------------------------------------------------------------------------------------
+
+def _pairs_count(sizes: pd.Series) -> int:
+    s = sizes.to_numpy(dtype=np.int64)
+    return int((s * (s - 1) // 2).sum())
+
+
+def pairwise_scores(pred: pd.Series, truth: pd.Series) -> dict:
+    """Pairwise precision/recall of a clustering: pairs of records put together vs truly together.
+
+    Both series are indexed by record; records with a blank label on either side are left out (junk)."""
+    df = pd.DataFrame({"p": pred, "t": truth}).dropna()
+    both = _pairs_count(df.groupby(["p", "t"]).size())
+    predicted = _pairs_count(df.groupby("p").size())
+    true = _pairs_count(df.groupby("t").size())
+    precision = both / predicted if predicted else 1.0
+    recall = both / true if true else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "pairs_predicted": predicted,
+            "pairs_true": true, "pairs_correct": both, "records_evaluated": len(df)}
+
+
+def heads_merged_with_branches(pred: pd.Series, truth: pd.Series, parents: dict[str, str]) -> int:
+    """Predicted customers holding records of a true customer and of one of its descendants."""
+    df = pd.DataFrame({"p": pred, "t": truth}).dropna().drop_duplicates()
+    n = 0
+    for _, members in df.groupby("p")["t"]:
+        ts = set(members)
+        if len(ts) < 2:
+            continue
+        bad = False
+        for t in ts:
+            seen, cur = set(), parents.get(t)
+            while cur and cur not in seen:
+                if cur in ts:
+                    bad = True
+                    break
+                seen.add(cur)
+                cur = parents.get(cur)
+            if bad:
+                break
+        n += bad
+    return n
+
+
+def evaluate(con: duckdb.DuckDBPyConnection, truth_dir: str | Path) -> dict:
+    """Pairwise precision / recall of ``customer_xref`` against demo truth, plus head offices merged with
+    their own branches (must be 0). Junk records (blank truth) and unresolved records are left out."""
+    truth_dir = Path(truth_dir)
+    rec = pd.read_csv(truth_dir / "records.csv", dtype=str, keep_default_na=False)
+    cust = pd.read_csv(truth_dir / "customers.csv", dtype=str, keep_default_na=False)
+    rec["record_id"] = rec["source"] + ":" + rec["source_key"]
+    rec["true_customer_id"] = rec["true_customer_id"].replace("", None)
+    xref = con.execute("SELECT record_id, customer_id FROM customer_xref").df()
+    df = xref.merge(rec[["record_id", "true_customer_id"]], on="record_id", how="inner")
+    scores = pairwise_scores(df.set_index("record_id")["customer_id"],
+                             df.set_index("record_id")["true_customer_id"])
+    parents = {r.true_customer_id: r.parent_id for r in cust.itertuples() if r.parent_id}
+    scores["heads_merged_with_branches"] = heads_merged_with_branches(
+        df.set_index("record_id")["customer_id"], df.set_index("record_id")["true_customer_id"], parents)
+    junk_true = set(rec.loc[rec["true_customer_id"].isna(), "record_id"])
+    got_junk = set(xref.loc[xref["customer_id"].isna(), "record_id"])
+    scores["junk_recall"] = len(junk_true & got_junk) / len(junk_true) if junk_true else 1.0
+    scores["real_records_left_unresolved"] = int(
+        df["true_customer_id"].notna().sum() - df.dropna().shape[0])
+    return scores
+
+
+def master_weekly_metrics(con: duckdb.DuckDBPyConnection, as_of: dt.date,
+                          truth_dir: str | Path | None = None) -> dict:
+    """Headline figures of the customer master for ``metrics.json`` (prefix ``master_``).
+
+    New customers this week: first seen in the 7 days ending on ``as_of`` (inclusive)."""
+    if not dbmod.table_exists(con, "customer_master"):
+        return {}
+    as_of = pd.Timestamp(as_of).date()
+    start = as_of - dt.timedelta(days=6)
+    customers = con.execute("SELECT count(*) FROM customer_master WHERE first_seen IS NULL OR first_seen <= ?",
+                            [as_of]).fetchone()[0]
+    new = con.execute("SELECT count(*) FROM customer_master WHERE first_seen BETWEEN ? AND ?",
+                      [start, as_of]).fetchone()[0]
+    n_rec, n_matched = con.execute("""
+        SELECT count(*), count(x.customer_id) FROM customer_xref x
+        JOIN customer_records r USING (record_id) WHERE r.record_date IS NULL OR r.record_date <= ?""",
+                                   [as_of]).fetchone()
+    queue = (con.execute("SELECT count(*) FROM match_review_queue").fetchone()[0]
+             if dbmod.table_exists(con, "match_review_queue") else 0)
+    out = {"master_customers": int(customers), "master_new_customers_week": int(new),
+           "master_records": int(n_rec), "master_match_rate": (n_matched / n_rec) if n_rec else None,
+           "master_review_queue": int(queue)}
+    if truth_dir and Path(truth_dir, "records.csv").exists():
+        ev = evaluate(con, truth_dir)
+        out.update({"master_precision": ev["precision"], "master_recall": ev["recall"],
+                    "master_heads_merged_with_branches": ev["heads_merged_with_branches"]})
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------
+# crm dedup: the same engine on any CSV
+# ------------------------------------------------------------------------------------------------------
+
+_DEDUP_OPTIONAL = {"city": "city", "phone": "phone", "contact": "contact_name", "address": "address",
+                   "uscc": "uscc"}
+
+
+def read_user_csv(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise UserError("file not found", file=str(path))
+    last = None
+    for enc in ("utf-8-sig", "gb18030"):
+        try:
+            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc)
+        except UnicodeDecodeError as exc:
+            last = exc
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise UserError(f"not a readable CSV: {exc}", file=str(path),
+                            hint="save it as CSV (UTF-8 or GBK) with a header row") from None
+    raise UserError(f"cannot decode the file ({last})", file=str(path), hint="save it as UTF-8 or GBK")
+
+
+def dedup_frame(df: pd.DataFrame, id_col: str = "id", name_col: str = "name",
+                params: MasterParams | None = None, progress: bool = False,
+                source: str = "input") -> pd.DataFrame:
+    """``crm dedup`` core: a user's table in, ``id, cluster_id, canonical_name, match_probability`` out.
+
+    ``cluster_id`` is the id of the cluster's first row (file order); junk names get a blank cluster."""
+    params = params or load_master_params()
+    if id_col == "id" and "id" not in df.columns:
+        # no id column and none named: the CSV line number (header = line 1) identifies a row
+        df = df.assign(id=[str(i + 2) for i in range(len(df))])
+    for col in (id_col, name_col):
+        if col not in df.columns:
+            raise UserError(f"column {col!r} not found (columns: {', '.join(map(str, df.columns))})",
+                            file=source, column=col, hint="name it with --id-col / --name-col")
+    ids = df[id_col].astype(str)
+    dup = ids[ids.duplicated()]
+    if len(dup):
+        raise UserError(f"id {dup.iloc[0]!r} appears more than once", file=source, column=id_col,
+                        row=int(dup.index[0]) + 2, hint="ids must be unique")
+    recs = pd.DataFrame({"record_id": [f"{i:09d}" for i in range(len(df))],
+                         "name_raw": df[name_col].replace("", None)})
+    for src, dst in _DEDUP_OPTIONAL.items():
+        recs[dst] = df[src].replace("", None) if src in df.columns else None
+    res = match_records(recs, params, None, progress=progress)
+    r = res.records.sort_values("record_id").reset_index(drop=True)
+    r["id"] = ids.to_numpy()
+    first_id = r.dropna(subset=["cluster"]).groupby("cluster")["id"].first()
+    # canonical name of the cluster: the most frequent canonical name among its rows (ties: first in file)
+    canon = (r.dropna(subset=["cluster"]).groupby(["cluster", "canonical"], sort=False).size()
+             .rename("n").reset_index().sort_values(["cluster", "n"], ascending=[True, False], kind="stable")
+             .groupby("cluster").head(1).set_index("cluster")["canonical"])
+    out = pd.DataFrame({
+        "id": r["id"],
+        "cluster_id": r["cluster"].map(first_id),
+        "canonical_name": r["cluster"].map(canon),
+        "match_probability": r["match_probability"].round(4),
+    })
+    return out
+
+
+def _cmd_dedup(args) -> int:
+    df = read_user_csv(args.input)
+    params = load_master_params(args.params) if args.params else load_master_params()
+    out = dedup_frame(df, args.id_col, args.name_col, params, progress=sys.stderr.isatty(),
+                      source=str(args.input))
+    out_path = Path(args.out)
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out.to_csv(out_path, index=False, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write output: {exc.strerror}", file=str(out_path)) from None
+    n_cl = out["cluster_id"].nunique()
+    print(f"{len(out)} rows → {n_cl} organisations ({int(out['cluster_id'].isna().sum())} junk names); "
+          f"written to {out_path}")
+    return 0
+
+
+def _cmd_resolve(args) -> int:
+    params = load_master_params(args.params) if args.params else load_master_params()
+    s = resolve_db(args.db, params)
+    print(f"{s.records} records ({s.junk} junk) → {s.customers} customers; {s.kept_ids} kept their id, "
+          f"{s.new_ids} new; {s.review_queue} pairs to review; {s.seconds:.1f} s")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("resolve", help="build the customer master (records, xref, master, hierarchy)")
+    p.add_argument("--db", default=None, help="database (default data/curated/crm.duckdb)")
+    p.add_argument("--params", default=None, help="parameter file (default params/master.yaml)")
+    p.set_defaults(func=_cmd_resolve)
+    d = subparsers.add_parser("dedup", help="find duplicate organisations in any CSV")
+    d.add_argument("input", help="CSV with an id and a name column (optional: city, phone, contact, address, uscc)")
+    d.add_argument("--out", required=True, help="output CSV: id, cluster_id, canonical_name, match_probability")
+    d.add_argument("--id-col", default="id")
+    d.add_argument("--name-col", default="name")
+    d.add_argument("--params", default=None, help="parameter file (default params/master.yaml)")
+    d.set_defaults(func=_cmd_dedup)

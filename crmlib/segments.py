@@ -170,7 +170,8 @@ class History:
                             (self.service, ["date"]), (self.opportunities, ["created_at", "closed_at"]),
                             (self.customers, ["first_seen"] if "first_seen" in self.customers else [])):
             for c in cols:
-                frame[c] = pd.to_datetime(frame[c])
+                # day resolution: a call at 10:00 on as_of happened "on or before as_of"
+                frame[c] = pd.to_datetime(frame[c]).dt.normalize()
         if "order_id" not in self.orders:  # no order ids (e.g. CDNOW): one order per customer-day
             self.orders["order_id"] = self.orders["order_date"].dt.strftime("%Y-%m-%d")
 
@@ -366,12 +367,13 @@ def rfm_table(orders: pd.DataFrame, as_of, rfm: RfmParams) -> pd.DataFrame:
     (distinct order dates when there is no order_id column); monetary = sum of amount, rounded to 0.01. Scores via :func:`equal_count_scores`; fm_score = (f + m + 1) // 2.
     """
     t = _ts(as_of)
-    o = orders[pd.to_datetime(orders["order_date"]) <= t]
+    o = orders.assign(order_date=pd.to_datetime(orders["order_date"]).dt.normalize())
+    o = o[o["order_date"] <= t]
     if "order_id" not in o:
-        o = o.assign(order_id=pd.to_datetime(o["order_date"]).dt.strftime("%Y-%m-%d"))
+        o = o.assign(order_id=o["order_date"].dt.strftime("%Y-%m-%d"))
     g = o.groupby("customer_id")
     df = pd.DataFrame({
-        "recency_days": (t - pd.to_datetime(g["order_date"].max())).dt.days,
+        "recency_days": (t - g["order_date"].max()).dt.days,
         "frequency": g["order_id"].nunique(),
         # cents: float noise in a sum must not decide a tie
         "monetary": g["amount"].sum().round(2),

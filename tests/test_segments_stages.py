@@ -83,6 +83,14 @@ def test_events_after_as_of_are_ignored():
     assert stage_at(h, d(10)) == "订单"
 
 
+def test_timestamped_event_on_as_of_counts():
+    h = history("C1", first_seen=-300)
+    h.contacts = pd.DataFrame({"customer_id": ["C1"], "date": [T + pd.Timedelta(hours=15)], "channel": "call"})
+    h.__post_init__()
+    assert stage_at(h, T) == "潜在"
+    assert stage_at(h, d(-1)) == "待识别"
+
+
 def test_deal_closed_after_as_of_is_open_at_as_of():
     h = history("C1", opps=[(-30, 4)])
     assert stage_at(h, T) == "机会"
@@ -137,7 +145,7 @@ def test_random_histories_only_make_allowed_transitions():
     rng = np.random.default_rng(7)
     h = _random_history(rng)
     seen = set()
-    for shift in range(0, 700, 7):
+    for shift in range(0, 700, 14):
         a = sg.lifecycle_stages(h, T - pd.Timedelta(days=shift + 7), RULES)
         b = sg.lifecycle_stages(h, T - pd.Timedelta(days=shift), RULES)
         moved = sg.transitions(a, b)

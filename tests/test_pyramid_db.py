@@ -85,3 +85,19 @@ def test_weekly_metrics(con):
     # a week with no orders yet: nothing scored, nothing breaks
     empty = pm.pyramid_weekly_metrics(con, "2023-12-01", pm.load_params())
     assert empty["pyramid_customers"] == 0 and empty["pyramid_upgrades"] == 0
+
+
+def test_truth_mapping_majority_and_spearman(con, tmp_path):
+    # C000001's records: 2 ERP ids + calls + visits of true T1, one visit mis-attributed to T2 -> T1 wins
+    pd.DataFrame({"source": ["erp", "erp", "erp", "sales", "sales", "callcenter", "erp"],
+                  "source_key": ["E1", "E1b", "E2", "f.xlsx|S1|3", "f.xlsx|S1|4", "K1", "E4"],
+                  "true_customer_id": ["T1", "T1", "T2", "T1", "T2", "T2", "T4"]}
+                 ).to_csv(tmp_path / "records.csv", index=False)
+    pd.DataFrame({"true_customer_id": ["T1", "T2", "T4"], "value_group": [4, 1, 2],
+                  "latent_value": [3.0, 1.0, 2.0]}).to_csv(tmp_path / "customers.csv", index=False)
+    truth = pm.truth_mapping(con, tmp_path)
+    assert truth["true_customer_id"].to_dict() == {"C000001": "T1", "C000002": "T2", "C000004": "T4"}
+    scored = pd.DataFrame({"score": [10.0, 20.0, 30.0]}, index=["C000001", "C000002", "C000004"])
+    # ranks of score 1, 2, 3 vs latent 3, 1, 2: d = -2, 1, 1 -> rho = 1 - 6 * 6 / (3 * 8) = -0.5
+    r = pm.latent_value_correlation(scored, truth)
+    assert r["n"] == 3 and r["spearman_latent"] == pytest.approx(-0.5)

@@ -190,3 +190,16 @@ def test_phone_validity():
     assert checks.phone_problem("66106114") == "wrong_phone"      # landline without area code
     assert checks.phone_problem("1381234567") == "wrong_phone"    # 10 digits
     assert checks.phone_problem("12812345678") == "wrong_phone"   # 12x is no mobile prefix
+
+
+def test_name_typo_against_the_majority_canonical_name():
+    import pandas as pd
+    r = pd.DataFrame({
+        "record_id": ["crm:A1", "erp:E1", "sales:s1", "crm:A2"], "source": ["crm", "erp", "sales", "crm"],
+        "source_key": ["A1", "E1", "s1", "A2"], "customer_id": ["C1"] * 4,
+        # the short form and the swapped legal form are the same name under the naming rule; 化为 is a typo
+        "name_raw": ["华为技术有限公司", "华为技术股份有限公司", "华为技术", "化为技术有限公司"]})
+    # the master took its name from the typo'd CRM record: the majority still wins
+    master = pd.DataFrame({"customer_id": ["C1"], "name": ["化为技术有限公司"]})
+    out = checks.check_names(r, master, ["crm", "erp"])
+    assert out[["record_id", "kind", "value"]].values.tolist() == [["crm:A2", "name_typo", "化为技术有限公司"]]

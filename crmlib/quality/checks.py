@@ -271,20 +271,26 @@ def check_duplicates(records: pd.DataFrame, sources: list[str], key_fields: dict
 
 
 def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str]) -> pd.DataFrame:
-    """Records in master-data sources whose name, under the naming rule, is not the master's name.
+    """Records in ``sources`` whose name, under the naming rule, is not their customer's name.
 
-    Both sides go through :func:`crmlib.names.parse`; legitimate short forms (北京工行) share the canonical
-    name of the full form, so what remains is a typo or a name the rule cannot read.
+    Names go through :func:`crmlib.names.parse`; legitimate short forms (北京工行) share the canonical name
+    of the full form, so what differs is a typo or a name the rule cannot read. The customer's name is the
+    strict majority of its records' canonical names (a typo in the trusted source must not win), else the
+    master's name.
     """
     from ..names import parse
-    m = master.set_index("customer_id")["name"]
+    rec = records[records["customer_id"].notna()].copy()
+    if rec.empty or "name" not in master.columns:
+        return issues_frame([])
+    canon = {n: parse(n).canonical for n in rec["name_raw"].dropna().unique()}
+    rec["canon"] = rec["name_raw"].map(canon)
+    m = master[["customer_id", "name"]].copy()
+    m["canon"] = m["name"].map(lambda n: None if blank(n) else parse(str(n)).canonical)
+    gold = golden_values(rec, m, "canon")
     out = []
-    for r in records[records["source"].isin(sources) & records["customer_id"].isin(m.index)].to_dict("records"):
-        canon = m[r["customer_id"]]
-        if blank(r["name_raw"]) or blank(canon):
-            continue
-        if parse(str(r["name_raw"])).canonical != parse(str(canon)).canonical:
-            out.append(_issue(r, "name_typo", "name_raw", r["name_raw"], canon))
+    for r in rec[rec["source"].isin(sources) & rec["customer_id"].isin(gold.index)].to_dict("records"):
+        if not blank(r["canon"]) and r["canon"] != gold[r["customer_id"]]:
+            out.append(_issue(r, "name_typo", "name_raw", r["name_raw"], gold[r["customer_id"]]))
     return issues_frame(out)
 
 

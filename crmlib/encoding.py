@@ -1,0 +1,66 @@
+"""Text encoding of CSV files: UTF-8 (with or without BOM) or GBK/GB18030, and nothing else.
+
+Detection is strict and ordered: ``utf-8-sig`` first, then ``gb18030`` (a superset of GBK and GB2312).
+A file with NUL bytes, or that neither decodes, is not text. Big files are checked on a sample (DuckDB
+validates UTF-8 again while reading and rejects lines it cannot decode); GB18030 files are transcoded
+to a temporary UTF-8 copy for DuckDB, in chunks.
+"""
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UserError
+
+CHUNK = 1 << 22
+
+
+@dataclass(frozen=True)
+class Detected:
+    encoding: str       # "utf-8" or "gb18030"
+    bom: bool           # a UTF-8 byte-order mark was present
+    checked_bytes: int  # how much of the file the decision rests on
+
+
+def _decodes(path: Path, encoding: str, limit: int | None) -> bool:
+    dec = codecs.getincrementaldecoder(encoding)("strict")
+    seen = 0
+    try:
+        with open(path, "rb") as fh:
+            while limit is None or seen < limit:
+                block = fh.read(CHUNK if limit is None else min(CHUNK, limit - seen))
+                if not block:
+                    dec.decode(b"", final=True)
+                    return True
+                if b"\x00" in block:
+                    return False
+                seen += len(block)
+                dec.decode(block)
+        return True  # sample decoded; an incomplete trailing character is fine
+    except UnicodeDecodeError:
+        return False
+
+
+def detect(path: str | Path, full_check_bytes: int = 64 << 20, sample_bytes: int = 4 << 20) -> Detected:
+    """The file's encoding, or :class:`UserError` naming the file if it is not UTF-8/GBK text."""
+    path = Path(path)
+    size = path.stat().st_size
+    limit = None if size <= full_check_bytes else sample_bytes
+    with open(path, "rb") as fh:
+        bom = fh.read(3) == codecs.BOM_UTF8
+    for enc in ("utf-8-sig", "gb18030"):
+        if _decodes(path, enc, limit):
+            return Detected("utf-8" if enc == "utf-8-sig" else enc, bom and enc == "utf-8-sig",
+                            size if limit is None else min(size, limit))
+    raise UserError("not a text file in UTF-8 or GBK/GB18030 (binary data or an unknown encoding)",
+                    file=str(path), hint="export it again as CSV (UTF-8 or GBK)")
+
+
+def transcode_to_utf8(src: str | Path, dst: str | Path, encoding: str) -> None:
+    """Write ``src`` decoded from ``encoding`` to ``dst`` as UTF-8 (no BOM), chunk by chunk."""
+    dec = codecs.getincrementaldecoder(encoding)("strict")
+    with open(src, "rb") as fin, open(dst, "w", encoding="utf-8", newline="") as fout:
+        while block := fin.read(CHUNK):
+            fout.write(dec.decode(block))
+        fout.write(dec.decode(b"", final=True))

@@ -1,0 +1,119 @@
+"""Reader for system exports in CSV (crm/, callcenter/, service/, erp/): file → ``raw_<dataset>`` rows.
+
+The CSV is parsed by DuckDB's ``read_csv`` (all VARCHAR, no sniffing: comma, double quotes) straight into
+the raw table, so the big files never pass through Python rows. Headers are mapped to canonical columns
+through ``params/sources.yaml``; a GBK/GB18030 file is first transcoded to a temporary UTF-8 copy.
+Lines DuckDB cannot parse (wrong number of fields, undecodable bytes) are returned as rejects.
+``_row`` is the line number with the header as line 1 (exact unless a quoted field spans lines).
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from .. import encoding
+from ..errors import UserError
+from .config import CsvSource
+
+LINEAGE = ["_source_file", "_sheet", "_row", "_file_hash", "_loaded_at"]
+
+
+@dataclass
+class CsvPlan:
+    path: Path                       # the file DuckDB reads (a UTF-8 copy for GBK input)
+    encoding: str
+    n_fields: int
+    mapping: dict[int, str]          # field position → canonical column
+    notes: list[str] = field(default_factory=list)
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def inspect(path: Path, rel: str, src: CsvSource, tmp_dir: Path, full_check_bytes: int,
+            sample_bytes: int) -> CsvPlan:
+    """Check a CSV before loading: not empty, UTF-8/GBK text, a header naming the key columns."""
+    if path.stat().st_size == 0:
+        raise UserError("file is empty (0 bytes)", file=rel,
+                        hint="if it is still being copied, run `crm load` again when it is complete")
+    try:
+        det = encoding.detect(path, full_check_bytes, sample_bytes)
+    except UserError as exc:
+        raise UserError(str(exc).split(": ", 1)[-1], file=rel) from None
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    text = head.decode("utf-8-sig" if det.encoding == "utf-8" else det.encoding, errors="ignore")
+    first = next(csv.reader(io.StringIO(text)), None)
+    if not first or not any(h.strip() for h in first):
+        raise UserError("no header line", file=rel, row=1, hint="the first line must name the columns")
+    mapping: dict[int, str] = {}
+    unknown, notes = [], []
+    for i, h in enumerate(first):
+        canon = src.canonical(h)
+        if canon is None:
+            if h.strip():
+                unknown.append(h.strip())
+        elif canon in mapping.values():
+            notes.append(f"column {h.strip()!r} repeats {canon}; first one kept")
+        else:
+            mapping[i] = canon
+    missing_key = [k for k in src.key if k not in mapping.values()]
+    if missing_key:
+        raise UserError(f"header has no column for the key {', '.join(missing_key)} "
+                        f"(header: {', '.join(h.strip() for h in first)[:200]})", file=rel, row=1,
+                        hint="add the wording to params/sources.yaml (aliases) if it is a new export format")
+    missing = [c for c in src.columns if c not in mapping.values()]
+    if unknown:
+        notes.append(f"columns not loaded (unknown): {', '.join(unknown)}")
+    if missing:
+        notes.append(f"columns missing (left empty): {', '.join(missing)}")
+    read_path = path
+    if det.encoding != "utf-8":
+        read_path = tmp_dir / (Path(rel).name + ".utf8.csv")
+        encoding.transcode_to_utf8(path, read_path, det.encoding)
+        notes.append(f"encoding {det.encoding}")
+    return CsvPlan(read_path, det.encoding, len(first), mapping, notes)
+
+
+def insert_raw(con: duckdb.DuckDBPyConnection, plan: CsvPlan, src: CsvSource, rel: str, file_hash: str,
+               loaded_at) -> tuple[int, list[tuple]]:
+    """Append the file's rows to the raw table; returns (rows inserted, rejects for unparsable lines).
+
+    Rejects are ``(row, column, value, reason)``. Raises ``duckdb.Error`` if DuckDB cannot read the file.
+    """
+    cols = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(plan.n_fields))
+    by_canon = {c: i for i, c in plan.mapping.items()}
+    select = ", ".join(f"c{by_canon[c]}" if c in by_canon else "NULL" for c in src.columns)
+    target = ", ".join(f'"{c}"' for c in list(src.columns) + LINEAGE)
+    con.execute("DROP TABLE IF EXISTS _csv_rejects; DROP TABLE IF EXISTS _csv_scans")
+    n = con.execute(
+        f"""INSERT INTO {src.raw_table} ({target})
+        SELECT {select}, ?, NULL, ordinality + 1, ?, ?
+        FROM read_csv({_sql_str(str(plan.path))}, auto_detect=false, header=true, delim=',', quote='"',
+                      escape='"', columns={{{cols}}}, null_padding=false, store_rejects=true,
+                      rejects_table='_csv_rejects', rejects_scan='_csv_scans') WITH ORDINALITY""",
+        [rel, file_hash, loaded_at],
+    ).fetchone()[0]
+    bad = con.execute(
+        "SELECT line, column_name, csv_line, error_type, error_message FROM _csv_rejects ORDER BY line"
+    ).fetchall()
+    con.execute("DROP TABLE IF EXISTS _csv_rejects; DROP TABLE IF EXISTS _csv_scans")
+    rejects = []
+    seen_lines = set()
+    for line, column, csv_line, etype, msg in bad:
+        if line in seen_lines:  # one reject per line is enough
+            continue
+        seen_lines.add(line)
+        # accepted rows after a rejected line got a line number one too small
+        con.execute(f"UPDATE {src.raw_table} SET _row = _row + 1 WHERE _source_file = ? AND _row >= ?",
+                    [rel, line])
+        canon = plan.mapping.get(int(column[1:])) if column and column.startswith("c") and column[1:].isdigit() else None
+        reason = {"MISSING COLUMNS": "too few fields", "TOO MANY COLUMNS": "too many fields",
+                  "INVALID ENCODING": "undecodable bytes"}.get(etype, str(etype).lower())
+        rejects.append((int(line), canon, csv_line, f"line not loaded: {reason} ({msg.splitlines()[0]})"))
+    return int(n), rejects

@@ -1,0 +1,204 @@
+"""Reader for the reps' weekly workbooks (客户信息登记表), ``sales_sheets/<YYYY>-W<ww>_<rep_id>.xlsx``.
+
+Each sheet is searched for its header row among the first rows (a title row, often merged, may sit above
+it); header cells are mapped to canonical columns through ``params/sources.yaml``. Sheets without a
+recognisable header are skipped and noted. Merged cells in the data area give their value to every cell
+they cover (a customer name merged over three visit rows belongs to all three). Workbooks without merged
+cells are read in openpyxl's fast read-only mode. Rows are small in number, so typing happens here in
+Python with :mod:`crmlib.dates` (month/day without a year takes the year nearest the file's ISO week).
+"""
+from __future__ import annotations
+
+import re
+import zipfile
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+
+from .. import dates
+from ..errors import UserError
+from .config import SalesSheets
+
+RAW_EXTRA = ["rep_id", "week"]
+STG_EXTRA = ["record_key", "rep_id", "week"]
+
+
+@dataclass
+class SheetResult:
+    raw: list[dict] = field(default_factory=list)      # canonical column → cell text, plus lineage
+    typed: list[dict] = field(default_factory=list)
+    rejects: list[tuple] = field(default_factory=list)  # (sheet, row, column, value, reason)
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_name(name: str, cfg: SalesSheets) -> tuple[str, str, date]:
+    """(rep_id, 'YYYY-Www', reference date = Thursday of that ISO week) from the file name."""
+    m = re.fullmatch(cfg.files, name)
+    if not m:
+        raise UserError("file name is not <YYYY>-W<ww>_<rep_id>.xlsx", file=name,
+                        hint="rename the file, e.g. 2026-W48_R017.xlsx")
+    year, week = int(m["year"]), int(m["week"])
+    try:
+        ref = date.fromisocalendar(year, week, 4)
+    except ValueError:
+        raise UserError(f"week {week} does not exist in {year}", file=name) from None
+    return m["rep_id"], f"{year}-W{week:02d}", ref
+
+
+def cell_text(v: object) -> str | None:
+    """A cell value as landed text: dates ISO, whole numbers without '.0'."""
+    if v is None:
+        return None
+    if isinstance(v, datetime):
+        return v.date().isoformat() if v.time() == time(0) else v.isoformat(sep=" ")
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+    s = str(v)
+    return s if s.strip() else None
+
+
+def parse_amount(v: str | None) -> float | None:
+    """Amount in 元 as typed: '1,200', '¥1200'."""
+    if v is None or not v.strip():
+        return None
+    try:
+        x = float(re.sub(r"[,，¥￥元\s]", "", v))
+    except ValueError:
+        raise ValueError("not a number") from None
+    if x < 0:
+        raise ValueError("negative amount")
+    return x
+
+
+def parse_amount_wan(v: str | None) -> float | None:
+    """Amount in 万元 as typed: '50', '50万', '50万元', '¥500,000元' (→ 50)."""
+    if v is None or not v.strip():
+        return None
+    s = re.sub(r"[,，¥￥\s]", "", v)
+    scale = 1.0
+    if s.endswith("万元"):
+        s = s[:-2]
+    elif s.endswith("万"):
+        s = s[:-1]
+    elif s.endswith("元"):
+        s, scale = s[:-1], 10000.0
+    try:
+        x = float(s)
+    except ValueError:
+        raise ValueError("not a number") from None
+    if x < 0:
+        raise ValueError("negative amount")
+    return x / scale
+
+
+def _has_merged_cells(path: Path) -> bool:
+    with zipfile.ZipFile(path) as zf:
+        return any(n.startswith("xl/worksheets/") and n.endswith(".xml") and b"<mergeCell " in zf.read(n)
+                   for n in zf.namelist())
+
+
+def _grid(ws, merged: bool) -> list[list]:
+    rows = [list(r) for r in ws.iter_rows(min_row=1, values_only=True)]
+    if merged:
+        for rng in ws.merged_cells.ranges:
+            top = ws.cell(rng.min_row, rng.min_col).value
+            for r in range(rng.min_row, rng.max_row + 1):
+                while len(rows) < r:
+                    rows.append([])
+                row = rows[r - 1]
+                if len(row) < rng.max_col:
+                    row.extend([None] * (rng.max_col - len(row)))
+                for c in range(rng.min_col, rng.max_col + 1):
+                    row[c - 1] = top
+    return rows
+
+
+def _header(rows: list[list], cfg: SalesSheets) -> tuple[int, dict[int, str]] | None:
+    for i, row in enumerate(rows[: cfg.header_scan_rows]):
+        mapping: dict[int, str] = {}
+        for j, v in enumerate(row):
+            canon = cfg.canonical(v) if isinstance(v, str) else None
+            if canon and canon not in mapping.values():  # a merged header cell counts once
+                mapping[j] = canon
+        if len(mapping) >= cfg.min_header_matches:
+            return i, mapping
+    return None
+
+
+def read(path: Path, rel: str, cfg: SalesSheets) -> SheetResult:
+    """All data rows of a workbook as raw text rows, typed rows and rejects; UserError if unreadable."""
+    rep_id, week, ref = parse_name(path.name, cfg)
+    if path.stat().st_size == 0:
+        raise UserError("file is empty (0 bytes)", file=rel,
+                        hint="if it is still being copied, run `crm load` again when it is complete")
+    if not zipfile.is_zipfile(path):
+        raise UserError("not an Excel .xlsx workbook (damaged, or another format renamed to .xlsx)",
+                        file=rel, hint="open it in Excel and save it again as .xlsx")
+    import openpyxl  # noqa: PLC0415  (slow import, only needed for sheets)
+
+    try:
+        merged = _has_merged_cells(path)
+        wb = openpyxl.load_workbook(path, read_only=not merged, data_only=True)
+    except Exception as exc:  # openpyxl raises many kinds for damaged files
+        raise UserError(f"cannot open workbook: {type(exc).__name__}: {exc}", file=rel,
+                        hint="open it in Excel and save it again as .xlsx") from None
+    out = SheetResult()
+    n_headers = 0
+    try:
+        for ws in wb.worksheets:
+            rows = _grid(ws, merged)
+            found = _header(rows, cfg)
+            if found is None:
+                if any(any(cell_text(v) for v in r) for r in rows):
+                    out.notes.append(f"sheet {ws.title!r} skipped: no recognisable header row")
+                continue
+            hrow, mapping = found
+            n_headers += 1
+            for i in range(hrow + 1, len(rows)):
+                row = rows[i]
+                vals = {c: cell_text(row[j]) if j < len(row) else None for j, c in mapping.items()}
+                if not any(vals.values()):
+                    continue
+                if (vals.get("customer_name") or "").strip() in cfg.total_labels:
+                    continue
+                if _header([row], cfg) is not None:  # the header repeated (two tables on one sheet)
+                    continue
+                excel_row = i + 1
+                raw = {c: vals.get(c) for c in cfg.columns}
+                raw.update(rep_id=rep_id, week=week, _sheet=ws.title, _row=excel_row)
+                out.raw.append(raw)
+                out.typed.append(_type_row(raw, path.name, ws.title, excel_row, ref, cfg, out.rejects))
+    finally:
+        wb.close()
+    if n_headers == 0:
+        raise UserError("no sheet has a recognisable header row (客户名称, 拜访日期, ...)", file=rel,
+                        hint="use the 客户信息登记表 template, or add the header wording to params/sources.yaml")
+    return out
+
+
+def _type_row(raw: dict, name: str, sheet: str, row: int, ref: date, cfg: SalesSheets,
+              rejects: list) -> dict:
+    typed = {"record_key": f"{name}|{sheet}|{row}", "rep_id": raw["rep_id"], "week": raw["week"]}
+    # the report date, when given, anchors month/day-only visit dates better than the file's week
+    order = sorted(cfg.columns, key=lambda c: c != "report_date")
+    for col in order:
+        kind, v = cfg.columns[col], raw.get(col)
+        try:
+            if kind in ("date", "timestamp"):
+                anchor = ref if col == "report_date" else (typed.get("report_date") or ref)
+                val = dates.parse_date(v, anchor) if kind == "date" else dates.parse_datetime(v, anchor)
+            elif kind == "amount_wan":
+                val = parse_amount_wan(v)
+            elif kind == "amount":
+                val = parse_amount(v)
+            else:
+                val = v.strip() if v and v.strip() else None
+        except ValueError as exc:
+            rejects.append((sheet, row, col, v, getattr(exc, "reason", None) or str(exc)))
+            val = None
+        typed[col] = val
+    return typed

@@ -288,3 +288,53 @@ def test_weekly_metrics_from_db_respect_as_of(tmp_path, opps, hist):
     assert str(fd.as_of) == "2024-05-01"  # newest stage entry
     assert fd.opps["customer_id"].tolist()[0] == "crm:AC1"  # master not built: CRM account fallback
     con.close()
+
+
+def _lifecycle_db(tmp_path):
+    """Master of 4 华北 customers. C1: visit 2023-03, opportunity 2023-04, orders 2023-05 (20 万元) and
+    2024-03 (two lines of one order, 30 万元); C2: call 2024-02; C3: opportunity 2024-03 (no contact);
+    C4: nothing. C5 is first seen after as_of (not a target yet)."""
+    con = duckdb.connect(str(tmp_path / "lc.duckdb"))
+    con.execute("""CREATE TABLE customer_master AS SELECT * FROM (VALUES
+        ('C1', '华北', '金融', 'x', 'R1', DATE '2023-01-01'), ('C2', '华北', '金融', 'x', 'R1', DATE '2023-01-01'),
+        ('C3', '华北', '制造', 'x', 'R1', DATE '2023-01-01'), ('C4', '华北', '制造', 'x', 'R1', DATE '2023-01-01'),
+        ('C5', '华北', '制造', 'x', 'R1', DATE '2024-12-01'))
+        t(customer_id, region, industry, scope, owner_rep_id, first_seen)""")
+    con.execute("""CREATE TABLE customer_records AS SELECT * FROM (VALUES
+        ('sales:1', 'sales', DATE '2023-03-01'), ('callcenter:9', 'callcenter', DATE '2024-02-01'),
+        ('service:7', 'service', DATE '2024-02-01')) t(record_id, source, record_date)""")
+    con.execute("""CREATE TABLE customer_xref AS SELECT * FROM (VALUES ('sales:1', 'C1'),
+        ('callcenter:9', 'C2'), ('service:7', 'C4'), ('crm:A1', 'C1'), ('crm:A3', 'C3'), ('erp:E1', 'C1'))
+        t(record_id, customer_id)""")
+    con.execute("""CREATE TABLE stg_crm_opportunities AS SELECT * FROM (VALUES
+        ('O1', 'A1', DATE '2023-04-01'), ('O3', 'A3', DATE '2024-03-01')) t(opp_id, account_id, created_at)""")
+    con.execute("""CREATE TABLE stg_orders AS SELECT * FROM (VALUES
+        ('S1', 1, DATE '2023-05-01', 'E1', 200000.0), ('S2', 1, DATE '2024-03-01', 'E1', 100000.0),
+        ('S2', 2, DATE '2024-03-01', 'E1', 200000.0))
+        t(order_id, line_no, order_date, erp_customer_id, amount)""")
+    return con
+
+
+def test_lifecycle_from_db_with_period_and_plan(tmp_path):
+    con = _lifecycle_db(tmp_path)
+    all_time = f.lifecycle_funnel(f.read_lifecycle(con, "2024-06-30", P), by="region")
+    # targets C1-C4; potential C1, C2 (+ C3 via its opportunity; a service ticket is no contact); opp C1, C3
+    assert all_time["customers"].tolist() == [4, 3, 2, 1]
+    year = f.lifecycle_funnel(f.read_lifecycle(con, "2024-06-30", P, since="2023-07-01"), by="region")
+    assert year["customers"].tolist() == [4, 3, 2, 1]  # C2 call, C3 opp, C1 order in the year
+    early = f.lifecycle_funnel(f.read_lifecycle(con, "2023-04-15", P), by="region")
+    assert early["customers"].tolist() == [4, 1, 1, 0]
+    rev = f.read_region_revenue(con, "2024-06-30")
+    assert rev[["revenue", "orders", "avg_order_value"]].iloc[0].tolist() == [30.0, 1, 30.0]
+    rates = f.lifecycle_rates(all_time)  # 0.75, 0.6667, 0.5
+    pva = f.plan_for_regions(rates, rev, P).iloc[0]
+    # target 30 × 1.2 = 36 → ⌈36 / 30⌉ = 2 orders → ⌈2 / 0.5⌉ = 4 → ⌈4 / 0.6667⌉ = 6 → ⌈6 / 0.75⌉ = 8
+    assert pva[["orders", "opportunities", "potentials", "leads"]].tolist() == [2, 4, 6, 8]
+    assert pva[["orders_actual", "leads_actual", "orders_gap"]].tolist() == [1, 4, -1]
+    manifest = {"conversion_rates": {"华北": {"target_to_potential": 0.7, "potential_to_opportunity": 0.5,
+                                            "opportunity_to_order": 0.5}}}
+    cmp = f.compare_with_truth(rates, manifest).set_index("step")
+    assert cmp["abs_diff"].round(4).to_dict() == {"opportunity_to_order": 0.0,
+                                                  "potential_to_opportunity": 0.1667,
+                                                  "target_to_potential": 0.05}
+    con.close()

@@ -79,8 +79,15 @@ def load_master_params(path: str | Path | None = None) -> MasterParams:
 # customer_records: one row per customer mention in any source
 # ------------------------------------------------------------------------------------------------------
 
+def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Like db.table_exists, but fetches the whole result: DuckDB 2 refuses new work on a connection with
+    an unfinished result (fetchone leaves one), which breaks the next register()."""
+    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
+                       [name]).fetchall()[0][0] > 0
+
+
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    if not dbmod.table_exists(con, table):
+    if not _table_exists(con, table):
         return set()
     return {r[0] for r in con.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
@@ -190,7 +197,7 @@ def records_sql(con: duckdb.DuckDBPyConnection) -> str:
 def build_customer_records(con: duckdb.DuckDBPyConnection) -> int:
     """(Re)build ``customer_records`` from the stg tables; returns the number of records."""
     con.execute(f"CREATE OR REPLACE TABLE customer_records AS {records_sql(con)} ORDER BY record_id")
-    return con.execute("SELECT count(*) FROM customer_records").fetchone()[0]
+    return con.execute("SELECT count(*) FROM customer_records").fetchall()[0][0]
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -553,14 +560,21 @@ def score_groups(groups: pd.DataFrame, params: MasterParams, con: duckdb.DuckDBP
     if n >= 2:
         from splink.blocking_rule_library import CustomRule
 
-        # prior chance two name groups are one customer, from near-certain rules (same name core in the
-        # same city, or a shared credit code) whose recall is guessed conservatively
+        # prior chance two name groups are one customer, from near-certain rules (a shared credit code; a
+        # shared phone with similar names; near-identical names in one city) whose recall is guessed
+        settings = linker._settings_obj
         try:
             linker.training.estimate_probability_two_random_records_match(
-                [CustomRule("l.core = r.core AND l.city_b = r.city_b"),
-                 block_on("uscc_x", arrays_to_explode=["uscc_x"])], recall=params.prior_rules_recall)
-        except Exception as exc:  # e.g. no pair at all on a tiny list: keep the default prior
+                [block_on("uscc_x", arrays_to_explode=["uscc_x"]),
+                 CustomRule("l.phone_1 = r.phone_1 AND core_sim(l.core, r.core) >= 0.55"),
+                 CustomRule("l.core_p2 = r.core_p2 AND l.city_b = r.city_b AND core_sim(l.core, r.core) >= 0.85")],
+                recall=params.prior_rules_recall)
+        except Exception as exc:  # e.g. rules more matches than the recall allows on a tiny list
             log.info("prior not estimated: %s", exc)
+        lam = settings._probability_two_random_records_match
+        if not 0 < lam < 0.5:
+            # no near-certain pair at all: assume each group has about one partner
+            settings._probability_two_random_records_match = min(0.5, 1.0 / n)
         if n >= params.em_min_groups:
             # on a short list random pairs are too often true matches to estimate u: keep the priors
             linker.training.estimate_u_using_random_sampling(
@@ -977,7 +991,7 @@ def resolve(con: duckdb.DuckDBPyConnection, params: MasterParams | None = None,
     # stable ids
     live = recs[recs["cluster"].notna()][["record_id", "cluster"]]
     old = (con.execute("SELECT record_id, customer_id FROM customer_id_map").df()
-           if dbmod.table_exists(con, "customer_id_map") else None)
+           if _table_exists(con, "customer_id_map") else None)
     idmap = assign_ids(live, old)
     recs["customer_id"] = recs["cluster"].map(idmap)
     old_ids = set(old["customer_id"]) if old is not None else set()
@@ -1162,20 +1176,20 @@ def master_weekly_metrics(con: duckdb.DuckDBPyConnection, as_of: dt.date,
     """Headline figures of the customer master for ``metrics.json`` (prefix ``master_``).
 
     New customers this week: first seen in the 7 days ending on ``as_of`` (inclusive)."""
-    if not dbmod.table_exists(con, "customer_master"):
+    if not _table_exists(con, "customer_master"):
         return {}
     as_of = pd.Timestamp(as_of).date()
     start = as_of - dt.timedelta(days=6)
     customers = con.execute("SELECT count(*) FROM customer_master WHERE first_seen IS NULL OR first_seen <= ?",
-                            [as_of]).fetchone()[0]
+                            [as_of]).fetchall()[0][0]
     new = con.execute("SELECT count(*) FROM customer_master WHERE first_seen BETWEEN ? AND ?",
-                      [start, as_of]).fetchone()[0]
+                      [start, as_of]).fetchall()[0][0]
     n_rec, n_matched = con.execute("""
         SELECT count(*), count(x.customer_id) FROM customer_xref x
         JOIN customer_records r USING (record_id) WHERE r.record_date IS NULL OR r.record_date <= ?""",
-                                   [as_of]).fetchone()
-    queue = (con.execute("SELECT count(*) FROM match_review_queue").fetchone()[0]
-             if dbmod.table_exists(con, "match_review_queue") else 0)
+                                   [as_of]).fetchall()[0]
+    queue = (con.execute("SELECT count(*) FROM match_review_queue").fetchall()[0][0]
+             if _table_exists(con, "match_review_queue") else 0)
     out = {"master_customers": int(customers), "master_new_customers_week": int(new),
            "master_records": int(n_rec), "master_match_rate": (n_matched / n_rec) if n_rec else None,
            "master_review_queue": int(queue)}

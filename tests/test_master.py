@@ -1,0 +1,217 @@
+"""Customer master on a hand-built stg_* database: records, matching, hard rules, ids, decisions, hierarchy."""
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+
+from crmlib import master
+
+ACCOUNTS = [
+    # account_id, account_name, city, phone, uscc, parent_account_id, scope, updated_at
+    ("A1", "中国工商银行北京市分行", "北京", "010-66101234", None, "A3", "大客户及行业客户", "2024-03-01"),
+    ("A2", "中国工商银行杭州分行", "杭州", None, None, None, "大客户及行业客户", "2024-02-01"),
+    ("A3", "中国工商银行", "北京", None, None, None, "大客户及行业客户", "2024-01-01"),
+    ("A4", "北京银行", "北京", "010-66223344", None, None, "大客户及行业客户", "2024-01-01"),
+    ("A5", "中国银行北京市分行", "北京", None, None, None, "大客户及行业客户", "2024-01-01"),
+    ("A6", "杭州华远软件有限公司", "杭州", "0571-88231234", "91330100MA27Y1234X", None, "中小企业", "2024-04-01"),
+    ("A7", "测试", None, None, None, None, None, "2024-01-01"),
+]
+ERP = [("E1", "工行北京分行", "北京", "010-66101234"), ("E2", "华远软件（杭州）有限公司", "杭州", None),
+       ("E3", "北京银行股份有限公司", "北京", None)]
+SALES = [("f.xlsx|S|2", "北京工行", "北京", None, "2024-05-06"),
+         ("f.xlsx|S|3", "杭州华元软件有限公司", "杭州", "0571 8823 1234", "2024-05-07"),
+         ("f.xlsx|S|4", "中行北京分行", "北京", None, "2024-05-08"),
+         ("f.xlsx|S|5", "未知客户", "杭州", None, "2024-05-08")]
+CALLS = [("K1", "工商银行杭州分行", "13900001111", "2024-05-09 10:00:00"),
+         ("K2", "华远软件", "0571-88231234", "2024-05-10 11:00:00")]
+TICKETS = [("T1", "浙江工行", "0571-87000000", "杭州", "2024-05-11")]
+TRUTH = {"crm:A1": "BJ", "erp:E1": "BJ", "sales:f.xlsx|S|2": "BJ", "crm:A2": "HZ", "callcenter:K1": "HZ",
+         "crm:A3": "HEAD", "crm:A4": "BOB", "erp:E3": "BOB", "crm:A5": "BOC", "sales:f.xlsx|S|4": "BOC",
+         "crm:A6": "HY", "erp:E2": "HY", "sales:f.xlsx|S|3": "HY", "callcenter:K2": "HY", "service:T1": "ZJ"}
+
+
+def make_db(path) -> None:
+    con = duckdb.connect(str(path))
+    con.execute("""CREATE TABLE stg_crm_accounts (account_id VARCHAR, account_name VARCHAR, city VARCHAR,
+        phone VARCHAR, uscc VARCHAR, parent_account_id VARCHAR, scope VARCHAR, updated_at DATE, created_at DATE,
+        province VARCHAR, address VARCHAR, industry VARCHAR, owner_rep_id VARCHAR, region VARCHAR, size VARCHAR,
+        registered_capital DOUBLE, listed VARCHAR, _source_file VARCHAR, _row BIGINT)""")
+    for i, a in enumerate(ACCOUNTS):
+        con.execute("INSERT INTO stg_crm_accounts VALUES (?,?,?,?,?,?,?,?,?,NULL,NULL,NULL,'R01','华北',NULL,"
+                    "NULL,NULL,'crm/accounts.csv',?)", [*a, a[-1], i + 2])
+    con.execute("""CREATE TABLE stg_crm_contacts AS SELECT * FROM (VALUES
+        ('P1', 'A2', '李明', '13800002222', NULL, NULL, DATE '2024-01-01')) t(contact_id, account_id,
+        contact_name, mobile, phone, email, updated_at)""")
+    con.execute("""CREATE TABLE stg_erp_customers (erp_customer_id VARCHAR, customer_name VARCHAR, city VARCHAR,
+        phone VARCHAR, uscc VARCHAR, province VARCHAR, address VARCHAR, _source_file VARCHAR, _row BIGINT)""")
+    for i, e in enumerate(ERP):
+        con.execute("INSERT INTO stg_erp_customers VALUES (?,?,?,?,NULL,NULL,NULL,'erp/customers.csv',?)",
+                    [*e, i + 2])
+    con.execute("""CREATE TABLE stg_orders AS SELECT * FROM (VALUES
+        ('O1', 1, DATE '2024-05-01', 'E1', 100.0, 0.0), ('O2', 1, DATE '2024-05-02', 'E1', 200.0, 20.0),
+        ('O3', 1, DATE '2024-05-03', 'E2', 50.0, 0.0)) t(order_id, line_no, order_date, erp_customer_id, amount,
+        returned_amount)""")
+    con.execute("""CREATE TABLE stg_sales_visits (record_key VARCHAR, customer_name VARCHAR, city VARCHAR,
+        phone VARCHAR, report_date DATE, visit_date DATE, rep_id VARCHAR, contact_name VARCHAR, uscc VARCHAR,
+        _source_file VARCHAR, _sheet VARCHAR, _row BIGINT)""")
+    for s in SALES:
+        con.execute("INSERT INTO stg_sales_visits VALUES (?,?,?,?,?,?, 'R02', NULL, NULL, 'sales_sheets/f.xlsx',"
+                    " 'S', ?)", [*s, s[-1], int(s[0].split("|")[-1])])
+    con.execute("""CREATE TABLE stg_calls (call_id VARCHAR, company VARCHAR, phone VARCHAR, called_at TIMESTAMP,
+        caller VARCHAR, _source_file VARCHAR, _row BIGINT)""")
+    for i, c in enumerate(CALLS):
+        con.execute("INSERT INTO stg_calls VALUES (?,?,?,?, NULL, 'callcenter/calls.csv', ?)", [*c, i + 2])
+    con.execute("""CREATE TABLE stg_tickets (ticket_id VARCHAR, customer_name VARCHAR, contact_phone VARCHAR,
+        city VARCHAR, opened_at DATE, _source_file VARCHAR, _row BIGINT)""")
+    for i, t in enumerate(TICKETS):
+        con.execute("INSERT INTO stg_tickets VALUES (?,?,?,?,?, 'service/tickets.csv', ?)", [*t, i + 2])
+    con.close()
+
+
+@pytest.fixture
+def db(crm_home):
+    path = crm_home / "data" / "curated" / "crm.duckdb"
+    make_db(path)
+    return path
+
+
+def xref(path) -> dict[str, str | None]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return dict(con.execute("SELECT record_id, customer_id FROM customer_xref ORDER BY record_id").fetchall())
+    finally:
+        con.close()
+
+
+def test_customer_records_union_and_side_evidence(db):
+    con = duckdb.connect(str(db))
+    n = master.build_customer_records(con)
+    assert n == 7 + 3 + 4 + 2 + 1
+    rows = con.execute("SELECT record_id, source, source_key, name_raw, phone, contact_name, record_date, _row "
+                       "FROM customer_records ORDER BY record_id").df()
+    con.close()
+    a2 = rows.set_index("record_id").loc["crm:A2"]
+    # the account has no phone: the CRM contact's mobile and name stand in as side evidence
+    assert (a2["phone"], a2["contact_name"]) == ("13800002222", "李明")
+    e1 = rows.set_index("record_id").loc["erp:E1"]
+    assert str(e1["record_date"])[:10] == "2024-05-02"  # latest order
+    assert rows.set_index("record_id").loc["sales:f.xlsx|S|3", "_row"] == 3
+    assert sorted(rows["source"].unique()) == ["callcenter", "crm", "erp", "sales", "service"]
+
+
+def test_resolve_matches_truth_and_keeps_hard_rules(db):
+    s = master.resolve_db(db, progress=False)
+    x = xref(db)
+    assert x["crm:A7"] is None and x["sales:f.xlsx|S|5"] is None  # junk gets no customer
+    assert s.junk == 2 and s.customers == 7
+    pred = pd.Series({k: v for k, v in x.items() if k in TRUTH})
+    scores = master.pairwise_scores(pred, pd.Series(TRUTH))
+    assert scores["precision"] == 1.0 and scores["recall"] == 1.0
+    # ids issued in order of each customer's smallest record_id: callcenter:K1 (ICBC Hangzhou) first
+    assert x["callcenter:K1"] == "C000001" and x["crm:A2"] == "C000001"
+    con = duckdb.connect(str(db), read_only=True)
+    m = con.execute("SELECT customer_id, name, level, parent_customer_id, n_records, sources, phone "
+                    "FROM customer_master ORDER BY customer_id").df().set_index("customer_id")
+    hier = con.execute("SELECT child_id, parent_id FROM customer_hierarchy ORDER BY child_id").fetchall()
+    probs = con.execute("SELECT count(*) FROM customer_xref WHERE customer_id IS NOT NULL "
+                        "AND match_probability IS NULL").fetchone()[0]
+    con.close()
+    assert probs == 0
+    head, bj, hz, zj = x["crm:A3"], x["crm:A1"], x["crm:A2"], x["service:T1"]
+    assert m.loc[head, "name"] == "中国工商银行" and m.loc[head, "level"] == "head"
+    assert m.loc[bj, "name"] == "中国工商银行北京市分行" and m.loc[bj, "level"] == "province"
+    assert m.loc[hz, "level"] == "city"
+    # golden record: the CRM account (most trusted) gives the phone; sources listed once each
+    assert m.loc[bj, "phone"] == "01066101234" and m.loc[bj, "sources"] == "crm,erp,sales"
+    assert m.loc[x["crm:A6"], "n_records"] == 4
+    # Hangzhou city branch → Zhejiang province branch → head office; Beijing (municipality) → head office
+    assert (hz, zj) in hier and (zj, head) in hier and (bj, head) in hier
+    assert m.loc[hz, "parent_customer_id"] == zj
+    assert x["crm:A4"] != x["crm:A5"]  # 北京银行 ≠ 中国银行北京市分行
+
+
+def test_ids_stable_when_records_arrive(db):
+    master.resolve_db(db, progress=False)
+    before = xref(db)
+    con = duckdb.connect(str(db))
+    con.execute("INSERT INTO stg_sales_visits VALUES ('g.xlsx|S|2', '杭州华远软件', '杭州', NULL, DATE '2024-06-03',"
+                " DATE '2024-06-03', 'R02', NULL, NULL, 'sales_sheets/g.xlsx', 'S', 2)")
+    con.execute("INSERT INTO stg_sales_visits VALUES ('g.xlsx|S|3', '浙江大学', '杭州', NULL, DATE '2024-06-03',"
+                " DATE '2024-06-03', 'R02', NULL, NULL, 'sales_sheets/g.xlsx', 'S', 3)")
+    con.close()
+    s = master.resolve_db(db, progress=False)
+    after = xref(db)
+    assert all(after[k] == v for k, v in before.items())
+    assert after["sales:g.xlsx|S|2"] == before["crm:A6"]
+    assert after["sales:g.xlsx|S|3"] == "C000008"  # next free number
+    assert s.kept_ids == 7 and s.new_ids == 1
+
+
+def test_assign_ids_majority_split_and_never_reuse():
+    old = pd.DataFrame({"record_id": ["a", "b", "c", "d", "e"],
+                        "customer_id": ["C000001", "C000001", "C000001", "C000002", "C000005"]})
+    # cluster x holds a, b (two votes for C1); y holds c (one vote for C1) and d (C2); z is new
+    cl = pd.DataFrame({"record_id": ["a", "b", "c", "d", "f"], "cluster": ["x", "x", "y", "y", "z"]})
+    ids = master.assign_ids(cl, old)
+    assert ids == {"x": "C000001", "y": "C000002", "z": "C000006"}
+    # a tie between two old ids: the smaller id wins
+    cl2 = pd.DataFrame({"record_id": ["c", "d"], "cluster": ["w", "w"]})
+    assert master.assign_ids(cl2, old) == {"w": "C000001"}
+    assert master.assign_ids(cl2, None) == {"w": "C000001"}
+
+
+def test_review_decision_survives_rebuild_and_changes_result(db, crm_home):
+    master.resolve_db(db, progress=False)
+    x = xref(db)
+    assert x["sales:f.xlsx|S|3"] == x["crm:A6"]
+    assert x["crm:A4"] != x["service:T1"]
+    master.append_decision("sales:f.xlsx|S|3", "crm:A6", "no_match", "王审核", decided_at="2024-06-01T10:00:00")
+    master.append_decision("crm:A4", "erp:E3", "no_match", "王审核", decided_at="2024-06-01T10:01:00")
+    master.append_decision("erp:E3", "crm:A4", "match", "李复核", decided_at="2024-06-02T09:00:00")  # later wins
+    assert (crm_home / "params" / "review_decisions.csv").exists()
+    # rebuild from scratch: a new database file, same decisions file
+    db.unlink()
+    make_db(db)
+    master.resolve_db(db, progress=False)
+    y = xref(db)
+    assert y["sales:f.xlsx|S|3"] != y["crm:A6"]          # reviewer split the typo record off
+    assert y["crm:A6"] == y["erp:E2"] == y["callcenter:K2"]
+    assert y["crm:A4"] == y["erp:E3"]                     # the later 'match' decision holds
+    dec = master.read_decisions()
+    assert len(dec) == 2 and set(dec["decision"]) == {"match", "no_match"}
+
+
+def test_pairwise_scores_and_heads_merged_hand_checked():
+    pred = pd.Series({"r1": "A", "r2": "A", "r3": "A", "r4": "B", "r5": None})
+    truth = pd.Series({"r1": "x", "r2": "x", "r3": "y", "r4": "y", "r5": "y"})
+    s = master.pairwise_scores(pred, truth)
+    # predicted pairs: (1,2),(1,3),(2,3) = 3; true pairs among r1..r4: (1,2),(3,4) = 2; correct: (1,2)
+    assert (s["pairs_predicted"], s["pairs_true"], s["pairs_correct"]) == (3, 2, 1)
+    assert s["precision"] == pytest.approx(1 / 3) and s["recall"] == pytest.approx(1 / 2)
+    parents = {"y": "x"}  # y is a branch of x
+    assert master.heads_merged_with_branches(pred, truth, parents) == 1
+    assert master.heads_merged_with_branches(pred, truth, {}) == 0
+
+
+def test_hard_rule_violation_cases():
+    v = master.hard_rule_violation
+    assert v({"brand": "中国银行"}, {"brand": "北京银行"}) == "different brand"
+    assert v({"brand": "中国工商银行", "unit": "head||"}, {"brand": "中国工商银行", "unit": "city||"}) \
+        == "different branch / head office"
+    assert v({"core": "华远软件", "n_city": "杭州"}, {"core": "华远软件", "n_city": "上海"}) == "different city in name"
+    assert v({"core": "华远软件", "n_city": "杭州"}, {"core": "华远软件"}) is None
+    assert v({"core": "平安", "ambiguous": True}, {"core": "平安银行", "brand": "平安银行"}) == "ambiguous short form"
+
+
+def test_weekly_metrics(db):
+    import datetime as dt
+
+    master.resolve_db(db, progress=False)
+    con = duckdb.connect(str(db), read_only=True)
+    m = master.master_weekly_metrics(con, dt.date(2024, 5, 12))
+    con.close()
+    assert m["master_customers"] == 7 and m["master_records"] == 17
+    assert m["master_match_rate"] == pytest.approx(15 / 17)
+    # first seen 2024-05-06..12: only the Zhejiang branch (ticket 2024-05-11); the others were seen earlier
+    assert m["master_new_customers_week"] == 1

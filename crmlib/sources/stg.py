@@ -28,8 +28,9 @@ def q(name: str) -> str:
 
 
 def file_order_sql(col: str = "_source_file") -> str:
-    """Sort key of a file among versions: no week suffix first, then ISO week, then name."""
-    return f"(coalesce(regexp_extract({col}, '_(\\d{{4}}-W\\d{{2}})\\.[^./]+$', 1), '') || '|' || {col})"
+    """Sort-key fields (for a ``row(...)``) of a file among versions: no week suffix first, then ISO week,
+    then name."""
+    return f"coalesce(regexp_extract({col}, '_(\\d{{4}}-W\\d{{2}})\\.[^./]+$', 1), ''), {col}"
 
 
 def _num(raw: str) -> str:

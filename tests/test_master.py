@@ -215,3 +215,24 @@ def test_weekly_metrics(db):
     assert m["master_match_rate"] == pytest.approx(15 / 17)
     # first seen 2024-05-06..12: only the Zhejiang branch (ticket 2024-05-11); the others were seen earlier
     assert m["master_new_customers_week"] == 1
+
+
+def test_charts_and_notebook_helpers(db):
+    from crmlib.charts import master as cm
+
+    master.resolve_db(db, progress=False)
+    con = duckdb.connect(str(db), read_only=True)
+    sizes = master.cluster_size_counts(con)
+    b = cm.size_bins(sizes).set_index("bin")["customers"]
+    assert (b["1"], b["2"], b["3"], b["4–5"]) == (2, 3, 1, 1)   # HEAD, ZJ | HZ, BOB, BOC | BJ | HY (4)
+    sample = master.merge_samples(con, n=10, threshold=0.9)
+    prior, labels = master.evidence_labels(con, sample.iloc[0])
+    fig = cm.evidence(sample.iloc[0], prior, "en", labels)
+    assert len(fig.data[0].x) == 8 and fig.data[0].measure[-1] == "total"
+    tree = master.largest_group(con)
+    assert tree.loc[tree["parent_id"].isna(), "name"].tolist() == ["中国工商银行"]
+    con.close()
+    for lang in ("zh", "en"):
+        cm.cluster_sizes(sizes, lang)
+        cm.accuracy({"precision": 0.99, "recall": 0.97}, lang)
+        cm.group_tree(tree, lang)

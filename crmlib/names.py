@@ -19,6 +19,7 @@ Rules worth stating:
 from __future__ import annotations
 
 import csv
+import os
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -117,7 +118,8 @@ _JUNK_RE = re.compile(
     r"|[0-9A-Z]*(?:测试|TEST|DEMO)[0-9A-Z]*(?:客户|公司|单位|用户|账号|数据|专用)?[0-9A-Z]*"
     r"|(?:某+|X+)(?:公司|单位|客户|集团|有限公司)?"
     r"|(?:客户|用户|公司|单位)[0-9A-Z]{1,4}"
-    r"|(?:未知|不详|待定|个人|无)\(?.{0,4}\)?)$")
+    r"|(?:未知|不详|待定|待补充|暂无)(?:客户|单位|公司|名称|用户)?[0-9]*"
+    r"|(?:个人|个体|无|散户|散客)(?:客户|用户)?(?:\([^()]{0,6}\))?)$")
 
 
 def _junk_pattern(cleaned: str) -> bool:
@@ -173,12 +175,16 @@ class _Regions:
         for m in MUNICIPALITIES:
             self.city_full[m] = self.province_full[m]
             self.city_province[m] = m
-        for k, v in self.index.items():
+        for v in self.index.values():
             v.sort(key=lambda e: (_REGION_RANK[e[0].level], e[1] != "full", e[0].adcode))
         self.maxlen = max(len(k) for k in self.index)
+        self._all = {k: [r for r, _ in v] for k, v in self.index.items()}
+        self._strong = {k: [r for r, st in v if st != "weak"] for k, v in self.index.items()}
+        self._strong = {k: v for k, v in self._strong.items() if v}
+        self.lengths = sorted({len(k) for k in self.index}, reverse=True)
 
     def lookup(self, token: str, weak: bool) -> list[Region]:
-        return [r for r, st in self.index.get(token, ()) if weak or st != "weak"]
+        return (self._all if weak else self._strong).get(token, [])
 
     def full_name(self, province: str | None, city: str | None) -> str:
         if city:
@@ -200,33 +206,35 @@ def regions() -> _Regions:
     return _Regions(rows)
 
 
+def _fits(r: Region, province: str | None, city: str | None) -> bool:
+    if province and r.province != province:
+        return False
+    return not (city and r.level == "district" and r.city and r.city != city)
+
+
 def _resolve(tokens: list[list[Region]]) -> tuple[str | None, str | None, str | None]:
     """Province, city, district from region tokens in reading order, each token's reading chosen to agree
-    with what came before (北京 + 朝阳 → 朝阳区 of Beijing, not 朝阳市 of Liaoning)."""
+    with what came before (北京 + 朝阳 → 朝阳区 of Beijing, not 朝阳市 of Liaoning). A district name shared by
+    several cities (西湖区: 杭州, 南昌) with no city around it sets no city: we do not guess."""
     province = city = district = None
     for cands in tokens:
-        def fits(r: Region) -> bool:
-            if province and r.province != province:
-                return False
-            if city and r.level == "district" and r.city and r.city != city:
-                return False
-            return True
-        chosen = next((r for r in cands if fits(r)), None)
-        if chosen is None:
-            chosen = cands[0]
+        fitting = [r for r in cands if _fits(r, province, city)]
+        if not fitting:
             # A contradicting region: the later one describes the unit, keep it whole.
             province = city = district = None
+            fitting = cands
+        chosen = fitting[0]
         if chosen.level == "province":
             province = province or chosen.province
         elif chosen.level == "city":
             province, city = chosen.province, chosen.city
         else:
-            province = chosen.province
+            same = [r for r in fitting if r.level == "district" and r.name == chosen.name] or [chosen]
             district = chosen.name
-            if chosen.city:
+            if len({r.province for r in same}) == 1:
+                province = chosen.province
+            if not city and len({r.city for r in same}) == 1 and chosen.city:
                 city = chosen.city
-            elif len(cands) > 1 and not city:
-                pass
     if province in MUNICIPALITIES:
         city = province
     return province, city, district
@@ -315,16 +323,34 @@ def aliases_path() -> Path:
     return p if p.exists() else _REPO_PARAMS / "org_aliases.yaml"
 
 
-_DEFAULT: dict[tuple[str, float], AliasDict] = {}
+_LOADED: dict[tuple[str, float], AliasDict] = {}
+_DEFAULT: dict[str | None, AliasDict] = {}
 
 
 def load_aliases(path: str | Path | None = None) -> AliasDict:
-    """The naming rule from ``params/org_aliases.yaml`` (reloaded when the file changes)."""
-    p = Path(path) if path else aliases_path()
+    """The naming rule from ``params/org_aliases.yaml`` (or ``path``), validated and compiled.
+
+    The default dictionary is read once per process and ``CRM_HOME``; call :func:`reload_aliases` after
+    editing the file in a running session.
+    """
+    if path is None:
+        home = os.environ.get("CRM_HOME")
+        hit = _DEFAULT.get(home)
+        if hit is None:
+            hit = _DEFAULT[home] = load_aliases(aliases_path())
+        return hit
+    p = Path(path)
     key = (str(p.resolve()), p.stat().st_mtime if p.exists() else 0.0)
-    if key not in _DEFAULT:
-        _DEFAULT[key] = AliasDict(load(OrgAliases, p))
-    return _DEFAULT[key]
+    if key not in _LOADED:
+        _LOADED[key] = AliasDict(load(OrgAliases, p))
+    return _LOADED[key]
+
+
+def reload_aliases() -> None:
+    """Forget compiled dictionaries and cached parses (after editing ``params/org_aliases.yaml``)."""
+    _LOADED.clear()
+    _DEFAULT.clear()
+    _parse.cache_clear()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -356,7 +382,9 @@ _LEGAL = {
     "股份有限责任公司": "股份有限公司", "股份有限公司": "股份有限公司", "有限责任公司": "有限责任公司",
     "有限公司": "有限公司", "股份公司": "股份有限公司", "集团公司": "集团", "集团": "集团", "公司": "公司",
     "有限合伙": "有限合伙", "合伙企业": "合伙企业", "个人独资企业": "个人独资企业", "股份合作公司": "股份合作公司",
-    "有限责任": "有限责任公司",
+    "有限责任": "有限责任公司", "股份": "股份有限公司", "控股集团有限公司": "集团有限公司",
+    "控股集团股份有限公司": "集团股份有限公司", "控股有限公司": "有限公司", "控股股份有限公司": "股份有限公司",
+    "控股集团": "集团",
 }
 _HEAD = ("集团总部", "总行", "总部", "总公司", "总社", "总院")
 _PROV_W = ("省分行", "省分公司", "省公司", "省行", "一级分行", "省中心")
@@ -366,15 +394,22 @@ _SUB_W = ("支行", "营业部", "营业所", "分理处", "网点", "储蓄所"
 _BRANCH_KIND = {**{w: "head" for w in _HEAD}, **{w: "province" for w in _PROV_W},
                 **{w: "city" for w in _CITY_W}, **{w: "branch" for w in _BRANCH_W},
                 **{w: "subbranch" for w in _SUB_W}}
-_UNIT_ENDS = ("中心", "研究院", "研究所", "事业部", "实验室", "分厂", "工厂", "基地", "项目部", "指挥部", "设计院")
+# Named units of a known brand (华为杭州研究所, 工行软件开发中心): kept apart from the brand, never a branch level.
+_UNIT_W = ("研究所", "研究院", "研发中心", "数据中心", "软件开发中心", "信用卡中心", "客服中心", "中心", "事业部",
+           "实验室", "分厂", "工厂", "基地", "项目部", "指挥部", "设计院")
 # Remainders that never stand alone as a brand: the region in front of them belongs to the name.
-_GENERIC = frozenset("""银行 商业银行 农村商业银行 农商银行 农商行 农村信用社 信用社 农村信用合作联社 信用合作联社 公司 大学 学院
+_GENERIC = frozenset("""电网 供电局 银行 商业银行 农村商业银行 农商银行 农商行 农村信用社 信用社 农村信用合作联社 信用合作联社 公司 大学 学院
 医院 政府 人民政府 电力 供电 电信 移动 联通 邮政 烟草 自来水 燃气 电视台 日报 报社 海关 税务 公安 法院 检察院 图书馆 博物馆
 """.split())
 _INSTITUTION_ENDS = ("银行", "信用社", "联社", "大学", "学院", "学校", "中学", "小学", "幼儿园", "医院", "卫生院", "政府",
                      "委员会", "管理局", "公安局", "局", "厅", "委", "办公室", "法院", "检察院", "电视台", "电台",
                      "报社", "图书馆", "博物馆", "研究院", "研究所", "科学院", "协会", "学会", "中心", "海关", "监狱")
 _BOUNDARY = ("银行", "分行", "支行", "公司", "集团", "总行", "保险", "证券", "大学", ")")
+
+
+# Every tail word → its kind; on equal length a branch word beats a legal form beats a unit.
+_WORDS = {**{w: "unit" for w in _UNIT_W}, **{w: "legal" for w in _LEGAL}, **{w: "branch" for w in _BRANCH_KIND}}
+_WORD_LENGTHS = sorted({len(w) for w in _WORDS}, reverse=True)
 
 
 @dataclass
@@ -388,9 +423,11 @@ class _Tail:
 
 def _suffix_region(s: str, lo: int, hi: int, weak: bool) -> tuple[int, list[Region]] | None:
     R = regions()
-    for L in range(min(R.maxlen, hi - lo), 1, -1):
-        tok = s[hi - L:hi]
-        cands = R.lookup(tok, weak)
+    table = R._all if weak else R._strong
+    for L in R.lengths:
+        if L > hi - lo or L < 2:
+            continue
+        cands = table.get(s[hi - L:hi])
         if cands:
             return hi - L, cands
     return None
@@ -402,8 +439,11 @@ def _prefix_regions(s: str, lo: int, hi: int, weak: bool, min_rest: int) -> tupl
     out, pos = [], lo
     while pos < hi:
         hit = None
-        for L in range(min(R.maxlen, hi - pos - min_rest), 1, -1):
-            cands = R.lookup(s[pos:pos + L], weak)
+        table = R._all if weak else R._strong
+        for L in R.lengths:
+            if L > hi - pos - min_rest or L < 2:
+                continue
+            cands = table.get(s[pos:pos + L])
             if cands:
                 hit = (L, cands)
                 break
@@ -420,10 +460,12 @@ def _peel_tail(s: str, lo: int, fillers: tuple[str, ...], weak: bool) -> _Tail:
     regs, branches, legal, nfill = [], [], None, 0
     while hi > lo:
         best = None  # (length, kind, token)
-        for table, kind in ((_BRANCH_KIND, "branch"), (_LEGAL, "legal")):
-            for w in table:
-                if len(w) <= hi - lo and s.endswith(w, 0, hi) and (best is None or len(w) > best[0]):
-                    best = (len(w), kind, w)
+        for L in _WORD_LENGTHS:
+            if L <= hi - lo:
+                kind = _WORDS.get(s[hi - L:hi])
+                if kind and (kind != "unit" or lo):
+                    best = (L, kind, s[hi - L:hi])
+                    break
         for f in fillers:
             if len(f) <= hi - lo and s.endswith(f, 0, hi) and (best is None or len(f) > best[0]):
                 best = (len(f), "filler", f)
@@ -433,19 +475,22 @@ def _peel_tail(s: str, lo: int, fillers: tuple[str, ...], weak: bool) -> _Tail:
         if best is None:
             break
         L, kind, tok = best
-        if kind == "branch":
+        if kind in ("branch", "unit"):
             wpos = hi - L
             name, rg = None, None
-            if _BRANCH_KIND[tok] in ("subbranch", "branch"):
+            bkind = "unit" if kind == "unit" else _BRANCH_KIND[tok]
+            if bkind in ("subbranch", "branch", "unit"):
                 r = _suffix_region(s, lo, wpos, weak=True)
                 if r and (r[0] - lo >= (0 if lo else 2)):
                     rg = r[1]
                     name = rg[0].short if rg[0].level == "district" else None
-                    if rg[0].level != "district" and _BRANCH_KIND[tok] == "subbranch":
+                    if rg[0].level != "district" and bkind == "subbranch":
                         name = None
+                    if bkind == "unit":
+                        name = rg[0].short
                     regs.append((r[0], rg))
                     wstart = r[0]
-                elif _BRANCH_KIND[tok] == "subbranch":
+                elif bkind in ("subbranch", "unit"):
                     m = wpos
                     while m > lo and wpos - m < 6 and not any(s.endswith(b, 0, m) for b in _BOUNDARY):
                         m -= 1
@@ -458,7 +503,7 @@ def _peel_tail(s: str, lo: int, fillers: tuple[str, ...], weak: bool) -> _Tail:
                     wstart = wpos
             else:
                 wstart = wpos
-            branches.append((wpos, tok, name, rg))
+            branches.append((wpos, tok, name, rg, bkind))
             hi = wstart
         elif kind == "legal":
             if tok == "公司" and hi - L - lo < (0 if lo else 2):
@@ -479,7 +524,6 @@ def _peel_tail(s: str, lo: int, fillers: tuple[str, ...], weak: bool) -> _Tail:
 
 def _split_brackets(s: str) -> tuple[str, list[list[Region]]]:
     """Drop bracketed regions and former names; unwrap everything else: 工商银行(北京) → 工商银行 + [北京]."""
-    R = regions()
     found: list[list[Region]] = []
 
     def repl(m: re.Match) -> str:
@@ -502,8 +546,9 @@ def _level_from(branches, hierarchy: bool, province, city, district) -> tuple[st
     """Branch level and sub-branch name from the branch words (deepest wins) and the region."""
     rank = {None: -1, "head": 0, "province": 1, "city": 2, "subbranch": 3}
     level, name = None, None
-    for _pos, word, bname, rg in branches:
-        kind = _BRANCH_KIND[word]
+    for _pos, word, bname, rg, kind in branches:
+        if kind == "unit":
+            continue
         if kind == "branch":
             if rg and rg[0].level == "district":
                 kind = "subbranch"
@@ -557,22 +602,22 @@ def _parse(name: str | None, ad: AliasDict) -> ParsedName:
             # 杭州电子科技大学 is not 电子科技大学 of Chengdu: only branch networks take a region in front.
             continue
         tail = _peel_tail(body, j, fillers, weak=True)
-        strict = len(alias) <= 2 or alias.isascii()
         leftover = body[j:tail.start]
         if leftover:
-            if strict or len(leftover) > 10 or not leftover.endswith(_UNIT_ENDS):
-                continue
-        best = (i, j, alias, brand, spec, pre, tail, leftover)
+            # Anything unexplained after the brand makes it another organisation (中国银行保险监督管理委员会,
+            # 中国石油大学, 北京移动互联科技): the brand is only accepted when the rest is accounted for.
+            continue
+        best = (i, j, alias, brand, spec, pre, tail)
         break
     if best:
-        i, j, alias, brand, spec, pre, tail, leftover = best
+        i, j, alias, brand, spec, pre, tail = best
         tokens = [c for _, c in pre] + bracket_regions + [c for _, c in tail.regions]
         province, city, district = _resolve(tokens)
         if brand is None:  # ambiguous short form: keep it, flag it
             return _finish(name, cleaned, alias, False, True, None, False, province, city, district,
-                           tail, leftover, None)
+                           tail, None)
         return _finish(name, cleaned, brand, True, False, spec.sector, spec.hierarchy, province, city,
-                       district, tail, leftover, ad)
+                       district, tail, ad)
 
     # 2. an ordinary name: [home region] core [legal form] [region + branch word]
     tail = _peel_tail(body, 0, (), weak=True)
@@ -595,8 +640,8 @@ def _parse(name: str | None, ad: AliasDict) -> ParsedName:
         province, city, district = _resolve(tail_regions)
     else:
         province, city, district = _resolve([c for _, c in pre] + bracket_regions + tail_regions)
-    return _finish(name, cleaned, brand, False, False, None, False, province, city, district, tail, "", None,
-                   home=home, region_bound=region_bound, prefix_len=start)
+    return _finish(name, cleaned, brand, False, False, None, False, province, city, district, tail, None,
+                   home=home, region_bound=region_bound)
 
 
 def _junk(raw, cleaned) -> ParsedName:
@@ -604,61 +649,67 @@ def _junk(raw, cleaned) -> ParsedName:
                       "", "", None)
 
 
-def _finish(raw, cleaned, brand, known, ambiguous, sector, hierarchy, province, city, district, tail, leftover,
-            ad: AliasDict | None, home=None, region_bound=False, prefix_len=0) -> ParsedName:
+def _finish(raw, cleaned, brand, known, ambiguous, sector, hierarchy, province, city, district, tail,
+            ad: AliasDict | None, home=None, region_bound=False) -> ParsedName:
     R = regions()
     if district and not city:
         # A district alone: infer its city when the district name is unique.
         cands = [r for r, _ in R.index.get(district, ()) if r.level == "district"]
         if len({(r.province, r.city) for r in cands}) == 1 and cands[0].city:
             province, city = cands[0].province, cands[0].city
+            if province in MUNICIPALITIES:
+                city = province
     level, bname = _level_from(tail.branches, hierarchy, province, city, district)
+    unit = next(((nm or "") + w for _p, w, nm, _rg, kind in reversed(tail.branches) if kind == "unit"), None)
     units = ad.spec.sectors[sector].units if (ad and sector) else {"province": "分公司", "city": "分公司",
                                                                   "subbranch": "分公司"}
-    if hierarchy and level is None and not leftover:
+    if hierarchy and level is None:
         if district:
-            level, bname = "subbranch", R.index[district][0][0].short + units["subbranch"] \
-                if district in R.index else district + units["subbranch"]
+            level = "subbranch"
+            bname = next((r.short for r, _ in R.index.get(district, ())), district) + units["subbranch"]
         elif city and city not in MUNICIPALITIES:
             level = "city"
         elif province:
             level = "province"
-        else:
+        elif not unit:
             level = "head"
-    if leftover:
-        bname = leftover
-    # ---- keys
+    branches = [b for b in tail.branches if b[4] != "unit"]
+    # ---- match key: brand | region | branch
     if hierarchy or known:
-        if level == "head" or (level is None and not leftover):
-            rk = ""
-        elif level == "province":
+        if level in ("province",):
             rk = province or ""
-        elif level == "city":
-            rk = city or province or ""
-        else:
+        elif level in ("city", "subbranch") or (unit and (province or city)):
             rk = _region_key(province, city)
+        elif level is None and branches:
+            rk = _region_key(province, city)
+        else:
+            rk = ""
     else:
-        rk = "" if (region_bound and not tail.branches) else _region_key(province, city)
-    if level == "subbranch" or leftover:
-        lk = f"{'unit' if leftover and level != 'subbranch' else 'subbranch'}:{bname}"
+        rk = "" if (region_bound and not branches) else _region_key(province, city)
+    if level == "subbranch":
+        lk = f"subbranch:{bname}"
     else:
         lk = level or ""
+    if unit:
+        lk = f"{lk}/unit:{unit}" if lk else f"unit:{unit}"
     match_key = f"{brand}|{rk}|{lk}"
+    # ---- parent: the next level up
     if hierarchy:
-        if level == "head" or level is None and not leftover:
+        if unit and level is None:
+            parent = f"{brand}||head"
+        elif unit:
+            parent = f"{brand}|{rk}|{'subbranch:' + bname if level == 'subbranch' else level}"
+        elif level in ("head", None):
             parent = None
         elif level == "province" or not (province or city):
             parent = f"{brand}||head"
         elif level == "city":
             parent = f"{brand}|{province}|province" if province else f"{brand}||head"
-        else:  # subbranch or unit
-            if city and city not in MUNICIPALITIES:
-                parent = f"{brand}|{city}|city"
-            elif province:
-                parent = f"{brand}|{province}|province"
-            else:
-                parent = f"{brand}||head"
-    elif tail.branches or leftover:
+        elif city and city not in MUNICIPALITIES:
+            parent = f"{brand}|{city}|city"
+        else:
+            parent = f"{brand}|{province}|province" if province else f"{brand}||head"
+    elif branches or unit:
         hk = "" if (known or region_bound or home is None) else _region_key(home[0], home[1])
         parent = f"{brand}|{hk}|"
         if parent == match_key:
@@ -668,26 +719,31 @@ def _finish(raw, cleaned, brand, known, ambiguous, sector, hierarchy, province, 
     # ---- canonical name under the naming rule
     if hierarchy:
         if level in (None, "head"):
-            canonical = brand + (bname or "")
+            canonical = brand
         elif level == "province":
             canonical = brand + R.full_name(province, None) + units["province"]
         elif level == "city":
             canonical = brand + R.full_name(province, city) + units["city"]
         else:
             canonical = brand + R.full_name(province, city) + (bname or "")
+        if unit:
+            canonical += unit
     else:
         if known or region_bound or ambiguous:
             base = brand
         else:
             base = (home_prefix(home) if home else "") + brand + (tail.legal or "")
-        if tail.branches:
-            word = tail.branches[-1][1]
+        if branches:
+            word = branches[-1][1]
             where = R.full_name(province, city) if (province or city) else ""
-            canonical = base + where + (bname or word if level == "subbranch" else word)
+            canonical = base + where + (bname if level == "subbranch" and bname else word)
         else:
-            canonical = base + (bname or "")
+            canonical = base
+        if unit:
+            canonical += unit
     return ParsedName(raw, cleaned, False, brand, known, ambiguous, sector, hierarchy, province, city, district,
-                      level, bname, tail.legal, canonical, match_key, parent)
+                      level, bname if level == "subbranch" else (unit if level is None else bname), tail.legal,
+                      canonical, match_key, parent)
 
 
 def home_prefix(home) -> str:
@@ -751,7 +807,7 @@ def register_duckdb_functions(con) -> None:
     def pairwise(fn, out_type):
         def udf(a, b):
             la, lb = a.to_pylist(), b.to_pylist()
-            return pa.array([None if (x is None or y is None) else fn(x, y) for x, y in zip(la, lb)],
+            return pa.array([None if (x is None or y is None) else fn(x, y) for x, y in zip(la, lb, strict=True)],
                             type=out_type)
         return udf
 
@@ -814,15 +870,14 @@ def normalise_phone(s: str | None) -> str | None:
             digits = "0" + digits
         if re.match(r"^(400|800)\d{7}$", digits):
             return digits
-        # Landline: 010 / 02x + 8 digits, or 0xxx + 7-8 digits; a trailing extension (010-12345678-801) is cut.
-        m = re.match(r"^(01\d|02\d)(\d{8})", digits) or re.match(r"^(0[3-9]\d{2})(\d{7,8})", digits)
-        if m:
-            area, local = m.group(1), m.group(2)
-            rest = digits[m.end():]
-            if rest and area[1] not in "12" and len(local) == 7 and len(rest) >= 1 and len(digits) == 12:
-                local = digits[len(area):]
-            if local[0] in "01":
-                continue
+        # Landline: 01x/02x + 8-digit local, else 0xxx + 7- or 8-digit local; anything after is an extension.
+        if digits.startswith(("01", "02")) and len(digits) >= 11:
+            area, local = digits[:3], digits[3:11]
+        elif digits.startswith("0") and len(digits) >= 11:
+            area, local = digits[:4], digits[4:12] if len(digits) >= 12 else digits[4:11]
+        else:
+            continue
+        if local[0] != "0":
             return area + local
     return None
 

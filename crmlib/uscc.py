@@ -11,7 +11,7 @@ def uscc_check_char(body17: str) -> str:
     """The 18th character for the first 17: 31 - (Σ value × weight mod 31), where 31 becomes 0."""
     if len(body17) != 17 or any(c not in _VALUE for c in body17):
         raise ValueError(f"need 17 characters from {CHARSET!r}, got {body17!r}")
-    total = sum(_VALUE[c] * w for c, w in zip(body17, WEIGHTS))
+    total = sum(_VALUE[c] * w for c, w in zip(body17, WEIGHTS, strict=True))
     return CHARSET[(31 - total % 31) % 31]
 
 

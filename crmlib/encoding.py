@@ -14,6 +14,7 @@ from pathlib import Path
 from .errors import UserError
 
 CHUNK = 1 << 22
+_CONTROL = [c for c in range(32) if c not in (9, 10, 13)] + [127]
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,13 @@ def detect(path: str | Path, full_check_bytes: int = 64 << 20, sample_bytes: int
     size = path.stat().st_size
     limit = None if size <= full_check_bytes else sample_bytes
     with open(path, "rb") as fh:
-        bom = fh.read(3) == codecs.BOM_UTF8
+        head = fh.read(1 << 16)
+    bom = head.startswith(codecs.BOM_UTF8)
+    # control characters other than tab/CR/LF do not occur in exported text; junk is full of them
+    ctrl = sum(head.count(bytes([c])) for c in _CONTROL)
+    if ctrl > max(2, len(head) // 200):
+        raise UserError("not a text file in UTF-8 or GBK/GB18030 (binary data or an unknown encoding)",
+                        file=str(path), hint="export it again as CSV (UTF-8 or GBK)")
     for enc in ("utf-8-sig", "gb18030"):
         if _decodes(path, enc, limit):
             return Detected("utf-8" if enc == "utf-8-sig" else enc, bom and enc == "utf-8-sig",

@@ -33,7 +33,7 @@ from .errors import UserError
 from .sources import csv_export, sales_sheets, stg
 from .sources.config import SourcesConfig, load_config
 
-PAUSE_ENV = "CRM_LOAD_TEST_PAUSE"  # tests: seconds to sleep after the first file's rows are written
+PAUSE_ENV = "CRM_LOAD_TEST_PAUSE"  # tests: seconds to sleep once the raw rows are written
 SALES = "sales_sheets"
 
 
@@ -294,8 +294,9 @@ def _run(con, cfg: SourcesConfig, raw_dir: Path, tasks: list[_Task], hashes: dic
             raise _FileFailed(t.rel, f"file {t.rel}: cannot be read: {str(exc).splitlines()[0]}") from exc
         finally:
             bar.update(t.path.stat().st_size)
-        _pause_once(pause)
     bar.close()
+    if todo:
+        _pause_once(pause)  # raw rows written, stg not yet: the middle of the transaction
 
     # sales sheets: typed in Python already
     lineage = list(stg.LINEAGE_TYPES.items())

@@ -31,17 +31,17 @@ class SheetResult:
     notes: list[str] = field(default_factory=list)
 
 
-def parse_name(name: str, cfg: SalesSheets) -> tuple[str, str, date]:
+def parse_name(name: str, cfg: SalesSheets, rel: str | None = None) -> tuple[str, str, date]:
     """(rep_id, 'YYYY-Www', reference date = Thursday of that ISO week) from the file name."""
     m = re.fullmatch(cfg.files, name)
     if not m:
-        raise UserError("file name is not <YYYY>-W<ww>_<rep_id>.xlsx", file=name,
+        raise UserError("file name is not <YYYY>-W<ww>_<rep_id>.xlsx", file=rel or name,
                         hint="rename the file, e.g. 2026-W48_R017.xlsx")
     year, week = int(m["year"]), int(m["week"])
     try:
         ref = date.fromisocalendar(year, week, 4)
     except ValueError:
-        raise UserError(f"week {week} does not exist in {year}", file=name) from None
+        raise UserError(f"week {week} does not exist in {year}", file=rel or name) from None
     return m["rep_id"], f"{year}-W{week:02d}", ref
 
 
@@ -131,7 +131,7 @@ def _header(rows: list[list], cfg: SalesSheets) -> tuple[int, dict[int, str]] | 
 
 def read(path: Path, rel: str, cfg: SalesSheets) -> SheetResult:
     """All data rows of a workbook as raw text rows, typed rows and rejects; UserError if unreadable."""
-    rep_id, week, ref = parse_name(path.name, cfg)
+    rep_id, week, ref = parse_name(path.name, cfg, rel)
     if path.stat().st_size == 0:
         raise UserError("file is empty (0 bytes)", file=rel,
                         hint="if it is still being copied, run `crm load` again when it is complete")

@@ -797,9 +797,10 @@ def register_duckdb_functions(con) -> None:
     char_levenshtein (raw strings); name_clean, name_brand, name_match_key; normalise_phone, normalise_uscc,
     uscc_is_valid. NULL in → NULL out.
     """
+    import numpy as np
     import pyarrow as pa
     from duckdb.sqltypes import BIGINT, BOOLEAN, DOUBLE, VARCHAR
-    from rapidfuzz import fuzz
+    from rapidfuzz import fuzz, process
     from rapidfuzz.distance import JaroWinkler, Levenshtein
 
     from .uscc import uscc_is_valid
@@ -811,17 +812,32 @@ def register_duckdb_functions(con) -> None:
                             type=out_type)
         return udf
 
+    def vectorised(scorer, scale, out_type, prep=None):
+        # One C++ call per batch (rapidfuzz cpdist), not one Python call per pair: Splink compares millions.
+        def udf(a, b):
+            la, lb = a.to_pylist(), b.to_pylist()
+            mask = np.fromiter((x is None or y is None for x, y in zip(la, lb, strict=True)), bool, len(la))
+            xs = [prep(x) if prep else (x or "") for x in la]
+            ys = [prep(y) if prep else (y or "") for y in lb]
+            vals = np.asarray(process.cpdist(xs, ys, scorer=scorer, workers=1))
+            if prep:  # name_similarity: a blank name resembles nothing
+                blank = np.fromiter((not x or not y for x, y in zip(xs, ys, strict=True)), bool, len(xs))
+                vals = np.where(blank, 0, vals)
+            return pa.array(vals / scale if scale != 1 else vals, type=out_type, mask=mask)
+        return udf
+
     def unary(fn, out_type):
         def udf(a):
             return pa.array([None if x is None else fn(x) for x in a.to_pylist()], type=out_type)
         return udf
 
     specs = [
-        ("name_similarity", pairwise(name_similarity, pa.float64()), [VARCHAR, VARCHAR], DOUBLE),
+        ("name_similarity", vectorised(fuzz.ratio, 100.0, pa.float64(), clean), [VARCHAR, VARCHAR], DOUBLE),
         ("char_bigram_jaccard", pairwise(char_bigram_jaccard, pa.float64()), [VARCHAR, VARCHAR], DOUBLE),
-        ("char_ratio", pairwise(lambda x, y: fuzz.ratio(x, y) / 100.0, pa.float64()), [VARCHAR, VARCHAR], DOUBLE),
-        ("char_jaro_winkler", pairwise(JaroWinkler.similarity, pa.float64()), [VARCHAR, VARCHAR], DOUBLE),
-        ("char_levenshtein", pairwise(Levenshtein.distance, pa.int64()), [VARCHAR, VARCHAR], BIGINT),
+        ("char_ratio", vectorised(fuzz.ratio, 100.0, pa.float64()), [VARCHAR, VARCHAR], DOUBLE),
+        ("char_jaro_winkler", vectorised(JaroWinkler.normalized_similarity, 1, pa.float64()), [VARCHAR, VARCHAR],
+         DOUBLE),
+        ("char_levenshtein", vectorised(Levenshtein.distance, 1, pa.int64()), [VARCHAR, VARCHAR], BIGINT),
         ("name_clean", unary(clean, pa.string()), [VARCHAR], VARCHAR),
         ("name_brand", unary(lambda x: parse(x).brand, pa.string()), [VARCHAR], VARCHAR),
         ("name_match_key", unary(lambda x: parse(x).match_key, pa.string()), [VARCHAR], VARCHAR),

@@ -35,6 +35,8 @@ from .sources.config import SourcesConfig, load_config
 
 PAUSE_ENV = "CRM_LOAD_TEST_PAUSE"  # tests: seconds to sleep once the raw rows are written
 SALES = "sales_sheets"
+MAX_FILES_SHOWN = 10   # files whose reject samples are printed
+MAX_NOTES_SHOWN = 10
 
 
 @dataclass
@@ -222,14 +224,14 @@ def _insert_rows(con, table: str, rows: list[dict], cols: list[tuple[str, str]])
 
 
 def _run(con, cfg: SourcesConfig, raw_dir: Path, tasks: list[_Task], hashes: dict[str, str],
-         refused: dict[str, str], progress: bool, tmp_dir: Path) -> tuple[list[FileResult], list[str]]:
+         refused: dict[str, str], progress: bool, tmp_dir: Path) -> list[FileResult]:
     con.execute("SET enable_progress_bar = false")
     ensure_schema(con, cfg)
     prior = {r[0]: (r[1], r[2]) for r in con.execute(
         "SELECT _source_file, _file_hash, status FROM load_files").fetchall()}
     loaded_at = datetime.now().replace(microsecond=0)
     results: dict[str, FileResult] = {}
-    notes: list[str] = []
+    notes: dict[str, list[str]] = defaultdict(list)   # per file: skipped sheets, unknown columns, ...
     todo = []
     for t in tasks:
         if t.rel in refused:
@@ -265,9 +267,9 @@ def _run(con, cfg: SourcesConfig, raw_dir: Path, tasks: list[_Task], hashes: dic
                 sales_rej += [dict(source=SALES, _source_file=t.rel, _sheet=s, _row=row, column_name=c,
                                    value=v, reason=why, step="type", _file_hash=h, _loaded_at=loaded_at)
                               for s, row, c, v, why in res.rejects]
-                notes += [f"file {t.rel}: {n}" for n in res.notes]
+                notes[t.rel] += res.notes
                 if not res.raw:
-                    notes.append(f"file {t.rel}: no data rows")
+                    notes[t.rel].append("no data rows")
                 results[t.rel] = FileResult(t.source, t.rel, status, rows=len(res.raw),
                                             field_rejects=len(res.rejects))
             else:
@@ -285,9 +287,9 @@ def _run(con, cfg: SourcesConfig, raw_dir: Path, tasks: list[_Task], hashes: dic
                 for line, col, val, why in line_rejects:
                     con.execute("INSERT INTO load_rejects VALUES (?, ?, NULL, ?, ?, ?, ?, 'read', ?, ?)",
                                 [t.source, t.rel, line, col, val, why, h, loaded_at])
-                notes += [f"file {t.rel}: {n_}" for n_ in plan.notes if not n_.startswith("encoding")]
+                notes[t.rel] += plan.notes
                 if n == 0 and not line_rejects:
-                    notes.append(f"file {t.rel}: no data rows (header only)")
+                    notes[t.rel].append("no data rows (header only)")
                 new_files[t.source].append(t.rel)
                 results[t.rel] = FileResult(t.source, t.rel, status, rows=n, rows_rejected=len(line_rejects))
         except Exception as exc:  # DuckDB failed mid-file: the transaction is lost, redo without it
@@ -328,6 +330,7 @@ def _run(con, cfg: SourcesConfig, raw_dir: Path, tasks: list[_Task], hashes: dic
                FROM load_rejects WHERE _source_file IN (SELECT unnest(?::VARCHAR[])) GROUP BY ALL""",
             [[r.file for r in read_now]]).fetchall()}
         for r in read_now:
+            r.message = "; ".join(notes[r.file])
             n_rej, n_bad_key = counts.get(r.file, (0, 0))
             r.field_rejects = n_rej
             r.rows_rejected += n_bad_key
@@ -340,8 +343,7 @@ def _run(con, cfg: SourcesConfig, raw_dir: Path, tasks: list[_Task], hashes: dic
                     [t.source, t.rel, hashes[t.rel], t.path.stat().st_size,
                      "refused" if r.status == "refused" else "loaded", r.rows, r.rows_rejected,
                      r.field_rejects, r.message or None, loaded_at])
-    ordered = [results[t.rel] for t in tasks]
-    return ordered, notes
+    return [results[t.rel] for t in tasks]
 
 
 def _reject_samples(db_path: Path, files: list[str], per_file: int = 5) -> list[str]:
@@ -387,14 +389,24 @@ def load_all(raw_dir: str | Path | None = None, db_path: str | Path | None = Non
         for _attempt in range(len(tasks) + 1):
             try:
                 with db.writer(db_path, wait_s=wait_s) as con:
-                    results, notes = _run(con, cfg, raw_dir, tasks, hashes, refused, progress, Path(tmp))
+                    results = _run(con, cfg, raw_dir, tasks, hashes, refused, progress, Path(tmp))
                 break
             except _FileFailed as exc:
                 refused[exc.rel] = exc.message
     summary = LoadSummary(str(db_path), results + ignored)
     summary.problems += [f.message for f in summary.refused]
-    summary.problems += _reject_samples(db_path, [f.file for f in summary.read if f.field_rejects])
-    summary.problems += notes + [f.message for f in ignored]
+    with_rejects = [f.file for f in summary.read if f.field_rejects]
+    summary.problems += _reject_samples(db_path, with_rejects[:MAX_FILES_SHOWN])
+    if len(with_rejects) > MAX_FILES_SHOWN:
+        summary.problems.append(f"... and problems in {len(with_rejects) - MAX_FILES_SHOWN} more files "
+                                f"(table load_rejects)")
+    notes = [f"file {f.file}: {n}" for f in summary.read for n in f.message.split("; ") if n
+             and not n.startswith("encoding")]
+    summary.problems += notes[:MAX_NOTES_SHOWN]
+    if len(notes) > MAX_NOTES_SHOWN:
+        summary.problems.append(f"... and {len(notes) - MAX_NOTES_SHOWN} more notes (table load_files, "
+                                f"column message)")
+    summary.problems += [f.message for f in ignored]
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -56,11 +56,11 @@ def loaded_once(tmp_path):
 def test_sigkill_midway_leaves_database_unchanged(loaded_once):
     raw, dbp = loaded_once
     before = snapshot(dbp)
-    big_orders(raw / "erp" / "orders.csv", 300_000)
+    big_orders(raw / "erp" / "orders.csv", 150_000)
     big_orders(raw / "erp" / "orders_2026-W48.csv", 1_000)
     accounts_csv(raw, "accounts_2026-W48.csv", [account("A002", "浙江建行", "2026-11-20")])
     proc = start_load(raw, dbp, pause=60)
-    wait_for_pause(proc)          # 300,000 order rows are written inside the open transaction
+    wait_for_pause(proc)          # 150,000 order rows are written inside the open transaction
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     assert proc.returncode == -signal.SIGKILL
@@ -69,7 +69,7 @@ def test_sigkill_midway_leaves_database_unchanged(loaded_once):
     s = load_all(raw, dbp, progress=False)
     assert s.exit_code == 0
     con = duckdb.connect(str(dbp), read_only=True)
-    assert con.execute("SELECT count(*) FROM stg_orders").fetchone() == (300_000,)
+    assert con.execute("SELECT count(*) FROM stg_orders").fetchone() == (150_000,)
     assert con.execute("SELECT count(*) FROM stg_crm_accounts").fetchone() == (2,)
     con.close()
 

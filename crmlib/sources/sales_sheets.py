@@ -75,10 +75,10 @@ def parse_amount(v: str | None) -> float | None:
 
 
 def parse_amount_wan(v: str | None) -> float | None:
-    """Amount in 万元 as typed: '50', '50万', '50万元', '¥500,000元' (→ 50)."""
+    """Amount in 万元 as typed: '50', '50万', '约50万元', '¥500,000元' (→ 50)."""
     if v is None or not v.strip():
         return None
-    s = re.sub(r"[,，¥￥\s]", "", v)
+    s = re.sub(r"^(约|大约|大概|~|≈)", "", re.sub(r"[,，¥￥\s]", "", v))
     scale = 1.0
     if s.endswith("万元"):
         s = s[:-2]

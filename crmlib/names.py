@@ -384,12 +384,12 @@ _LEGAL = {
     "有限合伙": "有限合伙", "合伙企业": "合伙企业", "个人独资企业": "个人独资企业", "股份合作公司": "股份合作公司",
     "有限责任": "有限责任公司", "股份": "股份有限公司", "控股集团有限公司": "集团有限公司",
     "控股集团股份有限公司": "集团股份有限公司", "控股有限公司": "有限公司", "控股股份有限公司": "股份有限公司",
-    "控股集团": "集团",
+    "控股集团": "集团", "控股有限责任公司": "有限责任公司",
 }
 _HEAD = ("集团总部", "总行", "总部", "总公司", "总社", "总院")
 _PROV_W = ("省分行", "省分公司", "省公司", "省行", "一级分行", "省中心")
 _CITY_W = ("市分行", "市分公司", "市公司", "市行", "中心支行", "中心支公司", "二级分行", "地区分行")
-_BRANCH_W = ("分行", "分公司", "办事处", "代表处", "分部", "分社", "分院", "分校")
+_BRANCH_W = ("分行", "分公司", "办事处", "代表处", "分部", "分社", "分院", "分校", "供电公司", "供电局")
 _SUB_W = ("支行", "营业部", "营业所", "分理处", "网点", "储蓄所", "支公司", "营业厅", "营销服务部", "服务部", "校区")
 _BRANCH_KIND = {**{w: "head" for w in _HEAD}, **{w: "province" for w in _PROV_W},
                 **{w: "city" for w in _CITY_W}, **{w: "branch" for w in _BRANCH_W},
@@ -611,6 +611,9 @@ def _parse(name: str | None, ad: AliasDict) -> ParsedName:
         break
     if best:
         i, j, alias, brand, spec, pre, tail = best
+        if alias.endswith("集团"):
+            # 海尔集团有限公司: the alias swallowed 集团, which is part of the legal form as written
+            tail.legal = _LEGAL.get("集团" + (tail.legal or ""), tail.legal)
         tokens = [c for _, c in pre] + bracket_regions + [c for _, c in tail.regions]
         province, city, district = _resolve(tokens)
         if brand is None:  # ambiguous short form: keep it, flag it

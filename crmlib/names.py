@@ -528,7 +528,9 @@ def _split_brackets(s: str) -> tuple[str, list[list[Region]]]:
 
     def repl(m: re.Match) -> str:
         inner = m.group(1)
-        if inner in ("中国", "中国区", "CHINA") or inner.startswith(("原", "曾用名", "旧")):
+        # (中国) marks a foreign group's China entity; (原…) a former name; (个人)/(筹) say nothing about who
+        if inner in ("中国", "中国区", "CHINA", "个人", "个体", "个体户", "筹", "筹建", "筹备") or \
+                inner.startswith(("原", "曾用名", "旧")):
             return ""
         pos, regs = _prefix_regions(inner, 0, len(inner), weak=True, min_rest=0)
         if regs and pos == len(inner):

@@ -69,6 +69,8 @@ class FunnelParams(params_mod.Params):
     win_rate_days: int = 90
     lifecycle_scopes: list[str] = []
     contact_sources: list[str] = ["sales", "callcenter"]
+    new_potential_burn_in_days: int = 180
+    new_potential_mature_days: int = 120
     plan_targets: dict[str, float] = {}
     plan_growth: float = 0.2
     plan_avg_order_value: float | None = None
@@ -608,6 +610,46 @@ def lifecycle_rates(funnel: pd.DataFrame, by="region") -> pd.DataFrame:
     return out.reset_index(drop=not dims)
 
 
+def opportunity_win_rate(state: pd.DataFrame, by="region") -> pd.DataFrame:
+    """Opportunity→order as a flow rate: won / (won + lost) over every deal decided by ``as_of`` (per
+    opportunity; open deals left out). This is the plan's opportunity→order rate."""
+    # the state only holds closes up to its as_of, so "closed by the newest close" = every decided deal
+    last = state["closed_at"].max()
+    wl = win_loss(state, None, last if pd.notna(last) else "1900-01-01", by=by)
+    return wl.rename(columns={"win_rate": "opportunity_to_order", "closed": "decided"})
+
+
+def new_potential_conversion(firsts: pd.DataFrame, as_of, burn_in_days: int = 180, mature_days: int = 120,
+                             by="region") -> pd.DataFrame:
+    """Potential→opportunity as a flow rate, per master customer.
+
+    ``firsts`` has per customer ``first_contact`` (first sales visit or call), ``first_order`` and
+    ``first_opp`` (NaT if none). A **new potential** is a customer whose first contact falls at least
+    ``burn_in_days`` after the earliest contact in the data (earlier "first" contacts are mostly long-standing
+    customers whose history starts with the data), at least ``mature_days`` before ``as_of`` (time to
+    convert), with no order and no opportunity before it. Converted = has an opportunity created on or after
+    the first contact. Contacted names that never qualified (待识别) cannot be told apart in the data, so
+    this rate is biased low.
+    """
+    dims = _dims(by)
+    f = firsts.copy()
+    for c in ("first_contact", "first_order", "first_opp"):
+        f[c] = pd.to_datetime(f[c])
+    start = f["first_contact"].min() + pd.Timedelta(days=burn_in_days)
+    fc = f["first_contact"]
+    new = (fc.notna() & (fc >= start) & (fc <= pd.Timestamp(as_of) - pd.Timedelta(days=mature_days))
+           & (f["first_order"].isna() | (f["first_order"] > fc)) & (f["first_opp"].isna() | (f["first_opp"] >= fc)))
+    f = f[new].assign(converted=lambda d: d["first_opp"].notna().astype(int))
+    if dims:
+        g = f.groupby(dims, observed=True).agg(new_potentials=("converted", "size"),
+                                               converted=("converted", "sum")).reset_index()
+    else:
+        g = pd.DataFrame([{"new_potentials": len(f), "converted": int(f["converted"].sum())}])
+    g["potential_to_opportunity"] = np.where(g["new_potentials"] > 0,
+                                             g["converted"] / g["new_potentials"].clip(lower=1), np.nan)
+    return g.sort_values(dims).reset_index(drop=True) if dims else g
+
+
 # --------------------------------------------------------------------------------------------------
 # customer-resource plan (客户资源计划)
 
@@ -810,26 +852,25 @@ def plan_for_regions(rates_wide: pd.DataFrame, revenue: pd.DataFrame, p: FunnelP
 RATE_NAMES = ["target_to_potential", "potential_to_opportunity", "opportunity_to_order"]
 
 
-def truth_rates(manifest: dict) -> pd.DataFrame:
-    """The generator's true lifecycle rates per region from ``manifest.json`` (one row per region,
-    columns RATE_NAMES); empty when the manifest has none."""
-    src = manifest.get("conversion_rates") or manifest.get("conversion") or {}
-    rows = []
-    for region, v in sorted(src.items()):
-        if isinstance(v, dict):
-            rows.append({"region": region, **{n: v.get(n) for n in RATE_NAMES}})
-        elif isinstance(v, (list, tuple)) and len(v) == 3:
-            rows.append({"region": region, **dict(zip(RATE_NAMES, v, strict=True))})
-    return pd.DataFrame(rows, columns=["region", *RATE_NAMES])
+def truth_rates(manifest: dict, which: str = "by_region") -> pd.DataFrame:
+    """The demo generator's conversion rates per region from ``manifest.json``: ``by_region`` (the nominal
+    rates it simulates with) or ``realized_by_region`` (what its world actually produced; it has no
+    target→potential). One row per region, columns RATE_NAMES (missing = NaN)."""
+    src = (manifest.get("conversion_rates") or {}).get(which) or {}
+    rows = [{"region": r, **{n: (v or {}).get(n) for n in RATE_NAMES}} for r, v in sorted(src.items())]
+    return pd.DataFrame(rows, columns=["region", *RATE_NAMES]).astype({n: float for n in RATE_NAMES})
 
 
-def compare_with_truth(rates_wide: pd.DataFrame, manifest: dict) -> pd.DataFrame:
-    """Recovered vs true rate per region and step, with the absolute difference."""
-    truth = truth_rates(manifest).melt("region", var_name="step", value_name="true")
-    got = rates_wide.melt("region", value_vars=RATE_NAMES, var_name="step", value_name="recovered")
-    m = truth.merge(got, on=["region", "step"], how="left")
-    m["abs_diff"] = (m["recovered"] - m["true"]).abs()
-    return m.sort_values(["region", "step"]).reset_index(drop=True)
+def compare_with_truth(rates: pd.DataFrame, manifest: dict) -> pd.DataFrame:
+    """Recovered rate per region and step next to the generator's nominal and realized rates, with the
+    absolute difference from the realized rate (from the nominal one where none was realized)."""
+    def long(df, name):
+        return df.melt("region", value_vars=RATE_NAMES, var_name="step", value_name=name)
+    m = (long(truth_rates(manifest, "by_region"), "nominal")
+         .merge(long(truth_rates(manifest, "realized_by_region"), "realized"), on=["region", "step"], how="outer")
+         .merge(long(rates, "recovered"), on=["region", "step"], how="left"))
+    m["abs_diff"] = (m["recovered"] - m["realized"].fillna(m["nominal"])).abs()
+    return m.sort_values(["step", "region"]).reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -837,11 +878,12 @@ def compare_with_truth(rates_wide: pd.DataFrame, manifest: dict) -> pd.DataFrame
 
 
 def newest_date(con) -> date | None:
-    """Newest date in the funnel's inputs (the default as_of): stage entries, opportunity creation,
-    orders and customer records (contacts), whichever of those tables exist."""
+    """Newest date in the funnel's inputs (the default as_of): stage entries, opportunity creation and
+    orders, whichever of those tables exist. Contact dates are left out: hand-typed visit dates include
+    typos years in the future."""
     parts = [f"(SELECT max({col})::DATE FROM {t})" for t, col in (
         ("stg_crm_opportunity_stages", "entered_at"), ("stg_crm_opportunities", "created_at"),
-        ("stg_orders", "order_date"), ("customer_records", "record_date")) if _has(con, t)]
+        ("stg_orders", "order_date")) if _has(con, t)]
     if not parts:
         return None
     row = con.execute(f"SELECT greatest({', '.join(parts)})" if len(parts) > 1
@@ -940,6 +982,46 @@ def read_region_revenue(con, as_of, months: int = 12) -> pd.DataFrame:
     return df
 
 
+def read_customer_firsts(con, as_of) -> pd.DataFrame:
+    """Per master customer (with region): first contact (sales visit or call), first order, first
+    opportunity, each on or before ``as_of``."""
+    d = pd.Timestamp(as_of).date()
+    return con.execute("""
+        WITH contact AS (
+            SELECT x.customer_id, min(r.record_date) AS first_contact
+            FROM customer_xref x JOIN customer_records r USING (record_id)
+            WHERE r.source IN ('sales', 'callcenter') AND r.record_date <= ? AND x.customer_id IS NOT NULL
+            GROUP BY ALL),
+        ord AS (
+            SELECT x.customer_id, min(o.order_date) AS first_order
+            FROM stg_orders o JOIN customer_xref x ON x.record_id = 'erp:' || o.erp_customer_id
+            WHERE o.order_date <= ? GROUP BY ALL),
+        opp AS (
+            SELECT x.customer_id, min(o.created_at) AS first_opp
+            FROM stg_crm_opportunities o JOIN customer_xref x ON x.record_id = 'crm:' || o.account_id
+            WHERE o.created_at <= ? GROUP BY ALL)
+        SELECT m.customer_id, m.region, c.first_contact, d.first_order, p.first_opp
+        FROM customer_master m LEFT JOIN contact c USING (customer_id) LEFT JOIN ord d USING (customer_id)
+        LEFT JOIN opp p USING (customer_id)
+        ORDER BY m.customer_id""", [d, d, d]).df()
+
+
+def historical_rates(con, as_of, p: FunnelParams) -> pd.DataFrame:
+    """The plan's historical rates per region (one row each, columns RATE_NAMES plus their counts):
+    target→potential from the lifecycle funnel (contacted / target customers), potential→opportunity from
+    new potentials (:func:`new_potential_conversion`), opportunity→order = win rate of decided deals
+    (:func:`opportunity_win_rate`). The last two are flow rates, which is what the seed's plan means."""
+    lc = lifecycle_rates(lifecycle_funnel(read_lifecycle(con, as_of, p), by="region"))
+    npc = new_potential_conversion(read_customer_firsts(con, as_of), as_of, p.new_potential_burn_in_days,
+                                   p.new_potential_mature_days)
+    fd = read_funnel(con, as_of, p)
+    win = opportunity_win_rate(fd.state, by="region")
+    out = (lc[["region", "target", "potential", "target_to_potential"]]
+           .merge(npc, on="region", how="outer").merge(win[["region", "decided", "opportunity_to_order"]],
+                                                       on="region", how="outer"))
+    return out.sort_values("region").reset_index(drop=True)
+
+
 @dataclass
 class FunnelData:
     as_of: date
@@ -1027,14 +1109,15 @@ def _cmd_plan(args) -> int:
         con = connect(args.db, read_only=True)
         try:
             as_of = pd.Timestamp(args.as_of).date() if args.as_of else newest_date(con)
-            wide = lifecycle_rates(lifecycle_funnel(read_lifecycle(con, as_of, p), by="region"))
+            wide = historical_rates(con, as_of, p)
         finally:
             con.close()
         rates = historical_plan_rates(wide, [t[0] for t in targets], file=str(args.targets))
         lines = [f"  {r}: {float(v.target_to_potential):.4f}, {float(v.potential_to_opportunity):.4f}, "
                  f"{float(v.opportunity_to_order):.4f}" for r, v in rates.items()]
-        note = ("no --rates given: using each region's historical lifecycle rates from the database "
-                f"(as of {as_of}; target→potential, potential→opportunity, opportunity→order):\n"
+        note = ("no --rates given: using each region's historical rates from the database "
+                f"(as of {as_of}; target→potential = contacted / target customers, potential→opportunity = "
+                "new potentials that got an opportunity, opportunity→order = win rate of decided deals):\n"
                 + "\n".join(lines))
     plan = resource_plan(targets, aov, rates)
     print(note)

@@ -331,10 +331,37 @@ def test_lifecycle_from_db_with_period_and_plan(tmp_path):
     # target 30 × 1.2 = 36 → ⌈36 / 30⌉ = 2 orders → ⌈2 / 0.5⌉ = 4 → ⌈4 / 0.6667⌉ = 6 → ⌈6 / 0.75⌉ = 8
     assert pva[["orders", "opportunities", "potentials", "leads"]].tolist() == [2, 4, 6, 8]
     assert pva[["orders_actual", "leads_actual", "orders_gap"]].tolist() == [1, 4, -1]
-    manifest = {"conversion_rates": {"华北": {"target_to_potential": 0.7, "potential_to_opportunity": 0.5,
-                                            "opportunity_to_order": 0.5}}}
+    manifest = {"conversion_rates": {
+        "by_region": {"华北": {"target_to_potential": 0.7, "potential_to_opportunity": 0.5,
+                              "opportunity_to_order": 0.4}},
+        "realized_by_region": {"华北": {"potential_to_opportunity": 0.6, "opportunity_to_order": 0.5,
+                                       "new_potentials": 10}}}}
     cmp = f.compare_with_truth(rates, manifest).set_index("step")
+    # realized where the generator reports it, nominal otherwise (it realizes no target→potential)
     assert cmp["abs_diff"].round(4).to_dict() == {"opportunity_to_order": 0.0,
-                                                  "potential_to_opportunity": 0.1667,
+                                                  "potential_to_opportunity": 0.0667,
                                                   "target_to_potential": 0.05}
     con.close()
+
+
+def test_flow_rates_new_potentials_and_win_rate(opps, hist):
+    # decided by 2024-12-31: 华北 won A, B, K, lost C, G → 0.6; 华南 won E, lost D, H → 1/3
+    win = f.opportunity_win_rate(f.current_state(opps, hist, P, "2024-12-31")).set_index("region")
+    assert win["opportunity_to_order"].round(4).to_dict() == {"华北": 0.6, "华南": 0.3333}
+    assert win["decided"].to_dict() == {"华北": 5, "华南": 3}
+    d = pd.to_datetime
+    firsts = pd.DataFrame({
+        "customer_id": ["N0", "N1", "N2", "N3", "N4", "N5", "N6", "N7"],
+        "region": ["华北"] * 6 + ["华南"] * 2,
+        # N0 sets the data start (2024-01-01): burn-in ends 2024-06-29
+        "first_contact": d(["2024-01-01", "2024-07-01", "2024-08-01", "2024-09-01", "2024-03-01", "2024-07-15",
+                            "2024-10-01", "2024-12-15"]),
+        "first_order": d([None, None, None, "2024-06-01", None, None, None, None]),
+        "first_opp": d([None, "2024-09-01", None, None, "2024-08-01", "2024-07-01", "2024-12-01", None]),
+    })
+    npc = f.new_potential_conversion(firsts, "2025-03-31", 180, 120).set_index("region")
+    # 华北: N1 (converted), N2 (not); N0/N4 first contact inside the burn-in, N3 ordered before its first
+    # contact, N5 had an opportunity before it → 1 / 2.  华南: N6 converted; N7 contacted < 120 days before
+    # as_of (2024-12-01 is the cut) → 1 / 1
+    assert npc["new_potentials"].to_dict() == {"华北": 2, "华南": 1}
+    assert npc["potential_to_opportunity"].to_dict() == {"华北": 0.5, "华南": 1.0}

@@ -107,29 +107,40 @@ def test_gbk_targets_file(tmp_path):
 
 
 def _lifecycle_db(path: Path) -> None:
-    """Smallest database the historical rates need: master, records, xref, opportunities, orders.
+    """Smallest database the historical rates need (region 华北, 10 master customers C1..C10).
 
-    Region 华北: 10 target customers; C1..C5 contacted (5 potentials), C1..C2 + C6 have opportunities
-    (3 opportunity customers, C6 counts as potential too: 6 potentials), C1 ordered (1 order).
-    → rates 6/10 = 0.6, 3/6 = 0.5, 1/3 = 0.3333.
+    Contacts: C1..C5 visited 2024-01-05 (the data start, inside the 180-day burn-in), C7 and C8 first visited
+    2024-08-01 (new potentials). Opportunities: C1 won, C2 lost, C6 lost, C7 open (created 2024-09-01).
+    Order: C1. → target→potential = 8/10 (C1..C8: C6 counts through its opportunity) = 0.8;
+    potential→opportunity = new potentials C7 (converted), C8 (not) = 0.5; opportunity→order = decided
+    deals 1 won / 3 = 0.3333.
     """
     con = duckdb.connect(str(path))
-    ids = [f"C{i}" for i in range(1, 11)]
     con.execute("CREATE TABLE customer_master (customer_id VARCHAR, region VARCHAR, industry VARCHAR, "
                 "scope VARCHAR, owner_rep_id VARCHAR, first_seen DATE)")
     con.executemany("INSERT INTO customer_master VALUES (?, '华北', '金融', '大客户及行业客户', 'R1', "
-                    "DATE '2023-06-01')",
-                    [[i] for i in ids])
+                    "DATE '2023-06-01')", [[f"C{i}"] for i in range(1, 11)])
     con.execute("CREATE TABLE customer_records (record_id VARCHAR, source VARCHAR, record_date DATE)")
     con.execute("CREATE TABLE customer_xref (record_id VARCHAR, customer_id VARCHAR)")
-    for i in range(1, 6):
-        con.execute("INSERT INTO customer_records VALUES (?, 'sales', DATE '2024-01-05')", [f"sales:v{i}"])
+    visits = [(i, "2024-01-05") for i in range(1, 6)] + [(7, "2024-08-01"), (8, "2024-08-01")]
+    for i, d in visits:
+        con.execute("INSERT INTO customer_records VALUES (?, 'sales', ?)", [f"sales:v{i}", d])
         con.execute("INSERT INTO customer_xref VALUES (?, ?)", [f"sales:v{i}", f"C{i}"])
-    con.execute("CREATE TABLE stg_crm_opportunities (opp_id VARCHAR, account_id VARCHAR, created_at DATE)")
-    for n, c in enumerate(["C1", "C2", "C6"]):
-        con.execute("INSERT INTO stg_crm_opportunities VALUES (?, ?, DATE '2024-02-01')", [f"O{n}", f"A{c}"])
-        con.execute("INSERT INTO customer_xref VALUES (?, ?)", [f"crm:A{c}", c])
+    con.execute("CREATE TABLE stg_crm_opportunities (opp_id VARCHAR, account_id VARCHAR, owner_rep_id VARCHAR, "
+                "product_line VARCHAR, amount DOUBLE, created_at DATE, expected_close DATE, lost_reason VARCHAR, "
+                "competitor VARCHAR)")
     con.execute("CREATE TABLE stg_crm_opportunity_stages (opp_id VARCHAR, stage VARCHAR, entered_at TIMESTAMP)")
+    for n, (c, created, final) in enumerate([("C1", "2024-02-01", "赢单"), ("C2", "2024-02-01", "输单"),
+                                              ("C6", "2024-02-01", "输单"), ("C7", "2024-09-01", None)]):
+        con.execute("INSERT INTO stg_crm_opportunities VALUES (?, ?, 'R1', 'x', 10, ?, NULL, NULL, NULL)",
+                    [f"O{n}", f"A{c}", created])
+        con.execute("INSERT INTO stg_crm_opportunity_stages VALUES (?, '获得销售机会', ?)", [f"O{n}", created])
+        if final:
+            con.execute("INSERT INTO stg_crm_opportunity_stages VALUES (?, ?, TIMESTAMP '2024-12-31 10:00')",
+                        [f"O{n}", final])
+        con.execute("INSERT INTO customer_xref VALUES (?, ?)", [f"crm:A{c}", c])
+    con.execute("CREATE TABLE stg_crm_accounts (account_id VARCHAR, region VARCHAR, industry VARCHAR)")
+    con.execute("CREATE TABLE stg_reps (rep_id VARCHAR, rep_name VARCHAR, region VARCHAR)")
     con.execute("CREATE TABLE stg_orders (order_id VARCHAR, erp_customer_id VARCHAR, order_date DATE)")
     con.execute("INSERT INTO stg_orders VALUES ('S1', 'E1', DATE '2024-03-01')")
     con.execute("INSERT INTO customer_xref VALUES ('erp:E1', 'C1')")
@@ -145,9 +156,9 @@ def test_plan_with_historical_rates(tmp_path, capsys):
     rc = cli.main(["plan", str(targets), "--avg-order-value", "10", "--db", str(db), "--out", str(out)])
     printed = capsys.readouterr().out
     assert rc == 0
-    assert "historical" in printed and "0.6000, 0.5000, 0.3333" in printed
-    # 10 orders; 10 / 0.3333 = 30.003 → 31 opportunities; 31 / 0.5 = 62; 62 / 0.6 = 103.33 → 104
-    assert _read(out)[1] == ["华北", "100", "10", "31", "62", "104"]
+    assert "historical" in printed and "as of 2024-12-31" in printed and "0.8000, 0.5000, 0.3333" in printed
+    # 10 orders; 10 / 0.3333 = 30.003 → 31 opportunities; 31 / 0.5 = 62; 62 / 0.8 = 77.5 → 78
+    assert _read(out)[1] == ["华北", "100", "10", "31", "62", "78"]
     # a region the database does not know is a user error naming the column
     targets.write_text("region,revenue_target\n北京公司,100\n", encoding="utf-8")
     rc, err = _run_err(capsys, ["plan", str(targets), "--avg-order-value", "10", "--db", str(db)])

@@ -33,8 +33,10 @@ __all__ = ["Audit", "QualityParams", "breakdown", "build_fixlist", "discipline_t
 
 
 def newest_date(con) -> dt.date:
-    """The newest record date in customer_records (the default audit date)."""
-    d = con.execute("SELECT max(CAST(record_date AS DATE)) FROM customer_records").fetchone()[0]
+    """The newest record date in customer_records not after today (the default audit date; a mistyped
+    future date must not move the audit into the future)."""
+    d = con.execute("SELECT max(CAST(record_date AS DATE)) FROM customer_records "
+                    "WHERE CAST(record_date AS DATE) <= current_date").fetchone()[0]
     return d or dt.date.today()
 
 

@@ -34,6 +34,7 @@ class AuditInputs:
     rejects: pd.DataFrame            # load_rejects as of the date (+ record_id when the row is a record)
     visits: pd.DataFrame             # stg_sales_visits: rep_id, visit_date, report_date
     reps: pd.DataFrame               # stg_reps
+    contacts: pd.DataFrame = None    # stg_crm_contacts of the accounts audited (own mobile/phone/email)
 
 
 @dataclass
@@ -76,6 +77,9 @@ def read_inputs(con: duckdb.DuckDBPyConnection, as_of: dt.date, params: QualityP
     records["exists_from"] = exists_from(records)
     records = records[records["exists_from"].isna() | (records["exists_from"] <= as_of)]
     records = records.drop(columns=["_own_since"]).reset_index(drop=True)
+    contacts = read_contacts(con, records)
+    if len(contacts):
+        records = pd.concat([records, contacts[records.columns]], ignore_index=True)
     master = (_df(con, "SELECT * FROM customer_master ORDER BY customer_id")
               if dbmod.table_exists(con, "customer_master") else pd.DataFrame(columns=["customer_id", "name"]))
     reps = (_df(con, "SELECT * FROM stg_reps ORDER BY rep_id") if dbmod.table_exists(con, "stg_reps")
@@ -88,7 +92,7 @@ def read_inputs(con: duckdb.DuckDBPyConnection, as_of: dt.date, params: QualityP
     extra = stg_issues(con, as_of, params)
     extra = extra[extra["record_id"].isin(keys)]
     rejects = read_rejects(con, as_of)
-    return AuditInputs(as_of, records, master, extra, rejects, visits, reps)
+    return AuditInputs(as_of, records, master, extra, rejects, visits, reps, contacts)
 
 
 def _file_week_end(path: str | None) -> dt.date | None:
@@ -137,35 +141,91 @@ def exists_from(records: pd.DataFrame) -> pd.Series:
     return pd.Series([None if v is None or pd.isna(v) else v for v in out], index=records.index, dtype=object)
 
 
+def read_contacts(con, records: pd.DataFrame) -> pd.DataFrame:
+    """CRM contacts of the audited accounts as records of source ``crm_contacts`` (customer = the account's).
+
+    Their own fields (mobile, phone, e-mail) are checked by :func:`checks.check_contacts`; in the record
+    frame they carry only the contact name, so the generic checks leave them alone."""
+    if not {"contact_id", "account_id"} <= _cols(con, "stg_crm_contacts"):
+        return pd.DataFrame(columns=[*RECORD_COLS, "customer_id", "exists_from", "mobile"])
+    c = _df(con, """SELECT contact_id, account_id, contact_name, mobile, phone, email,
+                           CAST(updated_at AS DATE) AS record_date, _source_file, _row
+                    FROM stg_crm_contacts ORDER BY contact_id""")
+    acc = records[records["source"] == "crm"].set_index("source_key")
+    c = c[c["account_id"].isin(acc.index)].copy()
+    c["record_id"] = "crm_contacts:" + c["contact_id"]
+    c["source"], c["source_key"] = "crm_contacts", c["contact_id"]
+    for col in ("name_raw", "customer_id", "rep_id", "province", "city", "industry", "exists_from"):
+        c[col] = c["account_id"].map(acc[col])
+    own = pd.to_datetime(c["record_date"]).dt.date
+    c["exists_from"] = [max(e, d) if e is not None and not pd.isna(e) and d is not None and not pd.isna(d)
+                        else e for e, d in zip(c["exists_from"], own, strict=True)]
+    # the generic checks must not see the contact's phone/e-mail (check_contacts reports them by field)
+    c["landline"], c["contact_email"] = c["phone"], c["email"]
+    c["phone"], c["email"], c["uscc"], c["address"] = None, None, None, None
+    return c.reset_index(drop=True)
+
+
+REJECT_KINDS = [("negative", "negative_amount"), ("date", "future_or_impossible_date")]
+
+
+def _reject_kind(reason_text: str) -> str:
+    r = str(reason_text or "").lower()
+    return next((k for word, k in REJECT_KINDS if word in r), "load_reject")
+
+
 def read_rejects(con, as_of: dt.date) -> pd.DataFrame:
     """load_rejects of files dated (by their ISO-week suffix) on or before ``as_of``; initial full-history
-    files have no week and always count. ``file_week_end`` says which week a reject belongs to."""
-    cols = ["_source_file", "_sheet", "_row", "column", "value", "reason", "file_week_end", "record_id"]
+    files have no week and always count. ``file_week_end`` says which week a reject belongs to;
+    ``record_id`` names the customer record (or order line / opportunity) the rejected field belongs to."""
+    cols = ["_source_file", "_sheet", "_row", "column", "value", "reason", "kind", "file_week_end", "record_id"]
     if not dbmod.table_exists(con, "load_rejects"):
         return pd.DataFrame(columns=cols)
-    rj = _df(con, """SELECT _source_file, _sheet, _row, "column", "value", reason FROM load_rejects
-                     ORDER BY _source_file, _sheet, _row, "column" """)
+    colname = "column_name" if "column_name" in _cols(con, "load_rejects") else '"column"'
+    rj = _df(con, f"""SELECT _source_file, _sheet, _row, {colname} AS "column", "value", reason FROM load_rejects
+                      ORDER BY _source_file, _sheet, _row, "column" """)
+    rj["kind"] = rj["reason"].map(_reject_kind)
     rj["file_week_end"] = rj["_source_file"].map(_file_week_end)
-    rj = rj[rj["file_week_end"].isna() | (rj["file_week_end"].map(lambda d: d is None or d <= as_of + dt.timedelta(days=6)))]
-    if dbmod.table_exists(con, "customer_records") and len(rj):
-        link = _df(con, "SELECT _source_file, _row, min(record_id) AS record_id FROM customer_records "
-                        "WHERE _source_file IS NOT NULL AND source <> 'sales' GROUP BY 1, 2")
+    rj = rj[rj["file_week_end"].map(lambda d: d is None or pd.isna(d) or d <= as_of + dt.timedelta(days=6))]
+    rj = rj.reset_index(drop=True)
+    rj["record_id"] = None
+    if not len(rj):
+        return rj[cols]
+    links = []
+    if dbmod.table_exists(con, "customer_records"):
+        links.append("SELECT _source_file, _row, min(record_id) AS rid FROM customer_records "
+                     "WHERE _source_file IS NOT NULL AND source <> 'sales' GROUP BY 1, 2")
+    # transactions are not customer records, but their rejects still belong to a keyed row
+    if {"order_id", "line_no", "_row"} <= _cols(con, "raw_orders"):
+        links.append("SELECT _source_file, _row, min('erp_orders:' || order_id || '|' || line_no) FROM raw_orders "
+                     "GROUP BY 1, 2")
+    if {"opp_id", "_row"} <= _cols(con, "raw_crm_opportunities"):
+        links.append("SELECT _source_file, _row, min('crm_opportunities:' || opp_id) FROM raw_crm_opportunities "
+                     "GROUP BY 1, 2")
+    if {"contact_id", "_row"} <= _cols(con, "raw_crm_contacts"):
+        links.append("SELECT _source_file, _row, min('crm_contacts:' || contact_id) FROM raw_crm_contacts "
+                     "GROUP BY 1, 2")
+    if links:
+        con.register("_rj_keys", rj[["_source_file", "_row"]].drop_duplicates())
+        try:
+            link = _df(con, "SELECT l._source_file, l._row, min(l.rid) AS rid FROM (" + " UNION ALL ".join(links)
+                       + ") l (_source_file, _row, rid) JOIN _rj_keys k USING (_source_file, _row) GROUP BY 1, 2")
+        finally:
+            con.unregister("_rj_keys")
         rj = rj.merge(link, on=["_source_file", "_row"], how="left")
-        # a sheet row's key names file, sheet and row (rows repeat across sheets of one workbook)
-        sheet = rj["_sheet"].notna()
-        rj.loc[sheet, "record_id"] = ("sales:" + rj.loc[sheet, "_source_file"].map(lambda p: str(p).rsplit("/", 1)[-1])
-                                      + "|" + rj.loc[sheet, "_sheet"].astype(str) + "|"
-                                      + rj.loc[sheet, "_row"].astype("Int64").astype(str))
-        known = set(_df(con, "SELECT record_id FROM customer_records WHERE source = 'sales'")["record_id"])
-        rj.loc[sheet & ~rj["record_id"].isin(known), "record_id"] = None
-    else:
-        rj["record_id"] = None
+        rj["record_id"] = rj["rid"]
+    # a sheet row's key names file, sheet and row (rows repeat across sheets of one workbook)
+    sheet = rj["_sheet"].notna()
+    rj.loc[sheet, "record_id"] = ("sales:" + rj.loc[sheet, "_source_file"].map(lambda p: str(p).rsplit("/", 1)[-1])
+                                  + "|" + rj.loc[sheet, "_sheet"].astype(str) + "|"
+                                  + rj.loc[sheet, "_row"].astype("Int64").astype(str))
     return rj[cols].reset_index(drop=True)
 
 
 def stg_issues(con, as_of: dt.date, params: QualityParams) -> pd.DataFrame:
     """Impossible dates and negative amounts in the stg tables, attributed to a customer record."""
     lo = params.date_min
+    hi = as_of + dt.timedelta(days=params.future_grace_days)
     specs = [
         # table, record_id expression, source, key expr, date columns, amount columns, ordered date pairs
         ("stg_sales_visits", "'sales:' || record_key", "sales", "record_key",
@@ -194,7 +254,7 @@ def stg_issues(con, as_of: dt.date, params: QualityParams) -> pd.DataFrame:
         for c in dates:
             # the upper bound is the audit date for the record's own date, so a row entered today with a
             # date next week is impossible; expected/planned dates (expected_close) may lie ahead
-            upper = "" if c == "expected_close" else f" OR CAST({c} AS DATE) > DATE '{as_of}'"
+            upper = "" if c == "expected_close" else f" OR CAST({c} AS DATE) > DATE '{hi}'"
             parts.append(f"SELECT {rid} AS record_id, '{source}' AS source, {key} AS source_key, "
                          f"'future_or_impossible_date' AS kind, '{c}' AS field, CAST({c} AS VARCHAR) AS value "
                          f"FROM {table} WHERE CAST({c} AS DATE) < DATE '{lo}'{upper}")
@@ -221,29 +281,32 @@ def run_checks(inp: AuditInputs, params: QualityParams) -> Audit:
     """Every record check over the inputs; pure (no database)."""
     rec, master = inp.records.copy(), inp.master
     dup_sources = list(params.duplicate_sources)
+    cust_rec = rec[rec["source"] != "crm_contacts"]
+    seven = frozenset(params.seven_digit_area_codes)
     parts = [
-        checks.check_junk(rec),
-        checks.check_validity(rec),
-        checks.check_required(rec, params.required_fields),
-        checks.check_consistency(rec, master, params.consistency_fields),
-        checks.check_duplicates(rec, dup_sources, params.key_fields),
-        checks.check_uscc_against_master(rec, master, dup_sources),
-        checks.check_names(rec, master, dup_sources),
+        checks.check_junk(cust_rec),
+        checks.check_validity(cust_rec, seven),
+        checks.check_required(cust_rec, params.required_fields),
+        checks.check_city_province(cust_rec),
+        checks.check_consistency(cust_rec, master, params.consistency_fields, params.industry_keywords),
+        checks.check_duplicates(cust_rec, dup_sources, params.key_fields),
+        checks.check_names(cust_rec, master, sorted(set(cust_rec["source"]))),
+        checks.check_contacts(inp.contacts, seven) if inp.contacts is not None and len(inp.contacts) else issues_frame([]),
         inp.extra_issues,
     ]
     rj = inp.rejects.dropna(subset=["record_id"])
     if len(rj):
-        by_id = rec.set_index("record_id")
         parts.append(issues_frame([{
-            "record_id": r["record_id"], "source": by_id.at[r["record_id"], "source"],
-            "source_key": by_id.at[r["record_id"], "source_key"], "kind": "load_reject", "field": r["column"],
-            "value": r["value"], "reason": f"{reason('load_reject', r['column'])}：{r['reason']}"}
-            for r in rj.to_dict("records") if r["record_id"] in by_id.index]))
+            "record_id": r["record_id"], "source": r["record_id"].split(":", 1)[0],
+            "source_key": r["record_id"].split(":", 1)[1], "kind": r["kind"], "field": r["column"],
+            "value": r["value"], "reason": f"{reason(r['kind'], r['column'])}：{r['reason']}"}
+            for r in rj.to_dict("records")]))
     issues = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) \
         else issues_frame([])
     issues = issues_frame(issues)
     cust = rec.set_index("record_id")["customer_id"]
     issues["customer_id"] = issues["record_id"].map(cust)
+    issues = issues[issues["record_id"].isin(cust.index) | ~issues["source"].isin(set(rec["source"]))]
     issues = issues.drop_duplicates(["record_id", "kind", "field"]).sort_values(
         ["record_id", "kind", "field"]).reset_index(drop=True)
 
@@ -270,12 +333,16 @@ def run_audit(con: duckdb.DuckDBPyConnection, as_of: dt.date, params: QualityPar
 def headline(audit: Audit, source: str | None) -> dict:
     """Seed-style figures over one source (``None`` = all sources).
 
-    Record error rate = erroneous records / records. Customer error rate = master customers with at least
-    one erroneous record / master customers with at least one record (in that source).
+    Record error rate = erroneous records / records of the source. Customer error rate = master customers
+    with at least one erroneous record / master customers with at least one record, where a source's
+    records include its satellite rows (CRM: the accounts' contacts), as the seed counted a customer wrong
+    when anything the CRM held about it was wrong.
     """
-    rec = audit.records if source is None else audit.records[audit.records["source"] == source]
+    recs = audit.records
+    rec = recs if source is None else recs[recs["source"] == source]
     n_rec, n_err = len(rec), int(rec["erroneous"].sum())
-    c = rec[rec["customer_id"].notna()].groupby("customer_id")["erroneous"].any()
+    crec = recs if source is None else recs[recs["source"].isin([source, f"{source}_contacts"])]
+    c = crec[crec["customer_id"].notna()].groupby("customer_id")["erroneous"].any()
     return {"n_records": n_rec, "n_records_erroneous": n_err,
             "record_error_rate": n_err / n_rec if n_rec else None,
             "n_customers": len(c), "n_customers_erroneous": int(c.sum()),

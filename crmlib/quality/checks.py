@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 
 import pandas as pd
 
 ISSUE_COLS = ["record_id", "source", "source_key", "customer_id", "kind", "field", "value", "suggested",
-              "reason"]
+              "reason", "suggested_customer_id"]
 
 EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}$")
 
 # field labels for the fix list and reasons (Chinese first: the data stewards read Chinese)
 FIELD_ZH = {
-    "name_raw": "客户名称", "uscc": "统一社会信用代码", "phone": "电话", "contact_name": "联系人",
+    "name_raw": "客户名称", "uscc": "统一社会信用代码", "phone": "电话", "mobile": "手机", "contact_name": "联系人",
     "email": "电子邮箱", "province": "省份", "city": "城市", "address": "地址", "industry": "行业",
     "region": "大区", "rep_id": "销售代表", "record_date": "日期", "record": "整条记录",
 }
@@ -31,9 +32,10 @@ REASONS = {
     "bad_email": "电子邮箱格式无效",
     "uscc_bad_check": "统一社会信用代码校验位错误（GB 32100-2015）",
     "uscc_bad_format": "统一社会信用代码格式无效（应为18位，GB 32100-2015）",
-    "uscc_missing": "统一社会信用代码缺失（主数据中已有该客户的代码）",
+    "uscc_missing": "统一社会信用代码缺失（CRM客户必须登记）",
     "uscc_mismatch": "统一社会信用代码与主数据不一致",
     "wrong_city": "城市与该客户多数来源/主数据不一致",
+    "wrong_city_province": "城市不属于所填省份",
     "wrong_province": "省份与该客户多数来源/主数据不一致",
     "wrong_region": "大区与该客户多数来源/主数据不一致",
     "wrong_industry": "行业与该客户多数来源/主数据不一致",
@@ -52,9 +54,10 @@ REASONS_EN = {
     "bad_email": "invalid e-mail address",
     "uscc_bad_check": "unified social credit code has a wrong check character (GB 32100-2015)",
     "uscc_bad_format": "unified social credit code malformed (18 characters, GB 32100-2015)",
-    "uscc_missing": "unified social credit code missing (the master knows it)",
+    "uscc_missing": "unified social credit code missing (required in the CRM)",
     "uscc_mismatch": "unified social credit code differs from the master",
     "wrong_city": "city disagrees with the customer's majority / master value",
+    "wrong_city_province": "the city is not in the province given",
     "wrong_province": "province disagrees with the customer's majority / master value",
     "wrong_region": "region disagrees with the customer's majority / master value",
     "wrong_industry": "industry disagrees with the customer's majority / master value",
@@ -88,13 +91,42 @@ def blank(v) -> bool:
 
 # ---------------------------------------------------------------- single values
 
-def phone_problem(raw) -> str | None:
-    """``None`` when blank or valid (mobile 1[3-9]+9 digits, landline with area code, 400/800), else
-    ``"wrong_phone"``; validity is :func:`crmlib.names.normalise_phone` finding a usable number."""
+_EXT_RE = re.compile(r"(转|分机|EXT\.?|X)\s*\d{1,6}$", re.I)
+_LIST_RE = re.compile(r"[/;,，；、]|或")
+
+
+def phone_digits(raw) -> str | None:
+    """Digits of a written phone number after the usual decoration (spaces, dashes, brackets, +86/0086,
+    an extension marked 转/分机/ext); ``None`` when anything else is left (a letter o for a zero ...)."""
+    text = unicodedata.normalize("NFKC", str(raw)).strip()
+    text = _EXT_RE.sub("", text).strip()
+    text = re.sub(r"^(\+|00)\s*86[\s-]*", "", text)
+    d = re.sub(r"[\s\-()]", "", text)
+    return d if d.isdigit() else None
+
+
+def phone_problem(raw, seven_digit_areas: frozenset[str] = frozenset()) -> str | None:
+    """``None`` when blank or valid, else ``"wrong_phone"``.
+
+    Valid: mobile ``1[3-9]`` + 9 digits; landline = area code + local number, where 010/02x take 8 digits,
+    other area codes 8 digits, or 7 in ``seven_digit_areas`` (params); local numbers start 2-9; 400/800
+    hot lines. Each number of a list (``138.../010-...``) must be valid. :func:`crmlib.names.normalise_phone`
+    is deliberately lenient (it extracts a number to match on); validity is stricter.
+    """
     if blank(raw):
         return None
-    from ..names import normalise_phone  # lazy: keeps `crm` importable while names.py changes
-    return None if normalise_phone(str(raw)) else "wrong_phone"
+    for part in _LIST_RE.split(str(raw)):
+        if not part.strip():
+            continue
+        d = phone_digits(part)
+        if d is None:
+            return "wrong_phone"
+        ok = (re.fullmatch(r"1[3-9]\d{9}", d) or re.fullmatch(r"(010|02\d)[2-9]\d{7}", d)
+              or re.fullmatch(r"0[3-9]\d{2}[2-9]\d{7}", d) or re.fullmatch(r"[48]00\d{7}", d)
+              or (re.fullmatch(r"0[3-9]\d{2}[2-9]\d{6}", d) and d[:4] in seven_digit_areas))
+        if not ok:
+            return "wrong_phone"
+    return None
 
 
 def email_problem(raw) -> str | None:
@@ -149,11 +181,11 @@ def check_junk(records: pd.DataFrame) -> pd.DataFrame:
     return issues_frame(out)
 
 
-def check_validity(records: pd.DataFrame) -> pd.DataFrame:
+def check_validity(records: pd.DataFrame, seven_digit_areas: frozenset[str] = frozenset()) -> pd.DataFrame:
     """Format checks on phone, e-mail and credit code of customer records."""
     out = []
     for r in records.to_dict("records"):
-        if phone_problem(r.get("phone")):
+        if phone_problem(r.get("phone"), seven_digit_areas):
             out.append(_issue(r, "wrong_phone", "phone", r.get("phone")))
         if email_problem(r.get("email")):
             out.append(_issue(r, "bad_email", "email", r.get("email")))
@@ -184,7 +216,8 @@ def check_required(records: pd.DataFrame, required: dict[str, list[str]]) -> pd.
             if f == "name_raw":
                 continue
             if blank(r.get(f)):
-                kind = "missing_contact" if f in ("phone", "contact_name", "email") else "missing_field"
+                kind = ("missing_contact" if f in ("phone", "contact_name", "email")
+                        else "uscc_missing" if f == "uscc" else "missing_field")
                 out.append(_issue(r, kind, f))
     return issues_frame(out)
 
@@ -204,16 +237,22 @@ def _norm_value(field: str, v) -> str | None:
     return None if blank(v) else str(v).strip()
 
 
-def golden_values(records: pd.DataFrame, master: pd.DataFrame, field: str) -> pd.Series:
+def golden_values(records: pd.DataFrame, master: pd.DataFrame, field: str,
+                  extra_votes: pd.Series | None = None, extra_weight: float = 1.5) -> pd.Series:
     """Per customer, the value a record should carry: strict majority over records, else the master's.
 
-    Tie-break rule: when no value has a strict majority among the customer's records, the master (golden)
-    value wins; a customer whose records all agree keeps that value even if the master differs.
+    Each record is one vote; ``extra_votes`` (customer → value) adds ``extra_weight`` votes. Tie-break
+    rule: when no value has a strict majority, the master (golden) value wins; a customer whose records all
+    agree keeps that value even if the master differs.
     """
     rec = records[records["customer_id"].notna()][["customer_id", field]].copy()
     rec["v"] = rec[field].map(lambda x: _norm_value(field, x))
-    rec = rec[rec["v"].notna()]
-    counts = rec.groupby(["customer_id", "v"]).size().rename("n").reset_index()
+    rec = rec[rec["v"].notna()].assign(w=1.0)[["customer_id", "v", "w"]]
+    if extra_votes is not None and len(extra_votes):
+        ev = extra_votes.dropna()
+        rec = pd.concat([rec, pd.DataFrame({"customer_id": ev.index, "v": ev.values, "w": extra_weight})],
+                        ignore_index=True)
+    counts = rec.groupby(["customer_id", "v"])["w"].sum().rename("n").reset_index()
     counts = counts.sort_values(["customer_id", "n", "v"], ascending=[True, False, True])
     top = counts.groupby("customer_id").head(2).copy()
     top["rank"] = top.groupby("customer_id").cumcount()
@@ -227,14 +266,28 @@ def golden_values(records: pd.DataFrame, master: pd.DataFrame, field: str) -> pd
     return gold.sort_index()
 
 
-def check_consistency(records: pd.DataFrame, master: pd.DataFrame, fields: list[str]) -> pd.DataFrame:
+def implied_industry(name, keywords: dict[str, list[str]]) -> str | None:
+    """The industry a name implies: the first rule (in file order) with a keyword in the name."""
+    if blank(name):
+        return None
+    for industry, words in keywords.items():
+        if any(w in str(name) for w in words):
+            return industry
+    return None
+
+
+def check_consistency(records: pd.DataFrame, master: pd.DataFrame, fields: list[str],
+                      industry_keywords: dict[str, list[str]] | None = None) -> pd.DataFrame:
     """Records whose field disagrees with the customer's golden value (the odd one out)."""
     out = []
     master_raw = master.set_index("customer_id") if len(master) else master
     for field in fields:
         if field not in records.columns:
             continue
-        gold = golden_values(records, master, field)
+        extra = None
+        if field == "industry" and industry_keywords and "name" in master.columns:
+            extra = master.set_index("customer_id")["name"].map(lambda n: implied_industry(n, industry_keywords))
+        gold = golden_values(records, master, field, extra)
         rec = records[records["customer_id"].isin(gold.index)]
         for r in rec.to_dict("records"):
             v = _norm_value(field, r.get(field))
@@ -270,27 +323,99 @@ def check_duplicates(records: pd.DataFrame, sources: list[str], key_fields: dict
     return issues_frame(out)
 
 
-def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str]) -> pd.DataFrame:
-    """Records in ``sources`` whose name, under the naming rule, is not their customer's name.
+def _region_chars(cleaned: str) -> set[str]:
+    """Characters of the place names written in a name (沈阳辽宁大学 → 沈阳辽宁), which a variant may add."""
+    from ..names import regions
+    idx = regions().index
+    out: set[str] = set()
+    for i in range(len(cleaned)):
+        for j in range(i + 2, min(len(cleaned), i + 8) + 1):
+            if cleaned[i:j] in idx:
+                out.update(cleaned[i:j])
+    return out
 
-    Names go through :func:`crmlib.names.parse`; legitimate short forms (北京工行) share the canonical name
-    of the full form, so what differs is a typo or a name the rule cannot read. The customer's name is the
-    strict majority of its records' canonical names (a typo in the trusted source must not win), else the
-    master's name.
+
+def _region_spans(cleaned: str) -> set[int]:
+    """Positions of a name covered by a place name (2+ characters found in the region table)."""
+    from ..names import regions
+    idx = regions().index
+    out: set[int] = set()
+    for i in range(len(cleaned)):
+        for j in range(i + 2, min(len(cleaned), i + 8) + 1):
+            if cleaned[i:j] in idx:
+                out.update(range(i, j))
+    return out
+
+
+def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str],
+                min_len: int = 6) -> pd.DataFrame:
+    """Records whose customer name is mistyped.
+
+    Within a customer: a name is a typo when (1) its brand under the naming rule
+    (:func:`crmlib.names.parse`) is not the customer's brand (strict majority of its records, else the
+    master's), so short forms, legal forms and places written differently do not count; and (2) it holds
+    a character few of the customer's records use (at most 2, and under half) that is not part of a place
+    name, or it ends in a doubled character.
+
+    A customer with a single record has nothing to compare with inside; a typo often keeps the resolver
+    from matching it at all, so its name is compared with the names of customers that have several
+    records: one substituted character (not inside a place name; names of ``min_len``+ characters) or a
+    doubled last character makes it a typo of that customer, which becomes the suggested customer.
     """
-    from ..names import parse
-    rec = records[records["customer_id"].notna()].copy()
+    from ..names import clean, parse
+    rec = records[records["customer_id"].notna() & records["name_raw"].notna()].copy()
     if rec.empty or "name" not in master.columns:
         return issues_frame([])
-    canon = {n: parse(n).canonical for n in rec["name_raw"].dropna().unique()}
-    rec["canon"] = rec["name_raw"].map(canon)
+    uniq = rec["name_raw"].unique()
+    brand = {n: parse(n).brand for n in uniq}
+    cleaned = {n: clean(n) for n in uniq}
+    rec["brand"] = rec["name_raw"].map(brand)
     m = master[["customer_id", "name"]].copy()
-    m["canon"] = m["name"].map(lambda n: None if blank(n) else parse(str(n)).canonical)
-    gold = golden_values(rec, m, "canon")
+    m["brand"] = m["name"].map(lambda n: None if blank(n) else parse(str(n)).brand)
+    gold = golden_values(rec, m, "brand")
+    rec["_chars"] = rec["name_raw"].map(lambda n: sorted(set(cleaned[n])))
+    counts = rec[["customer_id", "_chars"]].explode("_chars").groupby(["customer_id", "_chars"]).size()
+    n_rec = rec.groupby("customer_id").size()
+    master_name = m.set_index("customer_id")["name"]
+    # one-substitution index over the names of customers with several records
+    multi = rec[rec["customer_id"].map(n_rec) >= 2]
+    masked: dict[str, set[str]] = {}
+    exact: dict[str, set[str]] = {}
+    for cid, name in multi[["customer_id", "name_raw"]].drop_duplicates().itertuples(index=False):
+        c = cleaned[name]
+        exact.setdefault(c, set()).add(cid)
+        if len(c) >= min_len:
+            spans = _region_spans(c)
+            for i in range(len(c)):
+                if i not in spans:
+                    masked.setdefault(c[:i] + "\0" + c[i + 1:], set()).add(cid)
     out = []
     for r in rec[rec["source"].isin(sources) & rec["customer_id"].isin(gold.index)].to_dict("records"):
-        if not blank(r["canon"]) and r["canon"] != gold[r["customer_id"]]:
-            out.append(_issue(r, "name_typo", "name_raw", r["name_raw"], gold[r["customer_id"]]))
+        cid, name = r["customer_id"], r["name_raw"]
+        c = cleaned[name]
+        r = {**r, "_chars": None}
+        if n_rec[cid] < 2:
+            other: set[str] = set()
+            if len(c) >= min_len:
+                spans = _region_spans(c)
+                for i in range(len(c)):
+                    if i not in spans:
+                        other |= masked.get(c[:i] + "\0" + c[i + 1:], set())
+            if len(c) > 2 and c[-1] == c[-2]:
+                other |= exact.get(c[:-1], set())
+            other.discard(cid)
+            if other:
+                to = sorted(other, key=lambda x: (-n_rec[x], x))[0]
+                i = _issue(r, "name_typo", "name_raw", name, master_name.get(to))
+                i["suggested_customer_id"] = to
+                out.append(i)
+            continue
+        if blank(r["brand"]) or r["brand"] == gold[cid]:
+            continue
+        novel = {ch for ch in set(c) if counts.get((cid, ch), 0) <= 2 and counts.get((cid, ch), 0) < n_rec[cid] / 2}
+        novel -= _region_chars(c)
+        if novel or (len(c) > 2 and c[-1] == c[-2]):
+            out.append(_issue(r, "name_typo", "name_raw", name, master_name.get(cid)))
     return issues_frame(out)
 
 
@@ -307,4 +432,48 @@ def check_uscc_against_master(records: pd.DataFrame, master: pd.DataFrame, sourc
             out.append(_issue(r, "uscc_missing", "uscc", None, code))
         elif uscc_problem(r["uscc"]) is None and str(r["uscc"]).strip().upper() != str(code).strip().upper():
             out.append(_issue(r, "uscc_mismatch", "uscc", r["uscc"], code))
+    return issues_frame(out)
+
+
+def _region_maps():
+    from ..names import regions
+    r = regions()
+    city_prov = dict(r.city_province)
+    for short, full in r.city_full.items():
+        if short in r.city_province:
+            city_prov.setdefault(full, r.city_province[short])
+    prov = {s: s for s in r.province_full}
+    prov.update({full: s for s, full in r.province_full.items()})
+    return city_prov, prov
+
+
+def check_city_province(records: pd.DataFrame) -> pd.DataFrame:
+    """Records whose city lies in another province than the one they name (杭州 with 江苏省).
+
+    Places the region table does not know are skipped. The city is blamed: a wrong pick from a city list
+    is the usual slip, and the cross-source check corrects the rare wrong province.
+    """
+    city_prov, prov = _region_maps()
+    out = []
+    rec = records[records["province"].notna() & records["city"].notna()]
+    for r in rec.to_dict("records"):
+        c, p = str(r["city"]).strip(), str(r["province"]).strip()
+        pc, pp = city_prov.get(c), prov.get(p)
+        if pc and pp and pc != pp:
+            i = _issue(r, "wrong_city", "city", r["city"])
+            i["reason"] = reason("wrong_city_province", "city")
+            out.append(i)
+    return issues_frame(out)
+
+
+def check_contacts(contacts: pd.DataFrame, seven_digit_areas: frozenset[str] = frozenset()) -> pd.DataFrame:
+    """CRM contact rows: mobile, landline and e-mail validity (columns ``mobile``, ``landline``,
+    ``contact_email``; reported under the CRM column names mobile, phone, email)."""
+    out = []
+    for r in contacts.to_dict("records"):
+        for col, f in (("mobile", "mobile"), ("landline", "phone")):
+            if phone_problem(r.get(col), seven_digit_areas):
+                out.append(_issue(r, "wrong_phone", f, r.get(col)))
+        if email_problem(r.get("contact_email")):
+            out.append(_issue(r, "bad_email", "email", r.get("contact_email")))
     return issues_frame(out)

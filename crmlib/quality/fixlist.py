@@ -41,6 +41,10 @@ def build_fixlist(audit: Audit, params: QualityParams) -> pd.DataFrame:
     master = audit.master.set_index("customer_id") if len(audit.master) else audit.master
     iss["file"] = iss["record_id"].map(rec["_source_file"])
     iss["row"] = iss["record_id"].map(rec["_row"])
+    if len(audit.rejects):  # order lines and opportunities are no customer records: their reject has the place
+        place = audit.rejects.dropna(subset=["record_id"]).drop_duplicates("record_id").set_index("record_id")
+        iss["file"] = iss["file"].fillna(iss["record_id"].map(place["_source_file"]))
+        iss["row"] = iss["row"].fillna(iss["record_id"].map(place["_row"]))
     # suggestions the checks did not make: the master's value for that field
     for i, r in iss.iterrows():
         f = MASTER_FIELDS.get(r["field"])
@@ -49,7 +53,8 @@ def build_fixlist(audit: Audit, params: QualityParams) -> pd.DataFrame:
             v = master.at[r["customer_id"], f]
             if not blank(v) and str(v) != str(r["value"]):
                 iss.at[i, "suggested"] = v
-    whole = audit.rejects[audit.rejects["record_id"].isna()] if len(audit.rejects) else audit.rejects
+    whole = (audit.rejects[~audit.rejects["record_id"].isin(set(iss["record_id"]))] if len(audit.rejects)
+             else audit.rejects)
     if len(whole):
         rows = pd.DataFrame({
             "record_id": None, "source": whole["_source_file"].map(lambda p: str(p).split("/")[0]),
@@ -59,6 +64,9 @@ def build_fixlist(audit: Audit, params: QualityParams) -> pd.DataFrame:
             "file": whole["_source_file"], "row": whole["_row"]})
         iss = pd.concat([iss, rows], ignore_index=True)
     n_rec = audit.records.groupby("customer_id").size()
+    # a typo that kept a record from matching suggests the customer it should have matched
+    if "suggested_customer_id" in iss.columns:
+        iss["customer_id"] = iss["suggested_customer_id"].fillna(iss["customer_id"])
     iss["customer_name"] = iss["customer_id"].map(master["name"]) if "name" in master.columns else None
     iss["score"] = (iss["kind"].map(params.kind_weights).fillna(1)
                     + iss["source"].map(params.source_weights).fillna(0)).astype(float)

@@ -44,10 +44,12 @@ def read_truth(truth_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def true_rates(truth_records: pd.DataFrame, source: str | None, record_ids: set[str] | None = None) -> dict:
     """The truth's record and customer error rates over one source (``None`` = all), restricted to
     ``record_ids`` (the records the audit saw) when given. Same definitions as :func:`audit.headline`."""
-    t = truth_records if source is None else truth_records[truth_records["source"] == source]
     if record_ids is not None:
-        t = t[t["record_id"].isin(record_ids)]
-    c = t[t["true_customer_id"] != ""].groupby("true_customer_id")["wrong"].any()
+        truth_records = truth_records[truth_records["record_id"].isin(record_ids)]
+    t = truth_records if source is None else truth_records[truth_records["source"] == source]
+    ct = truth_records if source is None else \
+        truth_records[truth_records["source"].isin([source, f"{source}_contacts"])]
+    c = ct[ct["true_customer_id"] != ""].groupby("true_customer_id")["wrong"].any()
     return {"n_records": len(t), "record_error_rate": float(t["wrong"].mean()) if len(t) else None,
             "n_customers": int(len(c)), "customer_error_rate": float(c.mean()) if len(c) else None}
 
@@ -68,28 +70,54 @@ def compare_rates(audit: Audit, truth_dir: str | Path, sources: list[str | None]
     return pd.DataFrame(rows)
 
 
+# truth field → customer_records column holding what was written there
+FIELD_COLUMN = {"uscc": "uscc", "phone": "phone", "contact_phone": "phone", "city": "city", "industry": "industry",
+                "customer_name": "name_raw", "company": "name_raw", "account_name": "name_raw"}
+
+
+def observable(audit: Audit, err: pd.DataFrame) -> pd.Series:
+    """False for injected errors whose written value never reached the database (e.g. a value written
+    under a sheet column the template does not have): no audit can see those."""
+    rec = audit.records.set_index("record_id")
+    out = []
+    for rid, f, wv in zip(err["record_id"], err["field"], err["written_value"], strict=True):
+        col = FIELD_COLUMN.get(f)
+        if col is None or rid not in rec.index or not str(wv).strip():
+            out.append(True)
+            continue
+        v = rec.at[rid, col]
+        out.append(not (v is None or (isinstance(v, float) and pd.isna(v)) or not str(v).strip()))
+    return pd.Series(out, index=err.index)
+
+
 def recall_by_kind(audit: Audit, truth_dir: str | Path) -> pd.DataFrame:
-    """Per injected kind (and source): injected records the audit saw, detected with a matching kind, detected
-    with any issue; recall = matched / injected. Also precision of the record flag overall (``kind='*'``)."""
+    """Per injected kind: injected errors on records the audit saw (or order lines it could place),
+    detected with a matching kind, detected with any issue; recall = detected / injected;
+    ``recall_observable`` leaves out errors whose written value is not in the database. Last row
+    (``kind='*'``): erroneous records found, and the precision of the record flag."""
     rec, err = read_truth(truth_dir)
-    seen = set(audit.records["record_id"])
-    err = err[err["record_id"].isin(seen)].drop_duplicates(["record_id", "kind"])
+    seen = set(audit.records["record_id"]) | set(audit.issues["record_id"])
+    err = err[err["record_id"].isin(seen)].drop_duplicates(["record_id", "kind"]).copy()
     found = audit.issues.groupby("record_id")["kind"].agg(set)
     err["matched"] = [bool(KIND_MATCHES.get(k, {k}) & found.get(r, set()))
                       for r, k in zip(err["record_id"], err["kind"], strict=True)]
     err["flagged"] = err["record_id"].isin(found.index)
+    err["observable"] = observable(audit, err)
     g = err.groupby("kind")
     out = pd.DataFrame({"n_injected": g.size(), "n_detected": g["matched"].sum(),
-                        "n_record_flagged": g["flagged"].sum()}).reset_index()
+                        "n_record_flagged": g["flagged"].sum(), "n_observable": g["observable"].sum(),
+                        "n_detected_observable": err[err["observable"]].groupby("kind")["matched"].sum()})
+    out = out.fillna(0).astype(int).reset_index()
     out["recall"] = out["n_detected"] / out["n_injected"]
-    truth_wrong = set(rec.loc[rec["wrong"], "record_id"]) & seen
-    flagged = set(found.index)
+    out["recall_observable"] = out["n_detected_observable"] / out["n_observable"].where(out["n_observable"] > 0)
+    truth_wrong = set(rec.loc[rec["wrong"], "record_id"]) & set(audit.records["record_id"])
+    flagged = set(audit.records.loc[audit.records["erroneous"], "record_id"])
+    hit = len(truth_wrong & flagged)
     out = pd.concat([out, pd.DataFrame([{
-        "kind": "*", "n_injected": len(truth_wrong), "n_detected": len(truth_wrong & flagged),
-        "n_record_flagged": len(flagged), "recall": len(truth_wrong & flagged) / len(truth_wrong)
-        if truth_wrong else None}])], ignore_index=True)
+        "kind": "*", "n_injected": len(truth_wrong), "n_detected": hit, "n_record_flagged": len(flagged),
+        "recall": hit / len(truth_wrong) if truth_wrong else None}])], ignore_index=True)
     out["precision"] = None
-    out.loc[out["kind"] == "*", "precision"] = len(truth_wrong & flagged) / len(flagged) if flagged else None
+    out.loc[out["kind"] == "*", "precision"] = hit / len(flagged) if flagged else None
     return out
 
 

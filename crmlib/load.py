@@ -48,6 +48,7 @@ class FileResult:
     rows_rejected: int = 0    # rows not loaded into stg_* (bad key, unparsable line)
     field_rejects: int = 0    # load_rejects rows for this file
     message: str = ""
+    seconds: float = 0.0      # hashing + reading into raw_* (typing into stg_* is per source)
 
 
 @dataclass
@@ -58,6 +59,7 @@ class LoadSummary:
     files: list[FileResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)   # reject samples, refusals, notes
     seconds: float = 0.0
+    stg_seconds: dict[str, float] = field(default_factory=dict)  # per source: raw → stg
 
     @property
     def read(self) -> list[FileResult]:
@@ -79,7 +81,9 @@ class LoadSummary:
         out: dict[str, dict] = {}
         for f in self.files:
             r = out.setdefault(f.source, dict(source=f.source, read=0, skipped=0, refused=0, ignored=0,
-                                              rows=0, rows_rejected=0, field_rejects=0))
+                                              rows=0, rows_rejected=0, field_rejects=0,
+                                              seconds=self.stg_seconds.get(f.source, 0.0)))
+            r["seconds"] += f.seconds
             key = "read" if f.status in ("loaded", "replaced") else f.status
             r[key] += 1
             r["rows"] += f.rows
@@ -224,7 +228,8 @@ def _insert_rows(con, table: str, rows: list[dict], cols: list[tuple[str, str]])
 
 
 def _run(con, cfg: SourcesConfig, raw_dir: Path, tasks: list[_Task], hashes: dict[str, str],
-         refused: dict[str, str], progress: bool, tmp_dir: Path) -> list[FileResult]:
+         refused: dict[str, str], progress: bool, tmp_dir: Path,
+         hash_seconds: dict[str, float]) -> tuple[list[FileResult], dict[str, float]]:
     con.execute("SET enable_progress_bar = false")
     ensure_schema(con, cfg)
     prior = {r[0]: (r[1], r[2]) for r in con.execute(
@@ -249,6 +254,7 @@ def _run(con, cfg: SourcesConfig, raw_dir: Path, tasks: list[_Task], hashes: dic
     bar = tqdm(total=sum(t.path.stat().st_size for t in todo), unit="B", unit_scale=True, desc="crm load",
                disable=not progress or not todo, file=sys.stderr, leave=False)
     for t in todo:
+        t0 = time.perf_counter()
         bar.set_postfix_str(t.rel[-40:])
         h = hashes[t.rel]
         status = "replaced" if t.rel in prior and prior[t.rel][1] == "loaded" else "loaded"
@@ -259,7 +265,8 @@ def _run(con, cfg: SourcesConfig, raw_dir: Path, tasks: list[_Task], hashes: dic
                 except UserError as exc:
                     results[t.rel] = FileResult(t.source, t.rel, "refused", message=str(exc))
                     continue
-                _delete_file_rows(con, t.rel, [sc.raw_table, sc.stg_table])
+                if t.rel in prior:
+                    _delete_file_rows(con, t.rel, [sc.raw_table, sc.stg_table])
                 base = dict(_source_file=t.rel, _file_hash=h, _loaded_at=loaded_at)
                 sales_raw += [{**r, **base} for r in res.raw]
                 sales_typed += [{**ty, **base, "_sheet": r["_sheet"], "_row": r["_row"]}
@@ -281,7 +288,7 @@ def _run(con, cfg: SourcesConfig, raw_dir: Path, tasks: list[_Task], hashes: dic
                 except UserError as exc:
                     results[t.rel] = FileResult(t.source, t.rel, "refused", message=str(exc))
                     continue
-                if _delete_file_rows(con, t.rel, [src.raw_table, src.stg_table]):
+                if t.rel in prior and _delete_file_rows(con, t.rel, [src.raw_table, src.stg_table]):
                     rebuild.add(t.source)  # earlier versions of its keys may win again
                 n, line_rejects = csv_export.insert_raw(con, plan, src, t.rel, h, loaded_at)
                 for line, col, val, why in line_rejects:
@@ -296,11 +303,14 @@ def _run(con, cfg: SourcesConfig, raw_dir: Path, tasks: list[_Task], hashes: dic
             raise _FileFailed(t.rel, f"file {t.rel}: cannot be read: {str(exc).splitlines()[0]}") from exc
         finally:
             bar.update(t.path.stat().st_size)
+            if t.rel in results:
+                results[t.rel].seconds = time.perf_counter() - t0 + hash_seconds.get(t.rel, 0.0)
     bar.close()
     if todo:
         _pause_once(pause)  # raw rows written, stg not yet: the middle of the transaction
 
     # sales sheets: typed in Python already
+    t_sales = time.perf_counter()
     lineage = list(stg.LINEAGE_TYPES.items())
     _insert_rows(con, sc.raw_table, sales_raw, [(c, "VARCHAR") for c in sc.columns]
                  + [(c, "VARCHAR") for c in sales_sheets.RAW_EXTRA] + lineage)
@@ -312,7 +322,9 @@ def _run(con, cfg: SourcesConfig, raw_dir: Path, tasks: list[_Task], hashes: dic
         ("_file_hash", "VARCHAR"), ("_loaded_at", "TIMESTAMP")])
 
     # CSV sources: raw → stg in SQL
+    stg_seconds = {SALES: time.perf_counter() - t_sales}
     for name, files in new_files.items():
+        t0 = time.perf_counter()
         src = cfg.csv[name]
         if name in rebuild:
             con.execute(f"DELETE FROM {src.stg_table}")
@@ -321,6 +333,7 @@ def _run(con, cfg: SourcesConfig, raw_dir: Path, tasks: list[_Task], hashes: dic
         else:
             stg.build_typed(con, src, files)
         stg.merge_typed(con, src, name)
+        stg_seconds[name] = time.perf_counter() - t0
 
     read_now = [r for r in results.values() if r.status in ("loaded", "replaced")]
     if read_now:
@@ -343,7 +356,7 @@ def _run(con, cfg: SourcesConfig, raw_dir: Path, tasks: list[_Task], hashes: dic
                     [t.source, t.rel, hashes[t.rel], t.path.stat().st_size,
                      "refused" if r.status == "refused" else "loaded", r.rows, r.rows_rejected,
                      r.field_rejects, r.message or None, loaded_at])
-    return [results[t.rel] for t in tasks]
+    return [results[t.rel] for t in tasks], stg_seconds
 
 
 def _reject_samples(db_path: Path, files: list[str], per_file: int = 5) -> list[str]:
@@ -382,18 +395,22 @@ def load_all(raw_dir: str | Path | None = None, db_path: str | Path | None = Non
                         hint="pass --raw, or generate demo data with `crm demo-data`")
     cfg = config or load_config()
     tasks, ignored = discover(raw_dir, cfg)
-    hashes = {t.rel: file_hash(t.path) for t in tqdm(tasks, desc="hashing", unit="file", leave=False,
-                                                       disable=not progress, file=sys.stderr)}
+    hashes, hash_seconds = {}, {}
+    for t in tqdm(tasks, desc="hashing", unit="file", leave=False, disable=not progress, file=sys.stderr):
+        t0 = time.perf_counter()
+        hashes[t.rel] = file_hash(t.path)
+        hash_seconds[t.rel] = time.perf_counter() - t0
     refused: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="crm-load-") as tmp:
         for _attempt in range(len(tasks) + 1):
             try:
                 with db.writer(db_path, wait_s=wait_s) as con:
-                    results = _run(con, cfg, raw_dir, tasks, hashes, refused, progress, Path(tmp))
+                    results, stg_seconds = _run(con, cfg, raw_dir, tasks, hashes, refused, progress,
+                                                Path(tmp), hash_seconds)
                 break
             except _FileFailed as exc:
                 refused[exc.rel] = exc.message
-    summary = LoadSummary(str(db_path), results + ignored)
+    summary = LoadSummary(str(db_path), results + ignored, stg_seconds=stg_seconds)
     summary.problems += [f.message for f in summary.refused]
     with_rejects = [f.file for f in summary.read if f.field_rejects]
     summary.problems += _reject_samples(db_path, with_rejects[:MAX_FILES_SHOWN])

@@ -145,7 +145,8 @@ def test_orders_types_keys_and_malformed_lines(raw, dbp):
 
 def test_sales_sheets_header_merges_dates(raw, dbp):
     sales_xlsx(raw, "2026-W48_R017.xlsx",
-               {"本周": standard_sheet(), "说明": [["填写说明：请按模板填写"]]},
+               {"本周": standard_sheet(), "说明": [["填写说明：请按模板填写"]],
+                "草稿": [["北京工商银行", "王五"], ["浙江建行", "钱七"], ["上海某公司", "孙八"]]},
                merges={"本周": ["A1:H1", "C3:C4"]})
     s = load_all(raw, dbp, progress=False)
     assert s.exit_code == 0
@@ -165,7 +166,8 @@ def test_sales_sheets_header_merges_dates(raw, dbp):
     ]
     assert "file sales_sheets/2026-W48_R017.xlsx, sheet 本周, row 5, column visit_date: impossible date " \
            "(value '2026/13/45')" in s.problems
-    assert any("sheet '说明' skipped: no recognisable header row" in p for p in s.problems)
+    assert any("sheet '草稿' skipped: no recognisable header row" in p for p in s.problems)
+    assert not any("说明" in p for p in s.problems)   # a short instructions sheet is expected
 
 
 def test_sales_month_day_at_year_boundary_and_readonly_path(raw, dbp):

@@ -153,7 +153,8 @@ def read(path: Path, rel: str, cfg: SalesSheets) -> SheetResult:
             rows = _grid(ws, merged)
             found = _header(rows, cfg)
             if found is None:
-                if any(any(cell_text(v) for v in r) for r in rows):
+                # a short instructions sheet (填写说明) is expected; a longer one may hold data
+                if sum(1 for r in rows if any(cell_text(v) for v in r)) >= 3:
                     out.notes.append(f"sheet {ws.title!r} skipped: no recognisable header row")
                 continue
             hrow, mapping = found

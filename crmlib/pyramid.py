@@ -639,12 +639,17 @@ def read_transactions_csv(path: str | Path, customer: str, date_col: str, amount
     path = Path(path)
     if not path.exists():
         raise UserError("transaction file not found", file=str(path))
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="gb18030")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise UserError(f"not a readable CSV file: {exc}", file=str(path)) from None
+    raw = None
+    for enc in ("utf-8-sig", "gb18030"):  # UTF-8 (with or without BOM) first; Chinese Excel exports are GBK
+        try:
+            raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc)
+            break
+        except UnicodeDecodeError:
+            continue
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise UserError(f"not a readable CSV file: {exc}", file=str(path)) from None
+    if raw is None:
+        raise UserError("file is neither UTF-8 nor GBK text", file=str(path), hint="save it as CSV UTF-8")
     raw.columns = [str(c).strip() for c in raw.columns]
     for col in (customer, date_col, amount):
         if col not in raw.columns:

@@ -53,6 +53,22 @@ def test_user_errors_name_file_row_column(tmp_path, capsys, content, args, expec
     assert "Traceback" not in err and str(f) in err and expect in err
 
 
+def test_gbk_chinese_headers(tmp_path, capsys):
+    f = tmp_path / "tx.csv"
+    f.write_bytes("客户,日期,金额\n甲,20240101,100\n乙,20240102,50\n甲,20240105,30\n".encode("gbk"))
+    out = tmp_path / "tiers.csv"
+    code, stdout, err = _run(capsys, f, "--customer", "客户", "--date", "日期", "--amount", "金额", "--out", out)
+    assert code == 0, err
+    assert pd.read_csv(out)["customer"].tolist() == ["甲", "乙"]
+
+
+def test_empty_file_is_a_user_error(tmp_path, capsys):
+    f = tmp_path / "tx.csv"
+    f.write_text("", encoding="utf-8")
+    code, _, err = _run(capsys, f, "--customer", "c", "--date", "d", "--amount", "a")
+    assert code == 2 and "not a readable CSV" in err
+
+
 def _cdnow() -> Path | None:
     spec = importlib.util.find_spec("lifetimes")
     if spec is None or spec.origin is None:

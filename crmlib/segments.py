@@ -72,6 +72,7 @@ class ClusterParams(params_mod.Params):
     stability_seeds: list[int] = [1, 2, 3, 4, 5]
     silhouette_sample: int | None = 5000
     recency_cap_days: int = 730
+    buyers_only: bool = True
     names_zh: dict[int, list[str]] = {}
     names_en: dict[int, list[str]] = {}
 
@@ -442,7 +443,7 @@ def cluster_features(facts: pd.DataFrame, as_of, cp: ClusterParams) -> pd.DataFr
 
 @dataclass
 class ClusterResult:
-    labels: pd.DataFrame      # customer_id, cluster (0 = highest mean revenue), name
+    labels: pd.DataFrame      # customer_id, cluster (0 = highest mean revenue, -1 = not clustered), name
     profile: pd.DataFrame     # per cluster: name, customers, shares, feature means
     silhouette: pd.DataFrame  # k, silhouette
     k: int
@@ -468,20 +469,27 @@ def cluster_names(k: int, cp: ClusterParams, lang: str = "zh") -> list[str]:
     return [hi] + [f"{mid}-{i}" for i in range(1, k - 1)] + [lo]
 
 
+NO_ORDERS = {"zh": "无订单", "en": "No orders"}
+
+
 def fit_clusters(features: pd.DataFrame, cp: ClusterParams, lang: str = "zh",
                  progress: bool = False) -> ClusterResult:
     """log1p -> StandardScaler -> KMeans for k in [k_min, k_max]; keep the best silhouette.
 
+    With ``buyers_only`` only customers with an order are clustered (without orders there is no
+    behaviour that tells value apart); the others get cluster -1, named 无订单 / No orders.
     Clusters are renumbered by mean revenue (0 = highest) so labels compare across seeds; stability is
     the adjusted Rand index of each ``stability_seeds`` run against the ``random_state`` run.
     """
     from sklearn.metrics import adjusted_rand_score, silhouette_score
     from tqdm.auto import tqdm
 
-    n = len(features)
+    fit_mask = (features["n_orders"] > 0).to_numpy() if cp.buyers_only else np.ones(len(features), bool)
+    fit = features[fit_mask]
+    n = len(fit)
     if n < cp.k_min + 1:
-        raise UserError(f"only {n} customers: too few to cluster", hint="check the as_of date and data")
-    X = _scaled(features, cp.features)
+        raise UserError(f"only {n} customers to cluster: too few", hint="check the as_of date and data")
+    X = _scaled(fit, cp.features)
     sample = cp.silhouette_sample if cp.silhouette_sample and n > cp.silhouette_sample else None
     rows, runs = [], {}
     for k in tqdm(range(cp.k_min, min(cp.k_max, n - 1) + 1), desc="k", disable=not progress):
@@ -492,14 +500,17 @@ def fit_clusters(features: pd.DataFrame, cp: ClusterParams, lang: str = "zh",
         runs[k] = lab
     sil = pd.DataFrame(rows)
     k = int(sil.sort_values(["silhouette", "k"], ascending=[False, True]).iloc[0]["k"])  # tie -> smaller k
-    labels = _order_by_revenue(runs[k], features["revenue"].to_numpy())
+    fit_labels = _order_by_revenue(runs[k], fit["revenue"].to_numpy())
 
-    stab = [{"seed": s, "ari": float(adjusted_rand_score(labels, _kmeans(X, k, cp, s)))}
+    stab = [{"seed": s, "ari": float(adjusted_rand_score(fit_labels, _kmeans(X, k, cp, s)))}
             for s in cp.stability_seeds]
     names = cluster_names(k, cp, lang)
+    labels = np.full(len(features), -1)
+    labels[fit_mask] = fit_labels
+    all_names = {**dict(enumerate(names)), -1: NO_ORDERS["zh" if lang == "zh" else "en"]}
     lab_df = pd.DataFrame({"customer_id": features["customer_id"].to_numpy(), "cluster": labels})
-    lab_df["name"] = [names[c] for c in labels]
-    return ClusterResult(lab_df, cluster_profile(features, labels, names, cp.features), sil, k,
+    lab_df["name"] = lab_df["cluster"].map(all_names)
+    return ClusterResult(lab_df, cluster_profile(features, labels, all_names, cp.features), sil, k,
                          pd.DataFrame(stab, columns=["seed", "ari"]))
 
 
@@ -511,9 +522,9 @@ def _order_by_revenue(labels: np.ndarray, revenue: np.ndarray) -> np.ndarray:
     return np.array([mapping[c] for c in labels])
 
 
-def cluster_profile(features: pd.DataFrame, labels: np.ndarray, names: list[str],
-                    cols: list[str]) -> pd.DataFrame:
-    """Per cluster: name, customers, customer share, revenue share, mean of each raw feature."""
+def cluster_profile(features: pd.DataFrame, labels: np.ndarray, names, cols: list[str]) -> pd.DataFrame:
+    """Per cluster (-1 = not clustered, last): name, customers, customer share, revenue share, mean of
+    each raw feature."""
     df = features.assign(cluster=labels)
     g = df.groupby("cluster")
     prof = g[sorted(set(cols) | {"revenue"}, key=CLUSTER_FEATURES.index)].mean()
@@ -522,7 +533,7 @@ def cluster_profile(features: pd.DataFrame, labels: np.ndarray, names: list[str]
     total = df["revenue"].sum()
     prof.insert(2, "revenue_share", g["revenue"].sum() / total if total else 0.0)
     prof.insert(0, "name", [names[c] for c in prof.index])
-    return prof
+    return prof.loc[sorted(prof.index, key=lambda c: (c < 0, c))]
 
 
 # ---------------------------------------------------------------------------------------- slipping away
@@ -695,9 +706,16 @@ def read_truth_map(con, truth_dir) -> pd.DataFrame | None:
 
 
 def truth_ari(labels: pd.DataFrame, truth_map: pd.DataFrame, column: str = "value_group") -> dict:
-    """Adjusted Rand index between cluster labels and a truth column, over customers found in both."""
+    """Adjusted Rand index between cluster labels and a truth column, over customers found in both:
+    all of them, and only the clustered ones (cluster >= 0)."""
     from sklearn.metrics import adjusted_rand_score
 
     m = labels.merge(truth_map[["customer_id", column]].dropna(), on="customer_id")
-    return {"customers": int(len(m)),
-            "ari": float(adjusted_rand_score(m[column], m["cluster"])) if len(m) else float("nan")}
+    c = m[m["cluster"] >= 0]
+
+    def score(d):
+        return float(adjusted_rand_score(d[column], d["cluster"])) if len(d) else float("nan")
+
+    # "all" counts the unclustered (no orders) as one more group; "clustered" is KMeans' own work
+    return {"customers": int(len(m)), "ari": score(m), "customers_clustered": int(len(c)),
+            "ari_clustered": score(c)}

@@ -815,11 +815,23 @@ def plan_vs_actual(plan: pd.DataFrame, actual_rates: pd.DataFrame) -> pd.DataFra
     return m
 
 
+def won_revenue(state: pd.DataFrame, as_of, months: int = 12, by="region") -> pd.DataFrame:
+    """Deals won in the ``months`` months ending on ``as_of``: revenue (Σ amount, 万元), orders (won
+    deals) and avg_order_value per group — the plan's revenue basis: one won opportunity = one order."""
+    dims = _dims(by)
+    start = pd.Timestamp(as_of) - pd.DateOffset(months=months) + pd.Timedelta(days=1)
+    w = closed_between(state, start, as_of)
+    w = w[w["status"] == "won"]
+    g = w.groupby(dims, observed=True).agg(revenue=("amount", "sum"), orders=("opp_id", "size")).reset_index()
+    g["avg_order_value"] = g["revenue"] / g["orders"]
+    return g.sort_values(dims).reset_index(drop=True)
+
+
 def plan_for_regions(rates_wide: pd.DataFrame, revenue: pd.DataFrame, p: FunnelParams,
                      actual_wide: pd.DataFrame | None = None) -> pd.DataFrame:
     """The notebook's plan vs actual (actual = ``actual_wide``, e.g. the last 12 months' lifecycle counts;
-    default ``rates_wide``): targets from ``p.plan_targets`` (else last-12-month revenue ×
-    (1 + plan_growth)), average order value from ``p.plan_avg_order_value`` (else the region's own),
+    default ``rates_wide``): targets from ``p.plan_targets`` (else ``revenue`` per region, e.g.
+    :func:`won_revenue`, × (1 + plan_growth)), average order value from ``p.plan_avg_order_value`` (else the region's own),
     rates from ``p.plan_rates`` (else the region's historical lifecycle rates). Regions without usable
     history are skipped. Returns :func:`plan_vs_actual` plus the inputs used per region."""
     rev = revenue.set_index("region")

@@ -365,3 +365,10 @@ def test_flow_rates_new_potentials_and_win_rate(opps, hist):
     # as_of (2024-12-01 is the cut) → 1 / 1
     assert npc["new_potentials"].to_dict() == {"华北": 2, "华南": 1}
     assert npc["potential_to_opportunity"].to_dict() == {"华北": 0.5, "华南": 1.0}
+
+
+def test_won_revenue(opps, hist):
+    # won by 2024-12-31 within 12 months: 华北 A 100, B 50, K 60; 华南 E 80
+    wr = f.won_revenue(f.current_state(opps, hist, P, "2024-12-31"), "2024-12-31").set_index("region")
+    assert wr["revenue"].to_dict() == {"华北": 210, "华南": 80} and wr["orders"].to_dict() == {"华北": 3, "华南": 1}
+    assert wr.at["华北", "avg_order_value"] == 70

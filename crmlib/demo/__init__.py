@@ -181,61 +181,88 @@ def _write_windows(w: World, out: Path, truth_dir: Path, windows, fresh: bool, l
             nl, nr = wr.write_orders(out, lines, rec, names, lo, hi, suffix, truth, first=(b == 0))
             add("erp/orders", nl)
             add("erp/receipts", nr)
-        log(f"  crm + erp written ({counts.get('erp/orders', 0)} order lines)")
+        log(f"  crm + erp written ({counts.get('erp/orders', 0)} order lines) {time.process_time():.1f}s cpu")
         add("callcenter/calls", wr.write_calls(out, w, lo, hi, suffix, truth))
         add("service/tickets", wr.write_tickets(out, w, lo, hi, suffix, truth))
-        log("  call center + service written")
+        log(f"  call center + service written {time.process_time():.1f}s cpu")
         add("sales_sheets/rows", _write_sales(w, ctx, out, lo, hi, suffix, truth, counts))
-        log(f"  sales sheets written ({counts.get('sales_sheets/files', 0)} workbooks)")
+        log(f"  sales sheets written ({counts.get('sales_sheets/files', 0)} workbooks) {time.process_time():.1f}s cpu")
     w.extra["truth"] = truth
     return counts
 
 
-def _write_sales(w, ctx, out: Path, lo: int, hi: int, suffix: str, truth, counts) -> int:
-    from . import world as wd
+_SALES_STATE: dict = {}
+
+
+def _sales_job(job):
+    """Write one rep-week workbook; returns its truth rows (runs in a worker process when forked)."""
     from .sales import make_rows, visits_for, write_workbook
+    from .world import day_to_date
+
+    st = _SALES_STATE
+    mons, label, ri = job
+    rep = st["reps"][ri]
+    items = []
+    for mon in mons:  # a delivery may span two calendar weeks: all its visits go in one workbook
+        got, rng = visits_for(st["ctx"], rep, ri, mon, st["lo"], st["hi"])
+        items += got
+    if not items:
+        return None
+    rows = make_rows(st["ctx"], rep, items, rng)
+    stamp = dt.datetime.combine(day_to_date(max(d for d, _ in items)), dt.time(18, 30))
+    fname = f"{label}_{rep.rep_id}.xlsx"
+    placed = write_workbook(st["folder"] / fname, rep, label, rows, rng, stamp)
+    keys = [f"{fname}|{s}|{r}" for s, r, _ in placed]
+    return ([(k, x["_cust"], x["_kinds"], x["_junk"]) for k, (_, _, x) in zip(keys, placed)],
+            [("sales", k, *e) for k, (_, _, x) in zip(keys, placed) for e in x["_errs"]])
+
+
+def _write_sales(w, ctx, out: Path, lo: int, hi: int, suffix: str, truth, counts) -> int:
+    import os
+
+    from . import world as wd
+    from .world import day_to_date
 
     # the 日清日结 template started recently: sheets only for the last SHEET_WEEKS weeks before the as-of
-    start = max(lo, hi - 7 * SHEET_WEEKS) if lo == -10 ** 7 else lo
-    first_mon = start + 1 - ((wd.day_to_date(start + 1).weekday()))
-    # at large scales only a subset of reps (growing as scale**0.25) writes sheets: xlsx stays manageable
-    reps = w.reps.reset_index(drop=True)
+    start = max(lo, hi - 7 * SHEET_WEEKS)
+    first_mon = start + 1 - day_to_date(start + 1).weekday()
+    # at large scales only a subset of reps (reps / scale**0.75) writes sheets: xlsx count stays manageable
+    reps = list(w.reps.reset_index(drop=True).itertuples())
     keep = np.ones(len(reps), bool)
     if w.scale > 1:
-        k = int(round(len(reps) / w.scale ** 0.75))
         keep[:] = False
-        keep[wd.rng_for(w.seed, 81).permutation(len(reps))[:k]] = True
+        keep[wd.rng_for(w.seed, 81).permutation(len(reps))[:int(round(len(reps) / w.scale ** 0.75))]] = True
     folder = out / "sales_sheets"
     folder.mkdir(parents=True, exist_ok=True)
-    n_rows = 0
-    from .world import day_to_date
-    mon = first_mon
-    while mon <= hi:
-        y, wk, _ = day_to_date(mon).isocalendar()
+    mons = list(range(first_mon, hi + 1, 7))
+    groups = [[m] for m in mons] if not suffix else [mons]
+    jobs = []
+    for g in groups:
+        y, wk, _ = day_to_date(g[-1]).isocalendar()
         label = suffix or f"{y}-W{wk:02d}"
-        for ri, rep in enumerate(reps.itertuples()):
-            if not keep[ri] or rep.hired > mon + 6 or rep.left <= mon:
-                continue
-            items, rng = visits_for(ctx, rep, ri, mon, max(lo, start), hi)
-            if not items:
-                continue
-            rows = make_rows(ctx, rep, items, rng)
-            last = max(d for d, _ in items)
-            stamp = dt.datetime.combine(day_to_date(last), dt.time(18, 30))
-            fname = f"{label}_{rep.rep_id}.xlsx"
-            path = folder / fname
-            if path.exists() and suffix:
-                # a delta spanning two calendar weeks: append this week's visits to the same delivery
-                continue
-            placed = write_workbook(path, rep, label, rows, rng, stamp)
-            keys = [f"{fname}|{s}|{r}" for s, r, _ in placed]
-            truth.add("sales", keys, [x["_cust"] for _, _, x in placed], [x["_kinds"] for _, _, x in placed],
-                      [x["_junk"] for _, _, x in placed])
-            truth.err([("sales", k, *e) for k, (_, _, x) in zip(keys, placed) for e in x["_errs"]])
-            counts["sales_sheets/files"] = counts.get("sales_sheets/files", 0) + 1
-            n_rows += len(placed)
-        mon += 7
-    return n_rows
+        for ri, rep in enumerate(reps):
+            if keep[ri] and rep.hired <= g[-1] + 6 and rep.left > g[0]:
+                jobs.append((tuple(g), label, ri))
+    _SALES_STATE.update(reps=reps, ctx=ctx, folder=folder, lo=start, hi=hi)
+    n_proc = min(4, os.cpu_count() or 1)
+    if n_proc > 1 and len(jobs) > 200 and hasattr(os, "fork"):
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(n_proc) as pool:
+            results = pool.map(_sales_job, jobs, chunksize=16)
+    else:
+        results = [_sales_job(j) for j in jobs]
+    recs, errs = [], []
+    for r in results:
+        if r is None:
+            continue
+        recs.extend(r[0])
+        errs.extend(r[1])
+        counts["sales_sheets/files"] = counts.get("sales_sheets/files", 0) + 1
+    if recs:
+        truth.add("sales", [r[0] for r in recs], [r[1] for r in recs], [r[2] for r in recs], [r[3] for r in recs])
+    truth.err(errs)
+    return len(recs)
 
 
 def _stage_at(w: World, day: int) -> np.ndarray:

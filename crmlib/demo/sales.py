@@ -41,24 +41,55 @@ WEEKDAY = ["周一", "周二", "周三", "周四", "周五", "周六", "周日"]
 FIXED_TS = "2026-01-01T00:00:00Z"
 
 
-def _deterministic_xlsx(wb: openpyxl.Workbook, path: Path, stamp: dt.datetime):
-    """Save with fixed zip timestamps and document dates, so the same seed gives the same bytes."""
-    buf = io.BytesIO()
-    wb.save(buf)
-    iso = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
-    zin = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
-        for info in zin.infolist():
-            data = zin.read(info.filename)
-            if info.filename == "docProps/core.xml":
-                data = re.sub(rb"(<dcterms:(created|modified)[^>]*>)[^<]*(</dcterms:)", rb"\g<1>" + iso.encode()
-                              + rb"\g<3>", data)
-            zi = zipfile.ZipInfo(info.filename, date_time=(2026, 1, 1, 0, 0, 0))
+FIXED_ZIP_TIME = (2026, 1, 1, 0, 0, 0)
+
+
+class _FixedZip(zipfile.ZipFile):
+    """Zip members get a fixed timestamp and mode, so the same content gives the same bytes."""
+
+    def writestr(self, zinfo_or_arcname, data, compress_type=None, compresslevel=None):
+        if not isinstance(zinfo_or_arcname, zipfile.ZipInfo):
+            zi = zipfile.ZipInfo(str(zinfo_or_arcname), date_time=FIXED_ZIP_TIME)
             zi.compress_type = zipfile.ZIP_DEFLATED
             zi.external_attr = 0o600 << 16
-            zout.writestr(zi, data)
-    path.write_bytes(out.getvalue())
+            zinfo_or_arcname = zi
+        super().writestr(zinfo_or_arcname, data, compress_type, compresslevel)
+
+
+def _xlsx_writer():
+    """openpyxl's ExcelWriter writing worksheets to memory (no temp files) into a _FixedZip."""
+    from openpyxl.drawing.spreadsheet_drawing import SpreadsheetDrawing
+    from openpyxl.worksheet._writer import WorksheetWriter
+    from openpyxl.writer.excel import ExcelWriter
+
+    class _Writer(ExcelWriter):
+        def write_worksheet(self, ws):
+            ws._drawing = SpreadsheetDrawing()
+            ws._drawing.charts = ws._charts
+            ws._drawing.images = ws._images
+            buf = io.BytesIO()
+            writer = WorksheetWriter(ws, out=buf)
+            writer.write()
+            ws._rels = writer._rels
+            self._archive.writestr(ws.path[1:], buf.getvalue())
+            self.manifest.append(ws)
+
+    return _Writer
+
+
+_WRITER = None
+
+
+def _deterministic_xlsx(wb: openpyxl.Workbook, path: Path, stamp: dt.datetime):
+    """Save with fixed zip timestamps and document dates (wb.save would stamp the current time)."""
+    global _WRITER
+    wb.properties.created = stamp
+    wb.properties.modified = stamp
+    if _WRITER is None:
+        _WRITER = _xlsx_writer()
+    buf = io.BytesIO()
+    _WRITER(wb, _FixedZip(buf, "w", zipfile.ZIP_DEFLATED)).save()
+    path.write_bytes(buf.getvalue())
 
 
 class SalesContext:

@@ -33,7 +33,12 @@ Definitions (the tests pin each of them down):
   潜在客户 = had any contact (a sales-sheet visit or a call-center call) by ``as_of``; 机会客户 = has a CRM
   opportunity created by ``as_of``; 订单 = has an ERP order dated by ``as_of``. Stages are cumulative
   like the opportunity funnel: a customer with an order also counts as potential and opportunity customer
-  even if no contact was recorded. Rates are target→potential, potential→opportunity, opportunity→order.
+  even if no contact was recorded. These are stock counts (most known customers already buy).
+* **Plan rates** (``crm plan`` without ``--rates``, :func:`historical_rates`) are flow rates, as the seed's
+  plan means them: target→potential = contacted / target customers (lifecycle); potential→opportunity =
+  share of *new* potentials that got an opportunity (:func:`new_potential_conversion`); opportunity→order =
+  win rate of decided deals, won / (won + lost) (:func:`opportunity_win_rate`). Plans round up at each stage
+  with exact fractions.
 """
 from __future__ import annotations
 

@@ -100,7 +100,7 @@ class LoadSummary:
         cells = [head] + [[f"{v:,}" if isinstance(v, int) else str(v) for v in row] for row in body]
         widths = [max(len(str(r[i])) for r in cells) for i in range(len(head))]
         lines = ["  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in
-                           enumerate(zip(row, widths))) for row in cells]
+                           enumerate(zip(row, widths, strict=True))) for row in cells]
         lines.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join(lines)
 
@@ -270,7 +270,7 @@ def _run(con, cfg: SourcesConfig, raw_dir: Path, tasks: list[_Task], hashes: dic
                 base = dict(_source_file=t.rel, _file_hash=h, _loaded_at=loaded_at)
                 sales_raw += [{**r, **base} for r in res.raw]
                 sales_typed += [{**ty, **base, "_sheet": r["_sheet"], "_row": r["_row"]}
-                                for r, ty in zip(res.raw, res.typed)]
+                                for r, ty in zip(res.raw, res.typed, strict=True)]
                 sales_rej += [dict(source=SALES, _source_file=t.rel, _sheet=s, _row=row, column_name=c,
                                    value=v, reason=why, step="type", _file_hash=h, _loaded_at=loaded_at)
                               for s, row, c, v, why in res.rejects]

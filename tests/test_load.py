@@ -2,8 +2,16 @@ import datetime as dt
 
 import duckdb
 import pytest
-from test_load_fixtures import (account, accounts_csv, calls_csv, orders_csv, sales_xlsx, snapshot,
-                                standard_sheet, write)
+from test_load_fixtures import (
+    account,
+    accounts_csv,
+    calls_csv,
+    orders_csv,
+    sales_xlsx,
+    snapshot,
+    standard_sheet,
+    write,
+)
 
 from crmlib.load import load_all
 from crmlib.sources.config import SourcesConfig, load_config

@@ -228,6 +228,12 @@ _TRAILING_CODE_RE = re.compile(
     r"(?:编号|代码|客户码|客户编号|客户代码|编码|NO\.?|ID)?\s*[:：#]?\s*[A-Z]{0,4}[-_]?\d{2,}\s*[)）\]】]?\s*$",
     re.IGNORECASE)
 _HEAD_WORDS = ("总行", "总部", "总公司", "总社", "总院")
+# Any word that names an organisational unit. A branch-type brand written with a region but none of these
+# (北京中国移动, 民生证券(银川), 云南中信银行) is "bare": it may be the regional branch or the head office
+# prefixed with its home city, so its unit is left open and the evidence decides.
+_UNIT_WORDS = _HEAD_WORDS + ("分行", "分公司", "支行", "营业部", "营业所", "分理处", "网点", "储蓄所", "支公司",
+                             "营业厅", "服务部", "办事处", "代表处", "分部", "分社", "分院", "分校", "校区", "省行",
+                             "市行", "省公司", "市公司", "分局", "中心")
 
 
 def strip_trailing_code(name: str | None) -> str | None:
@@ -266,13 +272,20 @@ def name_features(names: list[str | None], sectors: set[str] | None = None) -> p
             "branch_level": p.branch_level, "branch_name": p.branch_name, "legal_form": p.legal_form,
             "parent_key": p.parent_key,
             "head_written": any(w in p.cleaned for w in _HEAD_WORDS),
+            # region in brackets (中国建设银行(北京), 民生证券(银川)) names a unit in that region, level unknown
+            # ("local"); a prefixed one (北京中国移动) may also be the head office's home city ("bare")
+            "bare": (hier and bool(p.province or p.city) and "(" not in p.cleaned
+                     and not any(w in p.cleaned for w in _UNIT_WORDS)),
+            "local": (hier and bool(p.province or p.city) and "(" in p.cleaned
+                      and not any(w in p.cleaned for w in _UNIT_WORDS)),
+            "cleaned": p.cleaned,
         })
     df = pd.DataFrame(rows)
     for c in ["canonical", "match_key", "brand", "n_province", "n_city", "n_district", "branch_level",
-              "branch_name", "legal_form", "core", "parent_key"]:
+              "branch_name", "legal_form", "core", "parent_key", "cleaned"]:
         if c not in df:
             df[c] = None
-    for c in ["hier", "ambiguous", "head_written"]:
+    for c in ["hier", "ambiguous", "head_written", "bare", "local"]:
         df[c] = df[c].fillna(False).astype(bool) if c in df else False
     return df
 
@@ -333,8 +346,23 @@ def prepare_records(records: pd.DataFrame, params: MasterParams) -> tuple[pd.Dat
 
 
 def group_key(recs: pd.DataFrame, params: MasterParams) -> pd.Series:
-    """Name-group key: records with the same normalised name key are one customer without further evidence."""
-    return recs["match_key"].astype(object)
+    """Name-group key: records with the same normalised name key are one customer without further evidence.
+    Bare branch-type names (region + brand, no unit word) form groups of their own: see ``_UNIT_WORDS``."""
+    key = recs["match_key"].astype(object)
+    # bare names: one group per record city + phone + credit code, so the evidence of each mention can pull
+    # it to the head office or to the regional branch (see _UNIT_WORDS)
+    bare = recs["bare"].fillna(False).astype(bool)
+    ev = ("|bare@" + recs["city_n"].fillna("").astype(object) + "|" + recs["phone_n"].fillna("").astype(object)
+          + "|" + recs["uscc_n"].fillna("").astype(object))
+    key = key.where(~bare, key + ev)
+    key = key.where(~recs["local"].fillna(False).astype(bool), key + "|local")
+    # a short form meaning several brands (平安, 中信) is only grouped with the very same writing
+    amb = recs["ambiguous"].fillna(False).astype(bool)
+    key = key.where(~amb, "ambiguous|" + recs["cleaned"].fillna("").astype(object))
+    # a trade name written without any region (合联电器公司) is one group per record city: two companies with
+    # one trade name in two cities are common; records without a city form their own group
+    regionless = recs["brand"].isna() & recs["n_city"].isna() & recs["n_province"].isna()
+    return key.where(~regionless, key + "|@" + recs["city_n"].fillna("").astype(object))
 
 
 def localise_unregioned(recs: pd.DataFrame, params: MasterParams) -> pd.DataFrame:
@@ -382,13 +410,14 @@ def build_groups(recs: pd.DataFrame, params: MasterParams) -> pd.DataFrame:
     k = params.max_values_per_group
     con = duckdb.connect()
     try:
-        con.register("live", live[["gkey", "record_id", "canonical", "core", "brand", "hier", "ambiguous", "n_province",
+        con.register("live", live[["gkey", "record_id", "canonical", "core", "brand", "hier", "ambiguous", "bare", "local", "cleaned", "n_province",
                                    "n_city_c", "n_district", "branch_level", "branch_name", "uscc_n", "phone_n",
                                    "contact_n", "city_n", "address_n", "match_key"]])
         g = con.execute("""
             SELECT gkey, min(record_id) AS first_record, count(*) AS n_records,
                    mode(canonical ORDER BY canonical) AS canonical, min(core) AS core, min(brand) AS brand,
                    bool_or(hier) AS hier, min(match_key) AS match_key, bool_or(ambiguous) AS ambiguous,
+                   bool_and(bare) AS bare, bool_and(local) AS local, mode(cleaned ORDER BY cleaned) AS written,
                    min(n_province) AS n_province, min(n_city_c) AS n_city, min(n_district) AS n_district,
                    min(branch_level) AS branch_level, min(branch_name) AS branch_name,
                    mode(address_n ORDER BY address_n) AS address
@@ -422,13 +451,19 @@ def build_groups(recs: pd.DataFrame, params: MasterParams) -> pd.DataFrame:
     g["city_b"] = [nc if isinstance(nc, str) else (c[0] if c else None) for nc, c in zip(g["n_city"], g["city"], strict=False)]
     g["phone_1"] = [p[0] if p else None for p in g["phone"]]
     g["uscc_1"] = [u[0] if u else None for u in g["uscc"]]
+    # 江西省烟草专卖局 vs 南昌市烟草专卖局, 浙江华远 vs 杭州华远: a province-level and a city-level name are two
+    # organisations (bare branch-type names excepted: their region may be the head office's home city)
+    g["region_level"] = [None if (bare or isinstance(b, str)) else
+                         ("city" if isinstance(c, str) else "province" if isinstance(p, str) else None)
+                         for c, p, bare, b in zip(g["n_city"], g["n_province"], g["bare"], g["brand"], strict=True)]
     # organisation unit for the branch hard rule (dictionary brands, or any name with a branch word):
     # level + branch + district as written; a head office and its branches are different units
-    g["unit"] = [
+    firm = [
         f"{bl if isinstance(bl, str) else 'main'}|{bn if isinstance(bn, str) else ''}|{di if isinstance(di, str) else ''}"
         if (isinstance(b, str) or isinstance(bl, str)) else None
-        for b, bl, bn, di in zip(g["brand"], g["branch_level"], g["branch_name"], g["n_district"], strict=False)
-    ]
+        for b, bl, bn, di in zip(g["brand"], g["branch_level"], g["branch_name"], g["n_district"], strict=True)]
+    g["unit"] = [BARE_PREFIX + (f or "") if bare else LOCAL_UNIT if local else f
+                 for f, bare, local in zip(firm, g["bare"], g["local"], strict=True)]
     return g
 
 
@@ -439,14 +474,17 @@ def _jaccard_sql(col: str) -> str:
 
 # Prior m / u per comparison level (m: chance the level is seen on a true match; u: on two different
 # customers). Used where the data cannot train a value (small lists, no EM); u is re-estimated by random
-# sampling and m by EM on larger inputs. Order = the levels below, null level excluded.
+# sampling and m by EM on larger inputs. Order = the levels below, null level excluded. A third element True
+# fixes u: person names and addresses collide between different organisations far more often than random
+# pairs suggest (common names; one office building, many tenants), so their evidence is capped.
 _PRIOR_MU = {
-    "name": [(0.5, 1e-5), (0.25, 3e-5), (0.1, 1e-4), (0.08, 1e-3), (0.04, 5e-3), (0.03, 0.99)],
+    "name": [(0.5, 1e-5), (0.25, 3e-5), (0.05, 1e-4), (0.1, 1e-4), (0.06, 5e-4), (0.03, 2e-3), (0.02, 1e-2),
+             (0.04, 0.99)],
     "uscc": [(0.9, 1e-6), (0.1, 1.0)],
     "phone": [(0.6, 1e-5), (0.4, 1.0)],
-    "contact": [(0.5, 1e-3), (0.5, 1.0)],
+    "contact": [(0.4, 0.02, True), (0.6, 0.98)],
     "city": [(0.95, 0.05), (0.05, 0.95)],
-    "address": [(0.5, 1e-5), (0.3, 1e-4), (0.2, 1.0)],
+    "address": [(0.5, 0.005, True), (0.3, 0.01, True), (0.2, 1.0)],
 }
 
 
@@ -458,16 +496,26 @@ def splink_settings(params: MasterParams):
 
     def levels(name, lvls):
         out = [lvls[0]]
-        for lv, (m, u) in zip(lvls[1:], _PRIOR_MU[name], strict=False):
-            out.append(lv.configure(m_probability=m, u_probability=u))
+        for lv, prior in zip(lvls[1:], _PRIOR_MU[name], strict=True):
+            m, u, *fix = prior
+            out.append(lv.configure(m_probability=m, u_probability=u, fix_u_probability=bool(fix and fix[0])))
         return out
 
+    # name: per-character similarity (core_sim, rapidfuzz, registered by _engine_connection) of the core, and
+    # whether the trade name (字号, the first two characters of the core) agrees: 远锐电子科技集团 and
+    # 鑫辰电子科技集团 are similar strings but two companies
+    t1, t2, t3 = params.name_similarity_levels
+    sim = "core_sim(core_l, core_r)"
+    same_tn = "core_p2_l = core_p2_r"
     name_levels = [cll.NullLevel("core"),
                    cll.CustomLevel("canonical_l = canonical_r", "canonical name equal"),
-                   cll.CustomLevel("core_l = core_r", "name core equal")]
-    for t in params.name_similarity_levels:
-        # core_sim: per-character Indel similarity (rapidfuzz), registered by _engine_connection
-        name_levels.append(cll.CustomLevel(f"core_sim(core_l, core_r) >= {t}", f"name similarity >= {t}"))
+                   cll.CustomLevel("core_l = core_r", "name core equal"),
+                   # a typo in a legal form or unit word (有很公司, 营亚部) breaks parsing: compare as written
+                   cll.CustomLevel("core_sim(written_l, written_r) >= 0.9", "written names similarity >= 0.9"),
+                   cll.CustomLevel(f"{sim} >= {t1}", f"name similarity >= {t1}"),
+                   cll.CustomLevel(f"{sim} >= {t2} AND {same_tn}", f"similarity >= {t2}, same trade name"),
+                   cll.CustomLevel(f"{sim} >= {t3} AND {same_tn}", f"similarity >= {t3}, same trade name"),
+                   cll.CustomLevel(f"{sim} >= {t3}", f"similarity >= {t3}, other trade name")]
     name_levels.append(cll.ElseLevel())
 
     def array_cmp(col: str, label: str):
@@ -543,7 +591,7 @@ def score_groups(groups: pd.DataFrame, params: MasterParams, con: duckdb.DuckDBP
 
     own = con is None
     con = con or _engine_connection(params)
-    cols = ["group_id", "canonical", "core", "core_bigrams", "brand", "match_key", "uscc", "phone", "contact",
+    cols = ["group_id", "canonical", "core", "written", "core_bigrams", "brand", "match_key", "uscc", "phone", "contact",
             "city", "address", "address_bigrams", "core_p2", "core_s2", "city_b", "phone_1", "uscc_1"]
     inp = groups[cols].copy()
     inp["uscc_x"] = inp["uscc"]
@@ -606,35 +654,77 @@ def score_groups(groups: pd.DataFrame, params: MasterParams, con: duckdb.DuckDBP
 # Fields whose values must agree (when both are written) for two name groups to be one customer
 _HARD_KEYS = ["brand", "n_province", "n_city", "unit"]
 _HARD_REASONS = {"brand": "different brand", "n_province": "different province in name",
-                 "n_city": "different city in name", "unit": "different branch / head office"}
+                 "n_city": "different city in name", "unit": "different branch / head office",
+                 "region_level": "province vs city in name", "ambiguous": "ambiguous short form"}
+LOCAL_UNIT = "~local"   # a unit in the named region, level unknown: any unit but the head office
+BARE_PREFIX = "~bare:"  # + the unit the name reads as: that unit, or the head office written with its home city
+HEAD_UNIT = "head||"
+
+
+def units_conflict(units: set) -> bool:
+    """True when a set of unit values cannot belong to one customer.
+
+    Firm units must all be equal; ``LOCAL_UNIT`` fits any unit but the head office; ``~bare:<unit>`` fits
+    that unit or the head office."""
+    firm = {u for u in units if not u.startswith("~")}
+    if len(firm) > 1:
+        return True
+    bares = {u[len(BARE_PREFIX):] for u in units if u.startswith(BARE_PREFIX)}
+    if len(bares) > 1:
+        return True
+    local = LOCAL_UNIT in units
+    if local and HEAD_UNIT in firm:
+        return True
+    if bares:
+        b = next(iter(bares))
+        if firm and firm != {b} and firm != {HEAD_UNIT}:
+            return True
+        if local and firm == {HEAD_UNIT}:
+            return True
+    return False
 
 
 def hard_rule_violation(a: dict, b: dict) -> str | None:
     """Why two name groups can never be one customer, or None. Blank fields never conflict.
 
     ``brand`` (dictionary brands only), region written in the name, and ``unit`` (branch level, branch name,
-    district; set for dictionary brands and names with a branch word) must agree. A short form that means
-    several brands (``ambiguous``) is only joined to the same short form; a reviewer decides the rest."""
-    for k in _HARD_KEYS:
+    district; set for dictionary brands and names with a branch word) must agree; the same name core at a
+    province and at a city level (江西省烟草专卖局 / 南昌市烟草专卖局) are two organisations. A short form that
+    means several brands (``ambiguous``) joins another group only on a shared phone or credit code
+    (``shared_id``); without one a reviewer decides."""
+    for k in ["brand", "n_province", "n_city"]:
         x, y = a.get(k), b.get(k)
         if isinstance(x, str) and isinstance(y, str) and x != y:
             return _HARD_REASONS[k]
-    if (a.get("ambiguous") or b.get("ambiguous")) and a.get("core") != b.get("core"):
-        return "ambiguous short form"
+    ua, ub = a.get("unit"), b.get("unit")
+    if isinstance(ua, str) and isinstance(ub, str) and units_conflict({ua, ub}):
+        return _HARD_REASONS["unit"]
+    ra, rb = a.get("region_level"), b.get("region_level")
+    if isinstance(ra, str) and isinstance(rb, str) and ra != rb and a.get("core") == b.get("core"):
+        return _HARD_REASONS["region_level"]
+    if (a.get("ambiguous") or b.get("ambiguous")) and not a.get("shared_id"):
+        return _HARD_REASONS["ambiguous"]
     return None
 
 
 def _vector_violations(pairs: pd.DataFrame, groups: pd.DataFrame) -> pd.Series:
     """:func:`hard_rule_violation` for many pairs at once; the reason or None per pair."""
-    g = groups.set_index("group_id")[_HARD_KEYS + ["ambiguous", "core"]]
+    g = groups.set_index("group_id")[_HARD_KEYS + ["region_level", "ambiguous", "core"]]
     L = g.loc[pairs["group_id_l"].to_numpy()].reset_index(drop=True)
     R = g.loc[pairs["group_id_r"].to_numpy()].reset_index(drop=True)
     out = np.full(len(pairs), None, dtype=object)
-    amb = ((L["ambiguous"].fillna(False).astype(bool) | R["ambiguous"].fillna(False).astype(bool))
-           & (L["core"] != R["core"])).to_numpy()
-    out[amb] = "ambiguous short form"
-    for k in reversed(_HARD_KEYS):  # the first rule in _HARD_KEYS wins
-        mask = (L[k].notna() & R[k].notna() & (L[k] != R[k])).to_numpy()
+
+    def differ(k):
+        return (L[k].notna() & R[k].notna() & (L[k] != R[k])).to_numpy()
+
+    shared_id = ((pairs["mw_phone"].to_numpy() > 0) | (pairs["mw_uscc"].to_numpy() > 0))
+    amb = (L["ambiguous"].fillna(False).astype(bool) | R["ambiguous"].fillna(False).astype(bool)).to_numpy()
+    unit = np.array([isinstance(a, str) and isinstance(b, str) and units_conflict({a, b})
+                     for a, b in zip(L["unit"], R["unit"], strict=True)], dtype=bool)
+    rules = [("brand", differ("brand")), ("n_province", differ("n_province")), ("n_city", differ("n_city")),
+             ("unit", unit), ("region_level", differ("region_level") & (L["core"] == R["core"]).to_numpy()),
+             ("ambiguous", amb & ~shared_id)]
+    for k, mask in reversed(rules):  # the first rule wins
         out[mask] = _HARD_REASONS[k]
     return pd.Series(out, index=pairs.index, dtype=object)
 
@@ -665,9 +755,11 @@ class _UnionFind:
 
     def compatible(self, a: int, b: int) -> bool:
         va, vb = self.vals[a], self.vals[b]
-        for k in _HARD_KEYS:
+        for k in ("brand", "n_province", "n_city"):
             if va[k] and vb[k] and va[k] != vb[k]:
                 return False
+        if units_conflict(va["unit"] | vb["unit"]):
+            return False
         small, big = (va, vb) if len(va["members"]) <= len(vb["members"]) else (vb, va)
         return not any(self.cannot.get(m, set()) & big["members"] for m in small["members"])
 
@@ -723,9 +815,11 @@ def cluster_groups(groups: pd.DataFrame, edges: pd.DataFrame, cannot: set[tuple[
     for k in _HARD_KEYS:
         frame[k] = g.loc[ids, k].to_numpy()
     bad = set()
-    for k in ("brand", "n_province", "n_city", "unit"):
+    for k in ("brand", "n_province", "n_city"):
         nun = frame.dropna(subset=[k]).groupby("cluster")[k].nunique()
         bad |= set(nun[nun > 1].index)
+    units = frame.dropna(subset=["unit"]).groupby("cluster")["unit"].agg(set)
+    bad |= {c for c, u in units.items() if units_conflict(u)}
     for a, b in cannot:
         if lab.get(a) is not None and lab.get(a) == lab.get(b):
             bad.add(lab[a])
@@ -912,17 +1006,20 @@ def golden_sql(trust: list[str]) -> str:
     rank = "CASE source " + " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(trust)) + f" ELSE {len(trust)} END"
     order = f"{rank}, record_date DESC NULLS LAST, completeness DESC, record_id"
 
-    def pick(expr: str, alias: str) -> str:
-        return f"first({expr} ORDER BY {order}) FILTER (WHERE {expr} IS NOT NULL) AS {alias}"
+    def pick(expr: str, alias: str, unit: bool = False) -> str:
+        # identity fields come from names that state their unit: a bare name (北京中国移动) is ambiguous
+        o = f"bare, {order}" if unit else order
+        return f"first({expr} ORDER BY {o}) FILTER (WHERE {expr} IS NOT NULL) AS {alias}"
 
     fields = ",\n".join(pick(f, f) for f in _GOLDEN_FIELDS + _CRM_FIELDS + ["rep_id"])
     src_list = "list_sort(list(DISTINCT source))"
     return f"""
-        SELECT customer_id, {pick('canonical', 'name')}, {fields},
+        SELECT customer_id, {pick('canonical', 'name', True)}, {fields},
                count(*) AS n_records, array_to_string({src_list}, ',') AS sources,
                min(record_date) AS first_seen, max(record_date) AS last_seen,
-               {pick('brand', 'brand')}, {pick('n_city', 'name_city')}, {pick('n_province', 'name_province')},
-               {pick('branch_level', 'branch_level')}, {pick('branch_name', 'branch_name')},
+               {pick('brand', 'brand', True)}, {pick('n_city', 'name_city', True)},
+               {pick('n_province', 'name_province', True)}, {pick('branch_level', 'branch_level', True)},
+               {pick('branch_name', 'branch_name', True)},
                bool_or(coalesce(hier, false)) AS hier
         FROM _xrec WHERE customer_id IS NOT NULL GROUP BY customer_id
     """
@@ -1011,7 +1108,7 @@ def resolve(con: duckdb.DuckDBPyConnection, params: MasterParams | None = None,
 
     # golden records
     cols = ["record_id", "source", "customer_id", "record_date", "canonical", "brand", "n_city", "n_province",
-            "branch_level", "branch_name", "hier", "industry", "province", "city", "address", "rep_id"]
+            "branch_level", "branch_name", "hier", "bare", "industry", "province", "city", "address", "rep_id"]
     x = recs[cols].copy()
     x["uscc"] = recs["uscc_n"]
     x["phone"] = recs["phone_n"]

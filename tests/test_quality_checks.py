@@ -138,3 +138,10 @@ def test_rep_only_customers_and_not_contacted():
     # C1 last contact 2024-02-20 (10 days), C2 2024-02-01 (29 days), C3 no dated contact, C4 none at all
     assert nc["customer_id"].tolist() == ["C2", "C3", "C4"]
     assert nc["days_since"].iloc[0] == 29 and nc["days_since"].iloc[1:].isna().all()
+
+
+def test_timeliness_ignores_visits_after_the_sheet():
+    v = pd.DataFrame({"rep_id": ["R1", "R1"], "visit_date": pd.to_datetime(["2024-03-01", "2025-03-01"]),
+                      "report_date": pd.to_datetime(["2024-03-03", "2024-03-01"])})
+    t = discipline.timeliness(v, limit_days=1)
+    assert t[["n_rows", "mean_lag_days", "n_late"]].values.tolist() == [[1, 2.0, 1]]

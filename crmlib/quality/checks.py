@@ -313,9 +313,9 @@ def check_duplicates(records: pd.DataFrame, sources: list[str], key_fields: dict
         return issues_frame([])
     rec["_filled"] = [sum(not blank(r.get(f)) for f in key_fields.get(r["source"], []))
                       for r in rec.to_dict("records")]
-    rec["_date"] = pd.to_datetime(rec["record_date"]).fillna(pd.Timestamp.max)
+    rec["_date"] = pd.to_datetime(rec["record_date"])
     rec = rec.sort_values(["source", "customer_id", "_filled", "_date", "source_key"],
-                          ascending=[True, True, False, True, True])
+                          ascending=[True, True, False, True, True], na_position="last")
     rec["_n"] = rec.groupby(["source", "customer_id"]).cumcount()
     keep = rec[rec["_n"] == 0].set_index(["source", "customer_id"])["record_id"]
     out = [_issue(r, "duplicate_record", "record", r["name_raw"], f"合并到 {keep[(r['source'], r['customer_id'])]}")

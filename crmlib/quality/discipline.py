@@ -17,9 +17,11 @@ def _d(v) -> dt.date | None:
 def timeliness(visits: pd.DataFrame, limit_days: int) -> pd.DataFrame:
     """Per rep: sheet rows, mean/max days from visit to sheet, rows later than ``limit_days``.
 
-    ``visits`` has ``rep_id, visit_date, report_date``; rows missing either date are not counted.
+    ``visits`` has ``rep_id, visit_date, report_date``; rows missing either date, or with the visit after
+    the sheet (an impossible date, reported by the validity checks), are not counted.
     """
     v = visits.dropna(subset=["visit_date", "report_date"]).copy()
+    v = v[pd.to_datetime(v["visit_date"]) <= pd.to_datetime(v["report_date"])]
     cols = ["rep_id", "n_rows", "mean_lag_days", "max_lag_days", "n_late", "late_share"]
     if v.empty:
         return pd.DataFrame(columns=cols)

@@ -27,7 +27,9 @@ KIND_MATCHES = {
 
 
 def _bool(s: pd.Series) -> pd.Series:
-    return s.astype(str).str.strip().str.lower().isin(["1", "true", "t", "yes", "y"])
+    """Truth flags as written: 1/0, 1.0/0.0, true/false."""
+    t = s.astype(str).str.strip().str.lower()
+    return t.isin(["true", "t", "yes", "y"]) | (pd.to_numeric(t, errors="coerce").fillna(0) != 0)
 
 
 def read_truth(truth_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:

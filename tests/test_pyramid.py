@@ -223,3 +223,11 @@ def test_shipped_params_ahp_is_consistent(params):
     from crmlib.weights import ahp_weights
     r = ahp_weights(params.ahp.matrix)
     assert r.cr < 0.10
+
+
+def test_weights_table_columns_each_sum_to_one(orders, params):
+    ind = pm.transaction_indicators(orders, "2024-03-31")
+    wt = pm.weights_table(ind, params)
+    assert list(wt.columns) == ["family", "direction", "manual", "ahp", "entropy"]
+    assert wt[["manual", "ahp", "entropy"]].sum().tolist() == pytest.approx([1, 1, 1])
+    assert wt.loc["purchase_interval", "direction"] == -1

@@ -51,7 +51,9 @@ def _heatmap(tab: pd.DataFrame, x_title: str, y_title: str, title: str, lang: st
                                hovertemplate="%{y} → %{x}: %{z}<extra></extra>", showscale=False))
     fig.update_xaxes(title=x_title, side="top", type="category")
     fig.update_yaxes(title=y_title, autorange="reversed", type="category")
-    return finish(fig, title, height)
+    fig = finish(fig, title, height)
+    fig.update_layout(margin=dict(t=100))  # room for the title above the top x axis
+    return fig
 
 
 def transition_fig(tm: pd.DataFrame, lang: str = "zh") -> go.Figure:
@@ -84,10 +86,9 @@ def rfm_grid_fig(table: pd.DataFrame, bins: int = 5, lang: str = "zh") -> go.Fig
     """Customers per (R score, FM score) cell; R = 5 is the most recent buyers."""
     tab = (table.groupby(["r_score", "fm_score"]).size().unstack(fill_value=0)
            .reindex(index=range(bins, 0, -1), columns=range(1, bins + 1), fill_value=0))
-    fig = _heatmap(tab, tr(LABELS, "fm_score", lang), tr(LABELS, "r_score", lang), _t("rfm_grid", lang),
-                   lang)
-    fig.update_yaxes(autorange=True)
-    return fig
+    # rows 5..1 with the reversed category axis: R = 5 (most recent) on top
+    return _heatmap(tab, tr(LABELS, "fm_score", lang), tr(LABELS, "r_score", lang), _t("rfm_grid", lang),
+                    lang)
 
 
 def _share_bars(names: list[str], cust: pd.Series, rev: pd.Series, title: str, lang: str) -> go.Figure:
@@ -133,5 +134,5 @@ def slipping_by_rep_fig(slip: pd.DataFrame, lang: str = "zh", top: int = 20) -> 
     fig = go.Figure(go.Bar(x=n.to_numpy(), y=n.index.tolist(), orientation="h", marker_color=PALETTE[5],
                            text=n.to_numpy(), textposition="outside"))
     fig.update_yaxes(autorange="reversed", title=_t("rep", lang))
-    fig.update_xaxes(title=_t("customers", lang))
+    fig.update_xaxes(title=_t("customers", lang), tickformat="d", rangemode="tozero")
     return finish(fig, _t("slipping", lang), max(320, 24 * len(n) + 140))

@@ -23,12 +23,28 @@ LABELS = {
 }
 
 # (metric key, labels) shown as KPI cards at the top of the report, in this order
-KPIS: list[tuple[str, dict[str, str]]] = []
+KPIS: list[tuple[str, dict[str, str]]] = [
+    ("master_customers", {"zh": "客户总数", "en": "Customers"}),
+    ("master_new_customers_week", {"zh": "本周新增客户", "en": "New customers this week"}),
+    ("segments_lost_week", {"zh": "本周流失客户", "en": "Lost this week"}),
+    ("quality_customer_error_rate", {"zh": "客户差错率（CRM）", "en": "Customers with errors (CRM)"}),
+    ("quality_record_error_rate", {"zh": "记录差错率（CRM）", "en": "Wrong records (CRM)"}),
+    ("funnel_open_count", {"zh": "在途商机数", "en": "Open opportunities"}),
+    ("funnel_open_amount", {"zh": "在途商机金额（万元）", "en": "Open pipeline (10k CNY)"}),
+    ("funnel_weighted_pipeline", {"zh": "加权商机金额（万元）", "en": "Weighted pipeline (10k CNY)"}),
+    ("funnel_win_rate_90d", {"zh": "近90天赢单率", "en": "Win rate, last 90 days"}),
+    ("pyramid_vip", {"zh": "VIP客户", "en": "VIP"}),
+    ("pyramid_important", {"zh": "重要客户", "en": "Important"}),
+    ("pyramid_ordinary", {"zh": "普通客户", "en": "Ordinary"}),
+    ("pyramid_small", {"zh": "小客户", "en": "Small"}),
+    ("pyramid_top20_revenue_share", {"zh": "前20%客户收入占比", "en": "Top-20% revenue share"}),
+]
 
 
 @dataclass
 class Context:
     con: Any
+    db_path: str
     as_of: dt.date
     metrics: dict
     lang: str
@@ -47,7 +63,7 @@ def open_context(as_of: str | None, db_path: str, metrics_path: str | None, trut
     else:
         metrics = collect_metrics(db_path, day, reports_dir(), truth_dir)
     truth = Path(truth_dir) if truth_dir and Path(truth_dir).exists() else None
-    return Context(dbmod.connect(db_path, read_only=True), day, metrics, lang, truth)
+    return Context(dbmod.connect(db_path, read_only=True), db_path, day, metrics, lang, truth)
 
 
 def header(ctx: Context) -> list:
@@ -61,3 +77,143 @@ def header(ctx: Context) -> list:
     cards = rv.kpi_cards(ctx.metrics, KPIS, lang)
     return [HTML(title + sub + f"<h2>{tr(LABELS, 'kpis', lang)}</h2>" + cards
                  + f'<p style="font-size:11px;color:#888">{tr(LABELS, "compare_note", lang)} — {note}</p>')]
+
+
+# --------------------------------------------------------------------------------------------------
+# sections: each returns [heading HTML, figures..., tables...] for the managers
+
+SECTION_LABELS = {
+    "quality": {"zh": "一、数据质量", "en": "1. Data quality"},
+    "master": {"zh": "二、客户主数据", "en": "2. Customer master"},
+    "segments": {"zh": "三、客户细分", "en": "3. Segments"},
+    "funnel": {"zh": "四、销售漏斗", "en": "4. Sales funnel"},
+    "pyramid": {"zh": "五、客户价值金字塔", "en": "5. Customer value pyramid"},
+    "by_source": {"zh": "各来源差错率", "en": "Error rates by source"},
+    "slipping": {"zh": "流失预警：长期未联系或未下单的高价值客户", "en": "Slipping away: valuable customers "
+                 "without contact or order"},
+    "sources": {"zh": "各来源记录归并情况", "en": "Records resolved per source"},
+    "movers": {"zh": "本周层级变动客户", "en": "Customers who changed tier this week"},
+    "stuck": {"zh": "停滞商机（按停留天数）", "en": "Stuck deals (by days in stage)"},
+}
+
+
+def _h2(key: str, lang: str) -> HTML:
+    return HTML(f"<h2>{tr(SECTION_LABELS, key, lang)}</h2>")
+
+
+def _table(key: str, df, lang: str, rows: int = 10) -> HTML:
+    return HTML(f"<h4>{tr(SECTION_LABELS, key, lang)}</h4>" + rv.table_html(df, rows))
+
+
+def quality_section(ctx: Context) -> list:
+    from .charts import quality as qc
+    from .quality import report as qr
+
+    lang = ctx.lang
+    rep = qr.build_report(ctx.db_path, ctx.as_of)
+    return [
+        _h2("quality", lang),
+        qc.trend_chart(rep.trend, rep.params.primary_source, lang),
+        qc.error_rate_by(rep.by_region, "region", lang),
+        qc.completeness_heatmap(rep.audit.completeness, lang),
+        qc.kinds_chart(rep.kinds, lang),
+        _table("by_source", qr.headline_table(rep, lang).round(3), lang),
+    ]
+
+
+def master_section(ctx: Context) -> list:
+    from . import master
+    from .charts import master as cm
+
+    lang = ctx.lang
+    items = [_h2("master", lang), cm.cluster_sizes(master.cluster_size_counts(ctx.con), lang)]
+    if ctx.truth_dir is not None and (ctx.truth_dir / "records.csv").exists():
+        items.append(cm.accuracy(master.evaluate(ctx.con, ctx.truth_dir), lang))
+    tree = master.largest_group(ctx.con)
+    if len(tree):
+        items.append(cm.group_tree(tree, lang))
+    by_source = ctx.con.execute(
+        "SELECT source, count(*) AS records, count(customer_id) AS resolved, "
+        "round(avg(match_probability), 4) AS mean_probability FROM customer_xref GROUP BY source ORDER BY source"
+    ).df()
+    items.append(_table("sources", by_source, lang))
+    return items
+
+
+def segments_section(ctx: Context) -> list:
+    import pandas as pd
+
+    from . import segments as sg
+    from .charts import segments as ch
+
+    lang = ctx.lang
+    p = sg.load_params()
+    h = sg.read_history(ctx.con, p.stages)
+    stages = sg.with_attributes(sg.lifecycle_stages(h, ctx.as_of, p.stages), h.customers)
+    before = sg.lifecycle_stages(h, ctx.as_of - dt.timedelta(days=p.transition_days), p.stages)
+    rfm = sg.with_attributes(sg.rfm_table(h.orders, ctx.as_of, p.rfm), h.customers)
+    feats = sg.cluster_features(sg.customer_facts(h, ctx.as_of, p.stages), ctx.as_of, p.clusters)
+    clusters = sg.fit_clusters(feats, p.clusters, lang)
+    slip = sg.slipping_away(stages, h.customers, h.reps, p.slipping)
+    cols = [c for c in ("customer_id", "name", "region", "owner_rep_id", "rep_name", "revenue",
+                        "days_since_contact", "days_since_order") if c in slip.columns]
+    return [
+        _h2("segments", lang),
+        ch.stage_counts_fig(sg.stage_counts(stages), lang),
+        ch.transition_fig(sg.transition_matrix(before, stages), lang),
+        ch.rfm_segments_fig(sg.rfm_summary(rfm, p.rfm, lang), lang),
+        ch.cluster_profile_fig(clusters.profile, lang),
+        ch.slipping_by_rep_fig(slip, lang),
+        _table("slipping", pd.DataFrame(slip[cols]), lang),
+    ]
+
+
+def funnel_section(ctx: Context) -> list:
+    from . import funnel as fn
+    from .charts import funnel as cf
+
+    lang = ctx.lang
+    params = fn.load_params()
+    fd = fn.read_funnel(ctx.con, ctx.as_of, params)
+    progress = fd.progress()
+    state = fd.state
+    conv = fn.cohort_conversion(progress, params, unit="opportunity", complete_only=True)
+    lifecycle = fn.lifecycle_funnel(fn.read_lifecycle(ctx.con, ctx.as_of, params), by="region")
+    stuck, overdue = fn.stuck_deals(state, params), fn.overdue_deals(state, params, ctx.as_of)
+    cols = [c for c in ("opp_id", "region", "rep_id", "current_stage", "days_in_stage", "amount")
+            if c in stuck.columns]
+    return [
+        _h2("funnel", lang),
+        cf.stage_funnel(conv, lang),
+        cf.lifecycle_funnel(lifecycle, lang),
+        cf.conversion_trend(fn.conversion_trend(progress, params), lang),
+        cf.aging_bars(fn.aging_table(stuck, params), fn.aging_table(overdue, params), lang),
+        cf.forecast_bars(fn.forecast_by_close_month(state, params, ctx.as_of), lang),
+        _table("stuck", stuck[cols], lang),
+    ]
+
+
+def pyramid_section(ctx: Context) -> list:
+    from . import pyramid as pm
+    from .charts import pyramid as cp
+
+    lang = ctx.lang
+    params = pm.load_params()
+    ind = pm.indicators_from_db(ctx.con, ctx.as_of, params)
+    scored = pm.score(ind, params)
+    table = pm.tier_table(scored, ind)
+    prev = pm.score(pm.indicators_from_db(ctx.con, ctx.as_of - dt.timedelta(days=params.migration_days),
+                                          params), params)
+    matrix, movers = pm.migration(prev["tier"], scored["tier"])
+    names = pm.read_inputs(ctx.con, ctx.as_of)["profile"].set_index("customer_id")["name"]
+    return [
+        _h2("pyramid", lang),
+        cp.pyramid_figure(table, lang, ctx.as_of.isoformat()),
+        cp.lorenz_figure(ind, lang, params.top_share),
+        cp.tier_share_figure(table, lang),
+        cp.migration_figure(matrix, lang),
+        _table("movers", movers.join(names, on="customer_id"), lang),
+    ]
+
+
+SECTIONS = [quality_section, master_section, segments_section, funnel_section, pyramid_section]

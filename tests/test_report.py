@@ -67,7 +67,7 @@ def test_week_folders_hold_report_notebooks_and_metrics(project):
             assert (week_dir / f"{name}.ipynb").exists(), name
         metrics = _metrics(week_dir)
         assert metrics["week"] == week_dir.name
-        assert metrics["metrics"]["customers"] > 0
+        assert metrics["metrics"]["master_customers"] > 0
         assert set(json.loads((week_dir / "timings.json").read_text())) >= {"load", "resolve", "report"}
     assert not list((root / "reports").glob(".build-*")), "build folders must not be left behind"
 
@@ -95,7 +95,7 @@ def test_week_over_week_deltas_agree_with_both_metrics_files(project):
     for key, delta in wow.items():
         assert delta == pytest.approx(m2["metrics"][key] - m1["metrics"][key], abs=1e-6), key
     # a week of new data moved at least the record count
-    assert m2["metrics"]["records"] > m1["metrics"]["records"]
+    assert m2["metrics"]["master_records"] > m1["metrics"]["master_records"]
 
 
 def test_latest_points_to_newest_and_rerun_replaces_cleanly(project):

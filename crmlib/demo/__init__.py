@@ -72,13 +72,13 @@ def build_world(seed: int, scale: float) -> World:
     calls["called_at"] = stamps(calls["day"], calls["sec"], "%Y/%m/%d %H:%M:%S")
     seq = calls.groupby("day").cumcount().to_numpy() + 1
     day_s = pd.Series(calls["called_at"].str.slice(0, 10).str.replace("/", "")).to_numpy()
-    calls["call_id"] = [f"CC{d}{s:05d}" for d, s in zip(day_s, seq)]
+    calls["call_id"] = [f"CC{d}{s:05d}" for d, s in zip(day_s, seq, strict=False)]
     tickets = ev.build_tickets(seed, cust, active_from)
     tseq = tickets.groupby("opened").cumcount().to_numpy() + 1
     from .write import dates
     tdays = [x.replace("-", "") for x in dates(tickets["opened"])]
     w = World(seed, scale, cust, reps, opps, stages, active_from, accounts, contacts, crm_err, erp, calls, tickets)
-    w.ticket_ids = np.array([f"TK{d}{s:04d}" for d, s in zip(tdays, tseq)])
+    w.ticket_ids = np.array([f"TK{d}{s:04d}" for d, s in zip(tdays, tseq, strict=False)])
     w.crec = cust.to_dict("records")
     w.trec = tickets.to_dict("records")
     from .write import week_of
@@ -157,8 +157,7 @@ def generate(out_dir, truth_dir, seed: int = DEFAULT_SEED, scale: float = 1.0, a
 
 def _write_windows(w: World, out: Path, truth_dir: Path, windows, fresh: bool, log) -> dict:
     from . import write as wr
-    from .sales import SalesContext, make_rows, visits_for, write_workbook
-    from .world import day_to_date
+    from .sales import SalesContext
 
     counts: dict[str, int] = {}
 
@@ -172,7 +171,7 @@ def _write_windows(w: World, out: Path, truth_dir: Path, windows, fresh: bool, l
         for k, v in wr.write_crm(out, w, lo, hi, suffix, truth).items():
             add(f"crm/{k}", v)
         add("erp/customers", wr.write_erp_customers(out, w, lo, hi, suffix, truth))
-        names = dict(zip(w.erp_customers["erp_customer_id"], w.erp_customers["customer_name"]))
+        names = dict(zip(w.erp_customers["erp_customer_id"], w.erp_customers["customer_name"], strict=False))
         n = len(w.cust)
         for b, start in enumerate(range(0, n, BLOCK)):
             from .events import orders_block
@@ -213,8 +212,8 @@ def _sales_job(job):
     fname = f"{label}_{rep.rep_id}.xlsx"
     placed = write_workbook(st["folder"] / fname, rep, label, rows, rng, stamp)
     keys = [f"{fname}|{s}|{r}" for s, r, _ in placed]
-    return ([(k, x["_cust"], x["_kinds"], x["_junk"]) for k, (_, _, x) in zip(keys, placed)],
-            [("sales", k, *e) for k, (_, _, x) in zip(keys, placed) for e in x["_errs"]])
+    return ([(k, x["_cust"], x["_kinds"], x["_junk"]) for k, (_, _, x) in zip(keys, placed, strict=False)],
+            [("sales", k, *e) for k, (_, _, x) in zip(keys, placed, strict=False) for e in x["_errs"]])
 
 
 def _write_sales(w, ctx, out: Path, lo: int, hi: int, suffix: str, truth, counts) -> int:
@@ -292,9 +291,7 @@ def _write_truth(w: World, truth_dir: Path, state, as_of: dt.date, counts: dict,
     truth_dir.mkdir(parents=True, exist_ok=True)
     day = wd.date_to_day(as_of)
     t = w.extra["truth"]
-    rec = pd.concat(t.records, ignore_index=True) if t.records else pd.DataFrame()
-    errs = pd.concat(t.errors, ignore_index=True) if t.errors else pd.DataFrame(
-        columns=["source", "source_key", "field", "kind", "true_value", "written_value"])
+    rec, errs = t.records, t.errors
     crm_rows = w.crm_errors
     # CRM account errors are known up front; keep the ones whose account was written in this run
     acc_keys = set(rec.loc[rec["source"] == "crm", "source_key"]) if len(rec) else set()

@@ -7,7 +7,19 @@ import pandas as pd
 
 from . import catalog as cat
 from . import names as nm
-from .world import END, NEVER, S_CALLS, S_CRM, S_ERP, S_OPPS, S_ORDERS, S_TICKETS, owner_at, region_rates, rng_for
+from .world import (
+    END,
+    NEVER,
+    S_CALLS,
+    S_CRM,
+    S_ERP,
+    S_OPPS,
+    S_ORDERS,
+    S_TICKETS,
+    owner_at,
+    region_rates,
+    rng_for,
+)
 
 KEY = "大客户及行业客户"
 
@@ -100,13 +112,9 @@ def build_opps(seed: int, cust: pd.DataFrame, reps: pd.DataFrame):
     opps["competitor"] = np.where((opps["status_final"] == "lost") & (rng.random(m) < 0.7),
                                   rng.choice(cat.COMPETITORS, m), "")
     opps["owner_rep_id"] = owner_at(reps, cust["pos"].to_numpy()[opp_cust], opp_t0)
-    names = cust["name"].to_numpy()
-    short = []
-    for i, row in zip(opp_cust, cust.iloc[opp_cust].itertuples()):
-        short.append(nm.variant(rng, cust_dict(row), 0.4))
+    short = [nm.variant(rng, cust_dict(row), 0.4) for row in cust.iloc[opp_cust].itertuples()]
     yr = (opps["created"].to_numpy() // 365 + 2024).astype(str)
-    opps["opp_name"] = [f"{s}{y}年{pl}采购项目" for s, y, pl in zip(short, yr, opps["product_line"])]
-    del names
+    opps["opp_name"] = [f"{s}{y}年{pl}采购项目" for s, y, pl in zip(short, yr, opps["product_line"], strict=False)]
     st = pd.DataFrame(stages_rows, columns=["j", "stage", "day"])
     st["opp_id"] = opps["opp_id"].to_numpy()[st["j"].to_numpy()]
     # first day each customer buys: existing customers already do; converted ones from their first win
@@ -145,7 +153,7 @@ def build_crm(seed: int, cust: pd.DataFrame, reps: pd.DataFrame):
 
     acc, errs, contacts = [], [], []
     cols = cust.iloc[in_crm]
-    for (ci, row), c in zip(zip(in_crm, cols.itertuples()), cat_):
+    for (ci, row), c in zip(zip(in_crm, cols.itertuples(), strict=False), cat_, strict=False):
         city = row.city
         phone = row.phone
         addr = f"{row.province if row.province != city else ''}{city}{rng.choice(cat.ROADS)}{int(rng.integers(1, 999))}号"
@@ -203,7 +211,7 @@ def build_crm(seed: int, cust: pd.DataFrame, reps: pd.DataFrame):
     accounts["_obj"] = acc
     accounts = accounts.sort_values(["created", "cust"], kind="stable").reset_index(drop=True)
     accounts["account_id"] = [f"A{i + 100001:07d}" for i in range(len(accounts))]
-    acc_id = {id(o): a for o, a in zip(accounts["_obj"], accounts["account_id"])}
+    acc_id = {id(o): a for o, a in zip(accounts["_obj"], accounts["account_id"], strict=False)}
     # owner: the position's rep at creation; junk accounts belong to a random rep
     pos = np.where(accounts["cust"] >= 0, cust["pos"].to_numpy()[np.maximum(accounts["cust"], 0)],
                    rng.integers(0, cust["pos"].max() + 1, len(accounts)))
@@ -350,7 +358,7 @@ def orders_block(seed: int, block: int, cust: pd.DataFrame, idx: np.ndarray, act
 # ------------------------------------------------------------------------------------------ calls & tickets
 def build_calls(seed: int, cust: pd.DataFrame, active_from: np.ndarray):
     rng = rng_for(seed, S_CALLS)
-    n = len(cust)
+    len(cust)
     v = cust["latent_value"].to_numpy()
     g = cust["value_group"].to_numpy()
     churn = cust["churn_at"].to_numpy()
@@ -412,7 +420,7 @@ def build_tickets(seed: int, cust: pd.DataFrame, active_from: np.ndarray):
     return pd.DataFrame({"cust": c, "opened": d, "closed": d + dur, "satisfaction": np.where(surveyed & ~cancelled,
                                                                                          sat, 0),
                          "cancelled": cancelled, "product": np.array([p[0] for p in hw])[prod],
-                         "serial_no": [f"{_model(hw[p][0])}{s}" for p, s in zip(prod, serial)]})
+                         "serial_no": [f"{_model(hw[p][0])}{s}" for p, s in zip(prod, serial, strict=False)]})
 
 
 def _model(product: str) -> str:

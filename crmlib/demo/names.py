@@ -19,7 +19,7 @@ _ORG_W = [3, 7, 9, 10, 5, 8, 4, 2]
 
 def uscc_check_char(body17: str) -> str:
     """Check character over the first 17 characters (weights 3^i mod 31)."""
-    s = sum(_USCC_VAL[c] * w for c, w in zip(body17, _USCC_W))
+    s = sum(_USCC_VAL[c] * w for c, w in zip(body17, _USCC_W, strict=False))
     return USCC_ALPHABET[(31 - s % 31) % 31]
 
 
@@ -36,7 +36,7 @@ def _org_code(rng: np.random.Generator) -> str:
     else:
         body = "".join(str(d) for d in rng.integers(0, 10, 8))
     vals = [int(c) if c.isdigit() else ord(c) - 55 for c in body]
-    c9 = 11 - sum(v * w for v, w in zip(vals, _ORG_W)) % 11
+    c9 = 11 - sum(v * w for v, w in zip(vals, _ORG_W, strict=False)) % 11
     return body + ("X" if c9 == 10 else "0" if c9 == 11 else str(c9))
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import re
 import zipfile
 from pathlib import Path
 
@@ -115,7 +114,7 @@ class SalesContext:
             self.opps_by_cust.setdefault(int(r.cust), []).append(r)
         st = w.stages
         self.stage_hist: dict[str, list] = {}
-        for oid, s, d in zip(st["opp_id"], st["stage"], st["day"]):
+        for oid, s, d in zip(st["opp_id"], st["stage"], st["day"], strict=False):
             self.stage_hist.setdefault(oid, []).append((d, s))
 
 
@@ -140,7 +139,7 @@ def visits_for(ctx: SalesContext, rep, rep_ord: int, mon: int, lo: int, hi: int)
     if len(pros):
         vis += list(rng.choice(pros, min(len(pros), int(rng.poisson(0.5)))))
     days = [mon + int(d) for d in rng.choice([0, 1, 2, 3, 4, 4, 5], len(vis))] if vis else []
-    items = sorted(zip(days, range(len(vis)), vis))
+    items = sorted(zip(days, range(len(vis)), vis, strict=False))
     items = [(d, c) for d, _, c in items if lo < d <= hi and rep.hired <= d < rep.left]
     return items, rng
 
@@ -148,7 +147,6 @@ def visits_for(ctx: SalesContext, rep, rep_ord: int, mon: int, lo: int, hi: int)
 def make_rows(ctx: SalesContext, rep, items, rng):
     """Row values (canonical order) + truth (cust idx, junk, kinds, errors) for one workbook."""
     w = ctx.w
-    cust = w.cust
     hb = HABIT[rep.habit]
     rows = []
     for d, c in items:

@@ -7,7 +7,7 @@ Days are integers counted from WORLD_START.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -318,7 +318,7 @@ def build_customers(seed: int, scale: float) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     n = len(df)
     df["industry"] = [nm.infer_industry(x) for x in df["name"]]
-    df["uscc"] = [nm.make_uscc(rng, k, a) for k, a in zip(df["uscc_kind"], df["admin"])]
+    df["uscc"] = [nm.make_uscc(rng, k, a) for k, a in zip(df["uscc_kind"], df["admin"], strict=False)]
     # registered capital (万元): none for branches and government bodies, who have none
     cap_mu = df["size"].map({"大型": 11.0, "中型": 8.5, "小型": 6.0, "微型": 4.0}).to_numpy()
     cap = np.round(np.exp(rng.normal(cap_mu, 0.8)) / 10) * 10
@@ -352,7 +352,7 @@ def build_reps(seed: int, scale: float, cust: pd.DataFrame) -> tuple[pd.DataFram
         alloc[i] += 1
     reps = []
     pos_region = []
-    for r, k in zip(regions, alloc):
+    for r, k in zip(regions, alloc, strict=False):
         for _ in range(k):
             p = len(pos_region)
             pos_region.append(r)

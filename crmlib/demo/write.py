@@ -1,10 +1,7 @@
 """Writers: cut the simulated world at a window (lo, hi] and write the raw drop files + truth rows."""
 from __future__ import annotations
 
-import datetime as dt
 import io
-import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +10,7 @@ import pandas as pd
 from . import catalog as cat
 from . import names as nm
 from .events import cust_dict
-from .world import CITIES, NEVER, S_CALLS, S_VISITS, WORLD_START, day_to_date, owner_at, rng_for
+from .world import CITIES, NEVER, S_CALLS, WORLD_START, day_to_date, owner_at, rng_for
 
 EPOCH = np.datetime64(WORLD_START.isoformat(), "D")
 NEG = -10 ** 7  # "from the beginning"
@@ -72,29 +69,50 @@ def num(x, nd=2) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------ truth helpers
 class Truth:
+    """Truth rows collected in plain lists (cheap per week), turned into frames once at the end."""
+
     def __init__(self, cust: pd.DataFrame):
         self.cid = cust["cid"].to_numpy()
-        self.records: list[pd.DataFrame] = []
-        self.errors: list[pd.DataFrame] = []
+        self.rec: list[tuple] = []
+        self.errs: list[tuple] = []
 
     def add(self, source: str, keys, cust_idx, kinds: list[list[str]], junk=None):
-        cust_idx = np.asarray(cust_idx, int)
-        junk = np.zeros(len(keys), bool) if junk is None else np.asarray(junk, bool)
-        self.records.append(pd.DataFrame({
-            "source": source, "source_key": np.asarray(keys, object),
-            "true_customer_id": np.where(cust_idx >= 0, self.cid[np.maximum(cust_idx, 0)], ""),
-            "is_junk": junk.astype(int), "has_error": np.array([1 if k else 0 for k in kinds]),
-            "error_kinds": [";".join(k) for k in kinds]}))
+        keys = list(keys)
+        junk = [False] * len(keys) if junk is None else list(junk)
+        for k, c, ks, j in zip(keys, cust_idx, kinds, junk, strict=False):
+            c = int(c)
+            self.rec.append((source, k, self.cid[c] if c >= 0 else "", int(bool(j)), 1 if ks else 0, ";".join(ks)))
 
     def err(self, rows: list[tuple]):
-        if rows:
-            self.errors.append(pd.DataFrame(rows, columns=["source", "source_key", "field", "kind", "true_value",
-                                                           "written_value"]))
+        self.errs.extend(rows)
+
+    @property
+    def records(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rec, columns=["source", "source_key", "true_customer_id", "is_junk", "has_error",
+                                               "error_kinds"])
+
+    @property
+    def errors(self) -> pd.DataFrame:
+        return pd.DataFrame(self.errs, columns=["source", "source_key", "field", "kind", "true_value",
+                                                "written_value"])
+
+
+def write_rows(path: Path, header: list[str], rows: list[tuple], encoding: str, crlf: bool = False):
+    """Small files: the csv module is much cheaper than a DataFrame per week."""
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    wr = csv.writer(buf, lineterminator="\r\n" if crlf else "\n")
+    wr.writerow(header)
+    wr.writerows(rows)
+    data = buf.getvalue().encode(encoding.replace("-sig", ""))
+    path.write_bytes((b"\xef\xbb\xbf" if encoding == "utf-8-sig" else b"") + data)
 
 
 # ------------------------------------------------------------------------------------------ CRM
 def write_crm(out: Path, w, lo: int, hi: int, suffix: str, truth: Truth):
-    reps, cust, acc, con, opps, st = w.reps, w.cust, w.accounts, w.contacts, w.opps, w.stages
+    reps, _cust, acc, con, opps, st = w.reps, w.cust, w.accounts, w.contacts, w.opps, w.stages
     sfx = f"_{suffix}" if suffix else ""
     # accounts: a new version when created and whenever the territory changes hands
     rep_hired = reps.set_index("rep_id")["hired"]
@@ -158,7 +176,7 @@ def write_crm(out: Path, w, lo: int, hi: int, suffix: str, truth: Truth):
 def erp_customers(w) -> pd.DataFrame:
     """One row per ERP customer id (primary and duplicate) with creation day and written fields."""
     rng = rng_for(w.seed, 51)
-    cust, erp = w.cust, w.erp
+    _cust, erp = w.cust, w.erp
     has = w.active_from < NEVER
     rows = []
     for i in np.flatnonzero(has):
@@ -223,7 +241,7 @@ def write_orders(out: Path, lines: pd.DataFrame, rec: pd.DataFrame, names: dict,
 
 
 # ------------------------------------------------------------------------------------------ call center
-AGENTS = [f"{s}{g}" for s, g in zip("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗", "丽敏静婷娟燕霞洁颖琳雪梅芳红玲艳慧璐倩")]
+AGENTS = [f"{s}{g}" for s, g in zip("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗", "丽敏静婷娟燕霞洁颖琳雪梅芳红玲艳慧璐倩", strict=False)]
 CALL_JUNK = ["个人", "", "不详", "未知客户", "无", "散户"]
 
 
@@ -236,7 +254,7 @@ def _gbk_safe(s: str, fallback: str) -> str:
 
 
 def write_calls(out: Path, w, lo, hi, suffix, truth: Truth):
-    calls, cust = w.calls, w.cust
+    calls, _cust = w.calls, w.cust
     c = calls[in_win(calls["day"], lo, hi)]
     if not len(c):
         return 0
@@ -280,12 +298,12 @@ def write_calls(out: Path, w, lo, hi, suffix, truth: Truth):
             rows.append((r.call_id, r.called_at, r.call_type, company, caller, phone, prod,
                          tmpl[int(rng.integers(len(tmpl)))].format(p=prod), AGENTS[int(rng.integers(len(AGENTS)))]))
             keys.append(r.call_id), cs.append(-1 if junk else r.cust), kinds_l.append(kinds), junks.append(junk)
-        df = pd.DataFrame(rows, columns=["工单号", "来电时间", "来电类型", "客户单位", "来电人", "来电号码", "产品", "摘要",
-                                         "坐席"])
-        write_csv(out / "callcenter" / f"calls_{wk}.csv", df, "gb18030" if gb18030 else "gbk", crlf=True)
+        write_rows(out / "callcenter" / f"calls_{wk}.csv", ["工单号", "来电时间", "来电类型", "客户单位", "来电人",
+                                                             "来电号码", "产品", "摘要", "坐席"],
+                   rows, "gb18030" if gb18030 else "gbk", crlf=True)
         truth.add("callcenter", keys, cs, kinds_l, junks)
         truth.err([("callcenter", *e) for e in errs])
-        n += len(df)
+        n += len(rows)
     return n
 
 
@@ -293,7 +311,7 @@ def write_calls(out: Path, w, lo, hi, suffix, truth: Truth):
 def write_tickets(out: Path, w, lo, hi, suffix, truth: Truth):
     """Ticket versions: the week a ticket opens shows it (closed already or 处理中), the week it closes
     shows the final version. A delta file holds both kinds of rows of its window."""
-    tk, cust = w.tickets, w.cust
+    tk, _cust = w.tickets, w.cust
     opened, closed = tk["opened"].to_numpy(), tk["closed"].to_numpy()
     rows = []  # (ticket index, file label, closed?)
     wo = w.ticket_weeks
@@ -345,10 +363,9 @@ def write_tickets(out: Path, w, lo, hi, suffix, truth: Truth):
             if lo < opened[i] <= hi and (not is_closed or suffix or wk == wo[i]):
                 keys.append(tid), cs.append(int(r["cust"])), kinds_l.append(kinds)
                 truth.err([("service", *e) for e in errs])
-        df = pd.DataFrame(out_rows, columns=["ticket_id", "customer_name", "contact_phone", "city", "product",
-                                             "serial_no", "opened_at", "closed_at", "status", "satisfaction",
-                                             "station"])
-        write_csv(out / "service" / f"tickets_{wk}.csv", df, "utf-8")
+        write_rows(out / "service" / f"tickets_{wk}.csv", ["ticket_id", "customer_name", "contact_phone", "city",
+                                                           "product", "serial_no", "opened_at", "closed_at", "status",
+                                                           "satisfaction", "station"], out_rows, "utf-8")
         truth.add("service", keys, cs, kinds_l)
-        n += len(df)
+        n += len(out_rows)
     return n

@@ -203,3 +203,21 @@ def test_name_typo_against_the_majority_canonical_name():
     master = pd.DataFrame({"customer_id": ["C1"], "name": ["化为技术有限公司"]})
     out = checks.check_names(r, master, ["crm", "erp"])
     assert out[["record_id", "kind", "value"]].values.tolist() == [["crm:A2", "name_typo", "化为技术有限公司"]]
+
+
+def test_suffix_typos_and_unmatched_typo_records():
+    import pandas as pd
+    assert checks.suffix_typo("南宁宇盛电脑有限工司") and checks.suffix_typo("瑞远机械制造有很公司")
+    assert checks.suffix_typo("越智能源科技股份友限公司") and checks.suffix_typo("河北太学")
+    # real endings one character away from a legal form are not typos
+    for ok in ("长春银源系统集成有限公司", "某某科技公司", "国家税务总局", "兰州大学", "宇盛电脑股份公司"):
+        assert not checks.suffix_typo(ok), ok
+    # a typo kept this call from matching: its name is one character off a customer with several records
+    r = pd.DataFrame({
+        "record_id": ["crm:A1", "erp:E1", "callcenter:K1"], "source": ["crm", "erp", "callcenter"],
+        "source_key": ["A1", "E1", "K1"], "customer_id": ["C1", "C1", "C9"],
+        "name_raw": ["苏州启川计算机系统有限公司", "苏州启川计算机系统有限公司", "苏州启川计算机糸统有限公司"]})
+    master = pd.DataFrame({"customer_id": ["C1", "C9"], "name": ["苏州启川计算机系统有限公司", "苏州启川计算机糸统有限公司"]})
+    out = checks.check_names(r, master, ["crm", "erp", "callcenter"])
+    assert out[["record_id", "suggested", "suggested_customer_id"]].values.tolist() == [
+        ["callcenter:K1", "苏州启川计算机系统有限公司", "C1"]]

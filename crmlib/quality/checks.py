@@ -347,6 +347,29 @@ def _region_spans(cleaned: str) -> set[int]:
     return out
 
 
+# legal forms (and 大学): a name whose ending is one character off one of these, where no real ending covers
+# that character, carries a typo: 有限工司, 股份友限公司, 有很公司, 有限责任公同, 河北太学. Two-character
+# branch words (分行/总行) are left out: 开行, 总局 and the like are real endings one character away.
+SUFFIX_WORDS = ("股份有限公司", "有限责任公司", "有限公司", "股份公司", "大学")
+SUFFIX_VALID = SUFFIX_WORDS + ("公司", "中学", "小学", "化学", "医学", "科学")
+
+
+def suffix_typo(cleaned: str) -> bool:
+    """True when a name's ending is one character off a legal form and that character is in no real ending."""
+    for w in SUFFIX_WORDS:
+        n = len(w)
+        if len(cleaned) <= n:
+            continue
+        tail = cleaned[-n:]
+        diff = [i for i in range(n) if tail[i] != w[i]]
+        if len(diff) != 1:
+            continue
+        from_end = n - diff[0]
+        if not any(cleaned.endswith(v) and len(v) >= from_end for v in SUFFIX_VALID):
+            return True
+    return False
+
+
 def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str],
                 min_len: int = 6) -> pd.DataFrame:
     """Records whose customer name is mistyped.
@@ -361,6 +384,8 @@ def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str],
     from matching it at all, so its name is compared with the names of customers that have several
     records: one substituted character (not inside a place name; names of ``min_len``+ characters) or a
     doubled last character makes it a typo of that customer, which becomes the suggested customer.
+
+    Any record whose ending is one character off a legal form (:func:`suffix_typo`) is a typo too.
     """
     from ..names import clean, parse
     rec = records[records["customer_id"].notna() & records["name_raw"].notna()].copy()
@@ -381,26 +406,30 @@ def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str],
     multi = rec[rec["customer_id"].map(n_rec) >= 2]
     masked: dict[str, set[str]] = {}
     exact: dict[str, set[str]] = {}
+
+    def keys(text: str) -> list[str]:
+        spans = _region_spans(text)
+        return [text[:i] + "\0" + text[i + 1:] for i in range(len(text)) if i not in spans]
+
     for cid, name in multi[["customer_id", "name_raw"]].drop_duplicates().itertuples(index=False):
         c = cleaned[name]
         exact.setdefault(c, set()).add(cid)
         if len(c) >= min_len:
-            spans = _region_spans(c)
-            for i in range(len(c)):
-                if i not in spans:
-                    masked.setdefault(c[:i] + "\0" + c[i + 1:], set()).add(cid)
+            for k in keys(c):
+                masked.setdefault(k, set()).add(cid)
     out = []
     for r in rec[rec["source"].isin(sources) & rec["customer_id"].isin(gold.index)].to_dict("records"):
         cid, name = r["customer_id"], r["name_raw"]
         c = cleaned[name]
         r = {**r, "_chars": None}
+        if suffix_typo(c):
+            out.append(_issue(r, "name_typo", "name_raw", name, master_name.get(cid)))
+            continue
         if n_rec[cid] < 2:
             other: set[str] = set()
             if len(c) >= min_len:
-                spans = _region_spans(c)
-                for i in range(len(c)):
-                    if i not in spans:
-                        other |= masked.get(c[:i] + "\0" + c[i + 1:], set())
+                for k in keys(c):
+                    other |= masked.get(k, set())
             if len(c) > 2 and c[-1] == c[-2]:
                 other |= exact.get(c[:-1], set())
             other.discard(cid)

@@ -77,6 +77,7 @@ def build_fixlist(audit: Audit, params: QualityParams) -> pd.DataFrame:
     iss = iss.sort_values(["_rscore", "_n", "_key", "score", "field"],
                           ascending=[False, False, True, False, True]).reset_index(drop=True)
     iss["rank"] = pd.factorize(iss["_key"])[0] + 1
+    iss["row"] = pd.to_numeric(iss["row"], errors="coerce").astype("Int64")
     iss["field"] = iss["field"].map(lambda f: f"{FIELD_ZH.get(f, f)} ({f})" if not blank(f) else f)
     return iss[[c[0] for c in COLUMNS]]
 

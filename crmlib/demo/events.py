@@ -286,7 +286,7 @@ def orders_block(seed: int, block: int, cust: pd.DataFrame, idx: np.ndarray, act
     scope = sub["scope"].to_numpy()
     start = np.maximum(active_from[idx], 0)
     stop = np.minimum(sub["churn_at"].to_numpy(), END)
-    rate = np.where(scope == KEY, 3.2 * v ** 0.55, np.where(scope == "渠道", 12 * v ** 0.5, 1.6 * v ** 0.5))
+    rate = np.where(scope == KEY, 3.8 * v ** 0.55, np.where(scope == "渠道", 14 * v ** 0.5, 2.0 * v ** 0.5))
     cnt = rng.poisson(np.where(start < stop, rate * np.maximum(stop - start, 0) / 365.0, 0))
     oc = np.repeat(np.arange(len(idx)), cnt)
     od = (start[oc] + rng.random(len(oc)) * (stop - start)[oc]).astype(int)

@@ -133,7 +133,13 @@ def _s2t(s: str) -> str:
 
 def typo(rng: np.random.Generator, name: str) -> str:
     """Replace one character by a homophone / look-alike; returns name unchanged if none applies."""
-    pos = [i for i, c in enumerate(name) if c in cat.TYPO_MAP]
+    # people mistype the distinctive part, not the legal form they write a hundred times a day
+    core = len(name)
+    for lf in ("股份有限公司", "有限责任公司", "有限公司", "公司"):
+        if name.endswith(lf):
+            core = len(name) - len(lf)
+            break
+    pos = [i for i, c in enumerate(name[:core]) if c in cat.TYPO_MAP]
     if not pos:
         return name
     i = pos[int(rng.integers(len(pos)))]

@@ -237,6 +237,11 @@ def make_rows(ctx: SalesContext, rep, items, rng):
     return rows
 
 
+def _text_date(d: dt.date, fmt: int) -> str:
+    """Dates typed as text, the ways reps type them."""
+    return [f"{d:%Y/%m/%d}", f"{d:%Y.%m.%d}", f"{d.month}月{d.day}日", f"{d.year}年{d.month}月{d.day}日"][fmt]
+
+
 def write_workbook(path: Path, rep, week_label: str, rows: list[dict], rng, stamp: dt.datetime):
     """Lay the rows out as this rep's template does; returns [(sheet, excel_row, row dict)]."""
     lrng = rng_for(0, 99, int(rep.rep_id[1:]))  # layout habits belong to the rep, not to the week
@@ -246,6 +251,7 @@ def write_workbook(path: Path, rep, week_label: str, rows: list[dict], rng, stam
     merge_dates = lrng.random() < 0.25
     per_day = lrng.random() < 0.3
     text_dates = lrng.random() < 0.3
+    date_fmt = int(lrng.integers(4))
     manual = version == "v3" and lrng.random() < 0.4
     headers = TEMPLATES[version]
     cols = [(i, h) for i, h in enumerate(headers) if h is not None]
@@ -296,7 +302,7 @@ def write_workbook(path: Path, rep, week_label: str, rows: list[dict], rng, stam
             for j, (i, _) in enumerate(cols, start=1):
                 v = r[CANON[i]]
                 if isinstance(v, dt.date):
-                    v = v.strftime("%Y/%m/%d") if text_dates else dt.datetime(v.year, v.month, v.day)
+                    v = _text_date(v, date_fmt) if text_dates else dt.datetime(v.year, v.month, v.day)
                 if v is None or v == "":
                     continue
                 cell = ws.cell(excel_row, j, v)

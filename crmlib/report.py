@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from . import paths
 from .errors import UserError
 from .params import Params
@@ -37,6 +39,7 @@ class NotebookParameters(Params):
 
 class WeeklyConfig(Params):
     kernel: str = "crm"
+    parallel: int = Field(2, ge=1, le=16)
     notebooks: list[str] = []
     report_notebook: str = "00_weekly_report.ipynb"
     cell_timeout: int = 600
@@ -86,7 +89,7 @@ def run_notebook(src: Path, dst: Path, parameters: dict[str, Any], kernel: str, 
         raise UserError(
             f"notebook failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}",
             file=str(src.relative_to(paths.root())),
-            hint=f"open the executed copy {dst.name} to see the failing cell",
+            hint="the executed notebooks of the failed run are kept in reports/.failed-<week>/",
         ) from None
     except Exception as exc:
         # kernel missing, timeout, ... : still a message, not a traceback
@@ -121,6 +124,22 @@ def strip_online_scripts(body: str) -> str:
     return _ONLINE_SCRIPT.sub("", body)
 
 
+def run_notebooks(jobs: list[tuple[str, dict]], nb_dir: Path, out_dir: Path, cfg: WeeklyConfig,
+                  timer: StepTimer) -> None:
+    """Run notebooks ``cfg.parallel`` at a time (each in its own kernel); the first failure stops the rest."""
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+    with ThreadPoolExecutor(max_workers=cfg.parallel) as pool:
+        futures = [pool.submit(timer.run, f"notebook {name}", run_notebook, nb_dir / name, out_dir / name,
+                               params, cfg.kernel, cfg.cell_timeout) for name, params in jobs]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in done if f.exception() is not None]
+        if failed:
+            for f in futures:
+                f.cancel()
+            raise failed[0].exception()
+
+
 # --------------------------------------------------------------------------------------------------
 # the run
 
@@ -153,11 +172,17 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
 
     timer = StepTimer()
     build_dir: Path | None = None
+    week = "unknown"
     try:
         from . import load as load_mod
         from . import master
 
-        timer.run("load", load_mod.load_all, paths.raw_dir(), build_db, progress=sys.stderr.isatty())
+        loaded = timer.run("load", load_mod.load_all, paths.raw_dir(), build_db, progress=sys.stderr.isatty())
+        # a refused file (say, one rep's corrupt sheet) does not stop the managers' report: it is named
+        # in the log and in metrics.json, and `crm load` retries it next run
+        refused = [f"{f.file}: {f.message}" for f in loaded.refused]
+        for name in refused:
+            log.warning("load refused %s; the report is built without it", name)
         timer.run("resolve", master.resolve_db, build_db)
 
         as_of_date = as_of_date or _default_as_of(build_db)
@@ -169,21 +194,17 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
 
         params = dict(nb_params, as_of=as_of_date.isoformat(),
                       db_path=os.path.relpath(build_db, root))
-        nb_dir = paths.notebooks_dir()
-        for name in cfg.notebooks:
-            timer.run(f"notebook {name}", run_notebook, nb_dir / name, build_dir / name, params,
-                      cfg.kernel, cfg.cell_timeout)
-
         from .metrics import collect_metrics
         metrics = timer.run("metrics", collect_metrics, build_db, as_of_date, reports, nb_params["truth_dir"])
+        metrics["load"] = {"files_loaded": len(loaded.read), "files_refused": refused}
         (build_dir / "metrics.json").write_text(
             json.dumps(metrics, ensure_ascii=False, indent=2, sort_keys=True), encoding="utf-8")
 
-        report_nb = build_dir / cfg.report_notebook
-        # the managers' notebook also reads this week's metrics.json (the only extra parameter)
+        # the managers' notebook also reads this week's metrics.json (its only extra parameter)
         report_params = dict(params, metrics_path=os.path.relpath(build_dir / "metrics.json", root))
-        timer.run("report", run_notebook, nb_dir / cfg.report_notebook, report_nb,
-                  report_params, cfg.kernel, cfg.cell_timeout)
+        jobs = [(name, params) for name in cfg.notebooks] + [(cfg.report_notebook, report_params)]
+        run_notebooks(jobs, paths.notebooks_dir(), build_dir, cfg, timer)
+        report_nb = build_dir / cfg.report_notebook
         title = ("客户信息中心周报 " if nb_params["lang"] == "zh" else "Customer information weekly ") + week
         html = build_dir / f"weekly_report_{week}.html"
         timer.run("export", export_html, report_nb, html, title, nb_params["lang"])
@@ -199,6 +220,14 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
             os.replace(build_db, live_db)
         _point_latest(reports, final)
         return final
+    except BaseException:
+        if build_dir is not None:  # keep what ran, for diagnosis, outside the weeks' folders
+            failed = build_dir.with_name(f".failed-{week}")
+            shutil.rmtree(failed, ignore_errors=True)
+            os.replace(build_dir, failed)
+            build_dir = None
+            log.error("executed notebooks of the failed run are in %s", failed)
+        raise
     finally:
         if build_dir is not None:
             shutil.rmtree(build_dir, ignore_errors=True)

@@ -88,7 +88,6 @@ SECTION_LABELS = {
     "segments": {"zh": "三、客户细分", "en": "3. Segments"},
     "funnel": {"zh": "四、销售漏斗", "en": "4. Sales funnel"},
     "pyramid": {"zh": "五、客户价值金字塔", "en": "5. Customer value pyramid"},
-    "by_source": {"zh": "各来源差错率", "en": "Error rates by source"},
     "slipping": {"zh": "流失预警：长期未联系或未下单的高价值客户", "en": "Slipping away: valuable customers "
                  "without contact or order"},
     "sources": {"zh": "各来源记录归并情况", "en": "Records resolved per source"},
@@ -106,18 +105,21 @@ def _table(key: str, df, lang: str, rows: int = 10) -> HTML:
 
 
 def quality_section(ctx: Context) -> list:
+    """This week's audit only; the week-over-week trend is in the KPI cards (the analysts' notebook
+    re-runs the audit for earlier weeks, which managers do not need twice)."""
     from .charts import quality as qc
-    from .quality import report as qr
+    from .quality import audit as qa
+    from .quality.config import load_params
 
     lang = ctx.lang
-    rep = qr.build_report(ctx.db_path, ctx.as_of)
+    params = load_params()
+    audit = qa.run_audit(ctx.con, ctx.as_of, params)
     return [
         _h2("quality", lang),
-        qc.trend_chart(rep.trend, rep.params.primary_source, lang),
-        qc.error_rate_by(rep.by_region, "region", lang),
-        qc.completeness_heatmap(rep.audit.completeness, lang),
-        qc.kinds_chart(rep.kinds, lang),
-        _table("by_source", qr.headline_table(rep, lang).round(3), lang),
+        qc.error_rate_by(qa.breakdown(audit, "source"), "source", lang),
+        qc.error_rate_by(qa.breakdown(audit, "region", params.primary_source), "region", lang),
+        qc.completeness_heatmap(audit.completeness, lang),
+        qc.kinds_chart(qa.kinds_table(audit), lang),
     ]
 
 
@@ -152,8 +154,6 @@ def segments_section(ctx: Context) -> list:
     stages = sg.with_attributes(sg.lifecycle_stages(h, ctx.as_of, p.stages), h.customers)
     before = sg.lifecycle_stages(h, ctx.as_of - dt.timedelta(days=p.transition_days), p.stages)
     rfm = sg.with_attributes(sg.rfm_table(h.orders, ctx.as_of, p.rfm), h.customers)
-    feats = sg.cluster_features(sg.customer_facts(h, ctx.as_of, p.stages), ctx.as_of, p.clusters)
-    clusters = sg.fit_clusters(feats, p.clusters, lang)
     slip = sg.slipping_away(stages, h.customers, h.reps, p.slipping)
     cols = [c for c in ("customer_id", "name", "region", "owner_rep_id", "rep_name", "revenue",
                         "days_since_contact", "days_since_order") if c in slip.columns]
@@ -162,7 +162,6 @@ def segments_section(ctx: Context) -> list:
         ch.stage_counts_fig(sg.stage_counts(stages), lang),
         ch.transition_fig(sg.transition_matrix(before, stages), lang),
         ch.rfm_segments_fig(sg.rfm_summary(rfm, p.rfm, lang), lang),
-        ch.cluster_profile_fig(clusters.profile, lang),
         ch.slipping_by_rep_fig(slip, lang),
         _table("slipping", pd.DataFrame(slip[cols]), lang),
     ]

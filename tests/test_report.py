@@ -68,7 +68,7 @@ def test_week_folders_hold_report_notebooks_and_metrics(project):
         metrics = _metrics(week_dir)
         assert metrics["week"] == week_dir.name
         assert metrics["metrics"]["master_customers"] > 0
-        assert set(json.loads((week_dir / "timings.json").read_text())) >= {"load", "resolve", "report"}
+        assert set(json.loads((week_dir / "timings.json").read_text())) >= {"load", "resolve", "metrics", "export"}
     assert not list((root / "reports").glob(".build-*")), "build folders must not be left behind"
 
 

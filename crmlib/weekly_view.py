@@ -66,6 +66,15 @@ def open_context(as_of: str | None, db_path: str, metrics_path: str | None, trut
     return Context(dbmod.connect(db_path, read_only=True), db_path, day, metrics, lang, truth)
 
 
+def _source_note(source: str, lang: str) -> str:
+    """Where an earlier week's figures came from: its own report, or recomputed from today's database."""
+    if source.startswith("recomputed as of ") and lang == "zh":
+        return f"该周无报告，按当前数据重算（截至 {source.rsplit(' ', 1)[-1]}）"
+    if source.startswith("reports/") and lang == "zh":
+        return f"该周报告 {source}"
+    return source
+
+
 def header(ctx: Context) -> list:
     from .report import iso_week
 
@@ -73,7 +82,7 @@ def header(ctx: Context) -> list:
     title = f"<h1>{tr(LABELS, 'title', lang)} · {iso_week(ctx.as_of)}</h1>"
     sub = f"<p>{tr(LABELS, 'as_of', lang)} {ctx.as_of.isoformat()}</p>"
     compare = ctx.metrics.get("compare", {})
-    note = " · ".join(f"{tr(LABELS, k, lang)}: {v['source']}" for k, v in compare.items())
+    note = " · ".join(f"{tr(LABELS, k, lang)}: {_source_note(v['source'], lang)}" for k, v in compare.items())
     cards = rv.kpi_cards(ctx.metrics, KPIS, lang)
     return [HTML(title + sub + f"<h2>{tr(LABELS, 'kpis', lang)}</h2>" + cards
                  + f'<p style="font-size:11px;color:#888">{tr(LABELS, "compare_note", lang)} — {note}</p>')]

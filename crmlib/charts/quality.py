@@ -24,6 +24,7 @@ LABELS = {
     "crm": {"zh": "CRM", "en": "CRM"}, "sales": {"zh": "销售日报", "en": "sales sheets"},
     "callcenter": {"zh": "呼叫中心", "en": "call center"}, "service": {"zh": "维修", "en": "service"},
     "erp": {"zh": "ERP", "en": "ERP"},
+    "crm_contacts": {"zh": "CRM联系人", "en": "CRM contacts"}, "erp_orders": {"zh": "ERP订单", "en": "ERP orders"},
 }
 FIELD_LABELS = {
     "name_raw": {"zh": "客户名称", "en": "name"}, "uscc": {"zh": "信用代码", "en": "credit code"},

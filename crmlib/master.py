@@ -24,6 +24,7 @@ import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +54,9 @@ class MasterParams(Params):
     review_low: float = 0.5
     review_high: float = 0.97
     seed: int = 42
-    u_max_pairs: float = 2e6
-    em_max_pairs: float = 1e6
-    em_min_groups: int = 2000
+    u_max_pairs: float = 5e5
+    em_max_pairs: float = 2e5
+    em_min_groups: int = 1000
     prior_rules_recall: float = 0.6
     threads: int = 2
     memory_limit: str = "6GB"
@@ -246,47 +247,76 @@ def strip_trailing_code(name: str | None) -> str | None:
     return name
 
 
-def name_features(names: list[str | None], sectors: set[str] | None = None) -> pd.DataFrame:
+_FEATURE_COLUMNS = ["name_raw", "is_junk", "canonical", "match_key", "brand", "core", "ambiguous", "hier",
+                    "n_province", "n_city", "n_district", "branch_level", "branch_name", "legal_form", "parent_key",
+                    "head_written", "bare", "local", "cleaned"]
+
+
+@lru_cache(maxsize=1)
+def _homonym_provinces() -> frozenset:
+    """Provinces whose short name is also a city's (吉林): 中国工商银行吉林分行 may be either branch."""
+    from . import names as nm
+
+    r = nm.regions()
+    return frozenset(set(r.province_full) & (set(r.city_full) - set(nm.MUNICIPALITIES)))
+
+
+def _features_of(raw: str | None, sectors: frozenset) -> tuple:
+    from . import names as nm
+
+    p = nm.parse(strip_trailing_code(raw)) if raw is not None else None
+    if p is None or p.is_junk or not p.canonical:
+        return (raw, True) + (None,) * 4 + (False, False) + (None,) * 7 + (False, False, False, None)
+    hier = bool(p.brand_known) and (bool(p.hierarchy) or (p.sector in sectors if p.sector else False))
+    unit_word = any(w in p.cleaned for w in _UNIT_WORDS)
+    regional = hier and bool(p.province or p.city) and not unit_word
+    # 吉林分行 without 省 or 市: the province or the city of the same name; left to the evidence ("local")
+    homonym = (hier and p.province in _homonym_provinces() and not p.city and p.branch_level == "province"
+               and (p.province + "省") not in p.cleaned)
+    return (raw, False, p.canonical, p.match_key, p.brand if p.brand_known else None, p.brand or p.canonical,
+            bool(p.ambiguous), hier, p.province, p.city, p.district, p.branch_level, p.branch_name,
+            p.legal_form, p.parent_key, any(w in p.cleaned for w in _HEAD_WORDS),
+            # region in brackets (中国建设银行(北京), 民生证券(银川)) names a unit in that region, level unknown
+            # ("local"); a prefixed one (北京中国移动) may also be the head office's home city ("bare")
+            regional and "(" not in p.cleaned and not homonym, (regional and "(" in p.cleaned) or homonym,
+            p.cleaned)
+
+
+def _features_chunk(args: tuple) -> list[tuple]:
+    chunk, sectors = args
+    return [_features_of(r, sectors) for r in chunk]
+
+
+def name_features(names: list[str | None], sectors: set[str] | None = None, workers: int = 1) -> pd.DataFrame:
     """One row per distinct raw name: the parsed name (crmlib.names) plus the fields matching needs.
 
     ``core`` is the organisation's core identity (brand or trade name, without region, branch and legal
     form): what name similarity compares. ``brand`` is set only for dictionary brands (the hard rule
     "different brand never merges" applies to them); ``hier`` marks head-office/branch organisations.
     ``sectors`` (params) adds sectors whose brands count as branch-type even when the dictionary says not.
+    Parsing is pure Python; with ``workers`` > 1 and many names it is spread over forked processes.
     """
-    from . import names as nm
+    sectors = frozenset(sectors or ())
+    names = list(names)
+    if workers > 1 and len(names) >= 50000:
+        import multiprocessing as mp
 
-    sectors = sectors or set()
-    rows = []
-    for raw in tqdm(names, desc="names", unit="name", mininterval=2, disable=len(names) < 20000):
-        p = nm.parse(strip_trailing_code(raw)) if raw is not None else None
-        if p is None or p.is_junk or not p.canonical:
-            rows.append({"name_raw": raw, "is_junk": True})
-            continue
-        hier = bool(p.brand_known) and (bool(p.hierarchy) or (p.sector in sectors if p.sector else False))
-        rows.append({
-            "name_raw": raw, "is_junk": False, "canonical": p.canonical, "match_key": p.match_key,
-            "brand": p.brand if p.brand_known else None, "core": p.brand or p.canonical,
-            "ambiguous": bool(p.ambiguous), "hier": hier,
-            "n_province": p.province, "n_city": p.city, "n_district": p.district,
-            "branch_level": p.branch_level, "branch_name": p.branch_name, "legal_form": p.legal_form,
-            "parent_key": p.parent_key,
-            "head_written": any(w in p.cleaned for w in _HEAD_WORDS),
-            # region in brackets (中国建设银行(北京), 民生证券(银川)) names a unit in that region, level unknown
-            # ("local"); a prefixed one (北京中国移动) may also be the head office's home city ("bare")
-            "bare": (hier and bool(p.province or p.city) and "(" not in p.cleaned
-                     and not any(w in p.cleaned for w in _UNIT_WORDS)),
-            "local": (hier and bool(p.province or p.city) and "(" in p.cleaned
-                      and not any(w in p.cleaned for w in _UNIT_WORDS)),
-            "cleaned": p.cleaned,
-        })
-    df = pd.DataFrame(rows)
-    for c in ["canonical", "match_key", "brand", "n_province", "n_city", "n_district", "branch_level",
-              "branch_name", "legal_form", "core", "parent_key", "cleaned"]:
-        if c not in df:
-            df[c] = None
-    for c in ["hier", "ambiguous", "head_written", "bare", "local"]:
-        df[c] = df[c].fillna(False).astype(bool) if c in df else False
+        from . import names as nm
+
+        nm.load_aliases()  # load once before forking
+        size = 5000
+        chunks = [(names[i:i + size], sectors) for i in range(0, len(names), size)]
+        rows = []
+        with mp.get_context("fork").Pool(workers) as pool:
+            for part in tqdm(pool.imap(_features_chunk, chunks), total=len(chunks), desc="names",
+                             unit="chunk", mininterval=2):
+                rows.extend(part)
+    else:
+        rows = [_features_of(r, sectors) for r in
+                tqdm(names, desc="names", unit="name", mininterval=2, disable=len(names) < 20000)]
+    df = pd.DataFrame(rows, columns=_FEATURE_COLUMNS)
+    for c in ["is_junk", "hier", "ambiguous", "head_written", "bare", "local"]:
+        df[c] = df[c].fillna(False).astype(bool)
     return df
 
 
@@ -331,7 +361,7 @@ def prepare_records(records: pd.DataFrame, params: MasterParams) -> tuple[pd.Dat
     recs["name_raw"] = recs["name_raw"].astype(object).where(recs["name_raw"].notna(), None)
     uniq = sorted(set(recs["name_raw"].dropna().unique()))
     feats = name_features(uniq + ([None] if recs["name_raw"].isna().any() else []),
-                          set(params.hierarchy_sectors))
+                          set(params.hierarchy_sectors), workers=params.threads)
     recs = recs.merge(feats, on="name_raw", how="left")
     recs.loc[recs["is_junk"].isna(), "is_junk"] = True
     recs["is_junk"] = recs["is_junk"].astype(bool)
@@ -355,7 +385,7 @@ def group_key(recs: pd.DataFrame, params: MasterParams) -> pd.Series:
     ev = ("|bare@" + recs["city_n"].fillna("").astype(object) + "|" + recs["phone_n"].fillna("").astype(object)
           + "|" + recs["uscc_n"].fillna("").astype(object))
     key = key.where(~bare, key + ev)
-    key = key.where(~recs["local"].fillna(False).astype(bool), key + "|local")
+    key = key.where(~recs["local"].fillna(False).astype(bool), key + "|local" + ev)
     # a short form meaning several brands (平安, 中信) is only grouped with the very same writing
     amb = recs["ambiguous"].fillna(False).astype(bool)
     key = key.where(~amb, "ambiguous|" + recs["cleaned"].fillna("").astype(object))
@@ -478,8 +508,8 @@ def _jaccard_sql(col: str) -> str:
 # fixes u: person names and addresses collide between different organisations far more often than random
 # pairs suggest (common names; one office building, many tenants), so their evidence is capped.
 _PRIOR_MU = {
-    "name": [(0.5, 1e-5), (0.25, 3e-5), (0.05, 1e-4), (0.1, 1e-4), (0.06, 5e-4), (0.03, 2e-3), (0.02, 1e-2),
-             (0.04, 0.99)],
+    "name": [(0.5, 1e-5), (0.25, 3e-5), (0.05, 1e-4), (0.1, 1e-4), (0.06, 5e-4), (0.03, 2e-3), (0.04, 2e-4),
+             (0.02, 1e-2), (0.04, 0.99)],
     "uscc": [(0.9, 1e-6), (0.1, 1.0)],
     "phone": [(0.6, 1e-5), (0.4, 1.0)],
     "contact": [(0.4, 0.02, True), (0.6, 0.98)],
@@ -507,14 +537,17 @@ def splink_settings(params: MasterParams):
     t1, t2, t3 = params.name_similarity_levels
     sim = "core_sim(core_l, core_r)"
     same_tn = "core_p2_l = core_p2_r"
+    one_typo = ("length(written_l) = length(written_r) AND "
+                "core_sim(written_l, written_r) >= 1 - 1.0 / length(written_l) - 1e-9")
     name_levels = [cll.NullLevel("core"),
                    cll.CustomLevel("canonical_l = canonical_r", "canonical name equal"),
                    cll.CustomLevel("core_l = core_r", "name core equal"),
-                   # a typo in a legal form or unit word (有很公司, 营亚部) breaks parsing: compare as written
-                   cll.CustomLevel("core_sim(written_l, written_r) >= 0.9", "written names similarity >= 0.9"),
-                   cll.CustomLevel(f"{sim} >= {t1}", f"name similarity >= {t1}"),
+                   # one mistyped character anywhere (有很公司, 营亚部) can break parsing: compare as written
+                   cll.CustomLevel(one_typo, "written names differ by one character"),
+                   cll.CustomLevel(f"{sim} >= {t1} AND {same_tn}", f"similarity >= {t1}, same trade name"),
                    cll.CustomLevel(f"{sim} >= {t2} AND {same_tn}", f"similarity >= {t2}, same trade name"),
                    cll.CustomLevel(f"{sim} >= {t3} AND {same_tn}", f"similarity >= {t3}, same trade name"),
+                   cll.CustomLevel(f"{sim} >= {t1}", f"similarity >= {t1}, other trade name"),
                    cll.CustomLevel(f"{sim} >= {t3}", f"similarity >= {t3}, other trade name")]
     name_levels.append(cll.ElseLevel())
 
@@ -560,13 +593,14 @@ def _register_core_sim(con: duckdb.DuckDBPyConnection) -> None:
     is what keeps Splink's predict fast on millions of pairs (names.register_duckdb_functions loops in
     Python)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     from duckdb.sqltypes import DOUBLE, VARCHAR
     from rapidfuzz import fuzz, process
 
     def core_sim(a, b):
-        la, lb = a.to_pylist(), b.to_pylist()
-        mask = np.fromiter((x is None or y is None for x, y in zip(la, lb, strict=False)), dtype=bool, count=len(la))
-        sims = process.cpdist([x or "" for x in la], [y or "" for y in lb], scorer=fuzz.ratio, workers=1)
+        mask = pc.or_(pc.is_null(a), pc.is_null(b)).to_numpy(zero_copy_only=False)
+        sims = process.cpdist(pc.fill_null(a, "").to_pylist(), pc.fill_null(b, "").to_pylist(),
+                              scorer=fuzz.ratio, workers=1)
         return pa.array(np.asarray(sims, dtype=np.float64) / 100.0, mask=mask)
 
     con.create_function("core_sim", core_sim, [VARCHAR, VARCHAR], DOUBLE, type="arrow")
@@ -888,13 +922,24 @@ def match_records(records: pd.DataFrame, params: MasterParams, decisions: pd.Dat
     when present. ``match_probability`` of a record is the strongest accepted edge joining its name group to
     the rest of its cluster (1.0 when the group is the whole cluster: the name key alone decides it).
     """
+    import time
+
+    clock = [time.perf_counter()]
+
+    def lap() -> float:
+        now = time.perf_counter()
+        dt_, clock[0] = now - clock[0], now
+        return round(dt_, 1)
+
     recs, _ = prepare_records(records, params)
+    t_names = lap()
     groups = build_groups(recs, params)
     live = ~recs["is_junk"]
     recs["gkey"] = None
     recs.loc[live, "gkey"] = group_key(recs[live], params)
     recs = recs.merge(groups[["gkey", "group_id"]], on="gkey", how="left")
-    stats: dict[str, Any] = {"records": len(recs), "junk": int((~live).sum()), "groups": len(groups)}
+    stats: dict[str, Any] = {"records": len(recs), "junk": int((~live).sum()), "groups": len(groups),
+                             "seconds_names": t_names, "seconds_groups": lap()}
     if len(groups) == 0:
         recs["cluster"] = None
         recs["match_probability"] = np.nan
@@ -902,6 +947,7 @@ def match_records(records: pd.DataFrame, params: MasterParams, decisions: pd.Dat
     con = _engine_connection(params)
     try:
         pairs, model = score_groups(groups, params, con=con, progress=progress)
+        stats["seconds_splink"] = lap()
         pairs["violation"] = _vector_violations(pairs, groups) if len(pairs) else pd.Series(dtype=object)
         # reviewers' decisions, mapped from record ids to name groups
         rid2g = dict(zip(recs["record_id"], recs["group_id"], strict=False))
@@ -944,7 +990,7 @@ def match_records(records: pd.DataFrame, params: MasterParams, decisions: pd.Dat
     groups["match_probability"] = [1.0 if s == 1 else best.get(g, params.threshold)
                                    for g, s in zip(groups["group_id"], size, strict=False)]
     recs = recs.merge(groups[["group_id", "cluster", "match_probability"]], on="group_id", how="left")
-    stats.update({"pairs_scored": len(pairs), "clusters": int(groups["cluster"].nunique()),
+    stats.update({"seconds_cluster": lap(), "pairs_scored": len(pairs), "clusters": int(groups["cluster"].nunique()),
                   "pairs_blocked_by_rule": int(pairs["violation"].notna().sum()) if len(pairs) else 0})
     return MatchResult(recs, groups, pairs, model, stats)
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from functools import lru_cache
 
+import numpy as np
 import pandas as pd
 
 ISSUE_COLS = ["record_id", "source", "source_key", "customer_id", "kind", "field", "value", "suggested",
@@ -166,6 +168,42 @@ def issues_frame(rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
     return df[ISSUE_COLS].astype(object).where(df[ISSUE_COLS].notna(), None).reset_index(drop=True)
 
 
+def rows(df: pd.DataFrame) -> list[dict]:
+    """``df.to_dict("records")`` with the same values and types, several times faster: pandas boxes every
+    cell of an Arrow-backed string column one by one, ``to_numpy(object)`` converts a column at once."""
+    cols = list(df.columns)
+    arrays = [df[c].to_numpy(dtype=object) for c in cols]
+    return [dict(zip(cols, vals, strict=True)) for vals in zip(*arrays, strict=True)]
+
+
+def map_distinct(values: pd.Series, fn) -> pd.Series:
+    """``values.map(fn)`` calling ``fn`` once per distinct value (NA values all get ``fn`` of the first NA
+    met, which every function here treats as blank); object result on the same index."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    na = values[codes < 0]
+    out = np.empty(len(uniques) + 1, dtype=object)
+    out[:-1] = [fn(u) for u in uniques]
+    out[-1] = fn(na.iloc[0] if len(na) else None)
+    return pd.Series(out[codes], index=values.index, dtype=object)
+
+
+# the audit runs for several dates in one process (trend, week-over-week): per-value results of these pure
+# functions are kept (bounded) so later audits only check values not seen before
+_phone_problem = lru_cache(maxsize=1 << 20)(lambda v, areas: phone_problem(v, areas))
+_email_problem = lru_cache(maxsize=1 << 20)(lambda v: email_problem(v))
+_uscc_problem = lru_cache(maxsize=1 << 20)(lambda v: uscc_problem(v))
+
+
+def blank_mask(values: pd.Series) -> pd.Series:
+    """``values.map(blank)`` as a boolean Series, one :func:`blank` call per distinct value."""
+    return map_distinct(values, blank).astype(bool)
+
+
+def _column(df: pd.DataFrame, name: str) -> pd.Series:
+    """A column, or all-None when the frame lacks it (as ``record.get(name)`` would give)."""
+    return df[name] if name in df.columns else pd.Series(None, index=df.index, dtype=object)
+
+
 def _issue(rec, kind: str, field: str, value=None, suggested=None) -> dict:
     return {"record_id": rec["record_id"], "source": rec["source"], "source_key": rec["source_key"],
             "customer_id": rec.get("customer_id"), "kind": kind, "field": field,
@@ -176,20 +214,25 @@ def _issue(rec, kind: str, field: str, value=None, suggested=None) -> dict:
 def check_junk(records: pd.DataFrame) -> pd.DataFrame:
     """Records whose name is junk (测试, 未知客户, blank ...)."""
     from ..names import is_junk
+    junk = map_distinct(records["name_raw"], lambda n: blank(n) or is_junk(n)).astype(bool)
     out = [_issue(r, "junk_name", "name_raw", r["name_raw"], "删除或补全真实客户名称")
-           for r in records.to_dict("records") if blank(r["name_raw"]) or is_junk(r["name_raw"])]
+           for r in rows(records[junk])]
     return issues_frame(out)
 
 
 def check_validity(records: pd.DataFrame, seven_digit_areas: frozenset[str] = frozenset()) -> pd.DataFrame:
     """Format checks on phone, e-mail and credit code of customer records."""
+    # each distinct value is checked once; only records with a problem are turned into issues
+    phone = map_distinct(_column(records, "phone"), lambda v: _phone_problem(v, seven_digit_areas))
+    email = map_distinct(_column(records, "email"), _email_problem)
+    uscc = map_distinct(_column(records, "uscc"), _uscc_problem)
+    bad = phone.notna() | email.notna() | uscc.notna()
     out = []
-    for r in records.to_dict("records"):
-        if phone_problem(r.get("phone"), seven_digit_areas):
+    for r, ph, em, k in zip(rows(records[bad]), phone[bad], email[bad], uscc[bad], strict=True):
+        if ph:
             out.append(_issue(r, "wrong_phone", "phone", r.get("phone")))
-        if email_problem(r.get("email")):
+        if em:
             out.append(_issue(r, "bad_email", "email", r.get("email")))
-        k = uscc_problem(r.get("uscc"))
         if k:
             out.append(_issue(r, k, "uscc", r.get("uscc")))
     return issues_frame(out)
@@ -202,7 +245,7 @@ def completeness(records: pd.DataFrame, key_fields: dict[str, list[str]]) -> pd.
         sub = records[records["source"] == source]
         for f in key_fields[source]:
             n = len(sub)
-            filled = int((~sub[f].map(blank)).sum()) if n else 0
+            filled = int((~blank_mask(sub[f])).sum()) if n else 0
             rows.append({"source": source, "field": f, "n_records": n, "n_filled": filled,
                          "share": filled / n if n else None})
     return pd.DataFrame(rows, columns=["source", "field", "n_records", "n_filled", "share"])
@@ -210,8 +253,15 @@ def completeness(records: pd.DataFrame, key_fields: dict[str, list[str]]) -> pd.
 
 def check_required(records: pd.DataFrame, required: dict[str, list[str]]) -> pd.DataFrame:
     """Blank required fields (junk names are reported by :func:`check_junk`, not here)."""
+    # only records with some required field blank are visited (in their original order)
+    any_blank = pd.Series(False, index=records.index)
+    for source, fields in required.items():
+        of_source = (records["source"] == source).to_numpy()
+        for f in fields:
+            if f != "name_raw" and of_source.any():
+                any_blank |= of_source & blank_mask(_column(records, f))
     out = []
-    for r in records.to_dict("records"):
+    for r in rows(records[any_blank]):
         for f in required.get(r["source"], []):
             if f == "name_raw":
                 continue
@@ -246,7 +296,7 @@ def golden_values(records: pd.DataFrame, master: pd.DataFrame, field: str,
     agree keeps that value even if the master differs.
     """
     rec = records[records["customer_id"].notna()][["customer_id", field]].copy()
-    rec["v"] = rec[field].map(lambda x: _norm_value(field, x))
+    rec["v"] = map_distinct(rec[field], lambda x: _norm_value(field, x))
     rec = rec[rec["v"].notna()].assign(w=1.0)[["customer_id", "v", "w"]]
     if extra_votes is not None and len(extra_votes):
         ev = extra_votes.dropna()
@@ -261,7 +311,8 @@ def golden_values(records: pd.DataFrame, master: pd.DataFrame, field: str,
     strict = first["n"] > second.reindex(first.index).fillna(0)
     gold = first.loc[strict, "v"]
     if field in master.columns:
-        m = master.set_index("customer_id")[field].map(lambda x: _norm_value(field, x)).dropna()
+        m = master.set_index("customer_id")[field]
+        m = map_distinct(m, lambda x: _norm_value(field, x)).dropna()
         gold = pd.concat([gold, m[~m.index.isin(gold.index)]])
     return gold.sort_index()
 
@@ -289,9 +340,11 @@ def check_consistency(records: pd.DataFrame, master: pd.DataFrame, fields: list[
             extra = master.set_index("customer_id")["name"].map(lambda n: implied_industry(n, industry_keywords))
         gold = golden_values(records, master, field, extra)
         rec = records[records["customer_id"].isin(gold.index)]
-        for r in rec.to_dict("records"):
-            v = _norm_value(field, r.get(field))
-            g = gold[r["customer_id"]]
+        # compare all records at once; only the odd ones out are visited for the suggestion
+        norm = map_distinct(rec[field], lambda x: _norm_value(field, x))
+        golden = rec["customer_id"].map(gold)
+        odd = (norm.notna() & (norm != golden)).to_numpy(dtype=bool)
+        for r, v, g in zip(rows(rec[odd]), norm[odd], golden[odd], strict=True):
             if v is not None and v != g:
                 sug = g
                 if field in master_raw.columns and r["customer_id"] in master_raw.index:
@@ -311,19 +364,26 @@ def check_duplicates(records: pd.DataFrame, sources: list[str], key_fields: dict
     rec = records[records["source"].isin(sources) & records["customer_id"].notna()].copy()
     if rec.empty:
         return issues_frame([])
-    rec["_filled"] = [sum(not blank(r.get(f)) for f in key_fields.get(r["source"], []))
-                      for r in rec.to_dict("records")]
+    filled = pd.Series(0, index=rec.index)
+    for source, fields in key_fields.items():
+        of_source = (rec["source"] == source).to_numpy()
+        if of_source.any():
+            for f in fields:
+                filled += of_source & ~blank_mask(_column(rec, f))
+    rec["_filled"] = filled
     rec["_date"] = pd.to_datetime(rec["record_date"])
     rec = rec.sort_values(["source", "customer_id", "_filled", "_date", "source_key"],
                           ascending=[True, True, False, True, True], na_position="last")
     rec["_n"] = rec.groupby(["source", "customer_id"]).cumcount()
     keep = rec[rec["_n"] == 0].set_index(["source", "customer_id"])["record_id"]
+    keep = keep.to_dict()
     out = [_issue(r, "duplicate_record", "record", r["name_raw"], f"合并到 {keep[(r['source'], r['customer_id'])]}")
-           for r in rec[rec["_n"] > 0].to_dict("records")]
+           for r in rows(rec[rec["_n"] > 0])]
     return issues_frame(out)
 
 
-def _region_chars(cleaned: str) -> set[str]:
+@lru_cache(maxsize=1 << 20)
+def _region_chars(cleaned: str) -> frozenset[str]:
     """Characters of the place names written in a name (沈阳辽宁大学 → 沈阳辽宁), which a variant may add."""
     from ..names import regions
     idx = regions().index
@@ -332,10 +392,11 @@ def _region_chars(cleaned: str) -> set[str]:
         for j in range(i + 2, min(len(cleaned), i + 8) + 1):
             if cleaned[i:j] in idx:
                 out.update(cleaned[i:j])
-    return out
+    return frozenset(out)
 
 
-def _region_spans(cleaned: str) -> set[int]:
+@lru_cache(maxsize=1 << 20)
+def _region_spans(cleaned: str) -> frozenset[int]:
     """Positions of a name covered by a place name (2+ characters found in the region table)."""
     from ..names import regions
     idx = regions().index
@@ -344,7 +405,7 @@ def _region_spans(cleaned: str) -> set[int]:
         for j in range(i + 2, min(len(cleaned), i + 8) + 1):
             if cleaned[i:j] in idx:
                 out.update(range(i, j))
-    return out
+    return frozenset(out)
 
 
 # legal forms (and 大学): a name whose ending is one character off one of these, where no real ending covers
@@ -398,18 +459,31 @@ def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str],
     m = master[["customer_id", "name"]].copy()
     m["brand"] = m["name"].map(lambda n: None if blank(n) else parse(str(n)).brand)
     gold = golden_values(rec, m, "brand")
-    rec["_chars"] = rec["name_raw"].map(lambda n: sorted(set(cleaned[n])))
-    counts = rec[["customer_id", "_chars"]].explode("_chars").groupby(["customer_id", "_chars"]).size()
-    n_rec = rec.groupby("customer_id").size()
+    # records per customer holding a character, counted only for the few customers that need it below
+    names_of = rec.groupby("customer_id")["name_raw"].agg(list).to_dict()
+
+    def char_count(cid: str, ch: str) -> int:
+        return sum(ch in cleaned[n] for n in names_of[cid])
+
+    # plain dicts: the loop below looks these up once or more per record, Series lookups cost ~30 µs each
+    n_rec_s = rec.groupby("customer_id").size()
+    n_rec = n_rec_s.to_dict()
     master_name = m.set_index("customer_id")["name"]
+    if master_name.index.is_unique:
+        master_name = master_name.to_dict()
     # one-substitution index over the names of customers with several records
-    multi = rec[rec["customer_id"].map(n_rec) >= 2]
+    multi = rec[rec["customer_id"].map(n_rec_s) >= 2]
     masked: dict[str, set[str]] = {}
     exact: dict[str, set[str]] = {}
 
+    key_cache: dict[str, list[str]] = {}
+
     def keys(text: str) -> list[str]:
-        spans = _region_spans(text)
-        return [text[:i] + "\0" + text[i + 1:] for i in range(len(text)) if i not in spans]
+        hit = key_cache.get(text)
+        if hit is None:
+            spans = _region_spans(text)
+            hit = key_cache[text] = [text[:i] + "\0" + text[i + 1:] for i in range(len(text)) if i not in spans]
+        return hit
 
     for cid, name in multi[["customer_id", "name_raw"]].drop_duplicates().itertuples(index=False):
         c = cleaned[name]
@@ -417,12 +491,13 @@ def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str],
         if len(c) >= min_len:
             for k in keys(c):
                 masked.setdefault(k, set()).add(cid)
+    gold = gold.to_dict() if gold.index.is_unique else gold
+    typo_end = {c: suffix_typo(c) for c in set(cleaned.values())}
     out = []
-    for r in rec[rec["source"].isin(sources) & rec["customer_id"].isin(gold.index)].to_dict("records"):
+    for r in rows(rec[rec["source"].isin(sources) & rec["customer_id"].isin(list(gold.keys()))]):
         cid, name = r["customer_id"], r["name_raw"]
         c = cleaned[name]
-        r = {**r, "_chars": None}
-        if suffix_typo(c):
+        if typo_end[c]:
             out.append(_issue(r, "name_typo", "name_raw", name, master_name.get(cid)))
             continue
         if n_rec[cid] < 2:
@@ -441,7 +516,7 @@ def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str],
             continue
         if blank(r["brand"]) or r["brand"] == gold[cid]:
             continue
-        novel = {ch for ch in set(c) if counts.get((cid, ch), 0) <= 2 and counts.get((cid, ch), 0) < n_rec[cid] / 2}
+        novel = {ch for ch in set(c) if char_count(cid, ch) <= 2 and char_count(cid, ch) < n_rec[cid] / 2}
         novel -= _region_chars(c)
         if novel or (len(c) > 2 and c[-1] == c[-2]):
             out.append(_issue(r, "name_typo", "name_raw", name, master_name.get(cid)))
@@ -455,7 +530,7 @@ def check_uscc_against_master(records: pd.DataFrame, master: pd.DataFrame, sourc
     m = master.set_index("customer_id")["uscc"]
     m = m[~m.map(blank)]
     out = []
-    for r in records[records["source"].isin(sources) & records["customer_id"].isin(m.index)].to_dict("records"):
+    for r in rows(records[records["source"].isin(sources) & records["customer_id"].isin(m.index)]):
         code = m[r["customer_id"]]
         if blank(r.get("uscc")):
             out.append(_issue(r, "uscc_missing", "uscc", None, code))
@@ -485,7 +560,10 @@ def check_city_province(records: pd.DataFrame) -> pd.DataFrame:
     city_prov, prov = _region_maps()
     out = []
     rec = records[records["province"].notna() & records["city"].notna()]
-    for r in rec.to_dict("records"):
+    pc = map_distinct(rec["city"], lambda c: city_prov.get(str(c).strip()))
+    pp = map_distinct(rec["province"], lambda p: prov.get(str(p).strip()))
+    clash = (pc.notna() & pp.notna() & (pc != pp)).to_numpy(dtype=bool)
+    for r in rows(rec[clash]):
         c, p = str(r["city"]).strip(), str(r["province"]).strip()
         pc, pp = city_prov.get(c), prov.get(p)
         if pc and pp and pc != pp:
@@ -499,10 +577,10 @@ def check_contacts(contacts: pd.DataFrame, seven_digit_areas: frozenset[str] = f
     """CRM contact rows: mobile, landline and e-mail validity (columns ``mobile``, ``landline``,
     ``contact_email``; reported under the CRM column names mobile, phone, email)."""
     out = []
-    for r in contacts.to_dict("records"):
+    for r in rows(contacts):
         for col, f in (("mobile", "mobile"), ("landline", "phone")):
-            if phone_problem(r.get(col), seven_digit_areas):
+            if _phone_problem(r.get(col), seven_digit_areas):
                 out.append(_issue(r, "wrong_phone", f, r.get(col)))
-        if email_problem(r.get("contact_email")):
+        if _email_problem(r.get("contact_email")):
             out.append(_issue(r, "bad_email", "email", r.get("contact_email")))
     return issues_frame(out)

@@ -431,12 +431,15 @@ def _top_values(s: pd.Series, k: int) -> list | None:
     return sorted(vals) or None
 
 
-def build_groups(recs: pd.DataFrame, params: MasterParams) -> pd.DataFrame:
-    """Aggregate non-junk records into name groups with the evidence Splink compares."""
+def build_groups(recs: pd.DataFrame, params: MasterParams, key: pd.Series | None = None) -> pd.DataFrame:
+    """Aggregate non-junk records into name groups with the evidence Splink compares.
+
+    ``key`` (per record) overrides :func:`group_key` (the benchmark's plain-Splink baseline groups raw
+    strings)."""
     live = recs[~recs["is_junk"]].copy()
     if live.empty:
         return pd.DataFrame(columns=["group_id", "gkey"])
-    live["gkey"] = group_key(live, params)
+    live["gkey"] = group_key(live, params) if key is None else key[~recs["is_junk"]]
     k = params.max_values_per_group
     con = duckdb.connect()
     try:
@@ -724,8 +727,8 @@ def hard_rule_violation(a: dict, b: dict) -> str | None:
     ``brand`` (dictionary brands only), region written in the name, and ``unit`` (branch level, branch name,
     district; set for dictionary brands and names with a branch word) must agree; the same name core at a
     province and at a city level (江西省烟草专卖局 / 南昌市烟草专卖局) are two organisations. A short form that
-    means several brands (``ambiguous``) joins another group only on a shared phone or credit code
-    (``shared_id``); without one a reviewer decides."""
+    means several brands (``ambiguous``) joins a group of a named brand only on a shared phone or credit code
+    (``shared_id``), never another short form; otherwise a reviewer decides."""
     for k in ["brand", "n_province", "n_city"]:
         x, y = a.get(k), b.get(k)
         if isinstance(x, str) and isinstance(y, str) and x != y:
@@ -736,7 +739,8 @@ def hard_rule_violation(a: dict, b: dict) -> str | None:
     ra, rb = a.get("region_level"), b.get("region_level")
     if isinstance(ra, str) and isinstance(rb, str) and ra != rb and a.get("core") == b.get("core"):
         return _HARD_REASONS["region_level"]
-    if (a.get("ambiguous") or b.get("ambiguous")) and not a.get("shared_id"):
+    if (a.get("ambiguous") or b.get("ambiguous")) and (
+            not a.get("shared_id") or (a.get("ambiguous") and b.get("ambiguous"))):
         return _HARD_REASONS["ambiguous"]
     return None
 
@@ -752,15 +756,24 @@ def _vector_violations(pairs: pd.DataFrame, groups: pd.DataFrame) -> pd.Series:
         return (L[k].notna() & R[k].notna() & (L[k] != R[k])).to_numpy()
 
     shared_id = ((pairs["mw_phone"].to_numpy() > 0) | (pairs["mw_uscc"].to_numpy() > 0))
-    amb = (L["ambiguous"].fillna(False).astype(bool) | R["ambiguous"].fillna(False).astype(bool)).to_numpy()
+    la, ra = L["ambiguous"].fillna(False).astype(bool).to_numpy(), R["ambiguous"].fillna(False).astype(bool).to_numpy()
     unit = np.array([isinstance(a, str) and isinstance(b, str) and units_conflict({a, b})
                      for a, b in zip(L["unit"], R["unit"], strict=True)], dtype=bool)
     rules = [("brand", differ("brand")), ("n_province", differ("n_province")), ("n_city", differ("n_city")),
              ("unit", unit), ("region_level", differ("region_level") & (L["core"] == R["core"]).to_numpy()),
-             ("ambiguous", amb & ~shared_id)]
+             ("ambiguous", ((la | ra) & ~shared_id) | (la & ra))]
     for k, mask in reversed(rules):  # the first rule wins
         out[mask] = _HARD_REASONS[k]
     return pd.Series(out, index=pairs.index, dtype=object)
+
+
+def _core_level_conflict(pairs: set) -> bool:
+    """One name core written at a province and at a city level (江西省烟草专卖局 / 南昌市烟草专卖局)."""
+    seen: dict = {}
+    for core, level in pairs:
+        if seen.setdefault(core, level) != level:
+            return True
+    return False
 
 
 class _UnionFind:
@@ -770,7 +783,7 @@ class _UnionFind:
         self.parent: dict[int, int] = {}
         self.vals: dict[int, dict[str, set]] = {}
         self.cannot: dict[int, set[int]] = {}
-        self.rows = groups.set_index("group_id")[_HARD_KEYS].to_dict("index")
+        self.rows = groups.set_index("group_id")[_HARD_KEYS + ["core", "region_level"]].to_dict("index")
         for a, b in cannot:
             self.cannot.setdefault(a, set()).add(b)
             self.cannot.setdefault(b, set()).add(a)
@@ -779,7 +792,9 @@ class _UnionFind:
         if x not in self.parent:
             self.parent[x] = x
             r = self.rows[x]
-            self.vals[x] = {"members": {x}, **{k: ({r[k]} if isinstance(r[k], str) else set()) for k in _HARD_KEYS}}
+            self.vals[x] = {"members": {x}, **{k: ({r[k]} if isinstance(r[k], str) else set()) for k in _HARD_KEYS},
+                            "core_level": ({(r["core"], r["region_level"])}
+                                           if isinstance(r["region_level"], str) else set())}
         root = x
         while self.parent[root] != root:
             root = self.parent[root]
@@ -793,6 +808,8 @@ class _UnionFind:
             if va[k] and vb[k] and va[k] != vb[k]:
                 return False
         if units_conflict(va["unit"] | vb["unit"]):
+            return False
+        if _core_level_conflict(va["core_level"] | vb["core_level"]):
             return False
         small, big = (va, vb) if len(va["members"]) <= len(vb["members"]) else (vb, va)
         return not any(self.cannot.get(m, set()) & big["members"] for m in small["members"])
@@ -854,6 +871,10 @@ def cluster_groups(groups: pd.DataFrame, edges: pd.DataFrame, cannot: set[tuple[
         bad |= set(nun[nun > 1].index)
     units = frame.dropna(subset=["unit"]).groupby("cluster")["unit"].agg(set)
     bad |= {c for c, u in units.items() if units_conflict(u)}
+    frame["core_level"] = [(c, r) if isinstance(r, str) else None
+                           for c, r in zip(g.loc[ids, "core"], g.loc[ids, "region_level"], strict=True)]
+    cl = frame.dropna(subset=["core_level"]).groupby("cluster")["core_level"].agg(set)
+    bad |= {c for c, v in cl.items() if _core_level_conflict(v)}
     for a, b in cannot:
         if lab.get(a) is not None and lab.get(a) == lab.get(b):
             bad.add(lab[a])

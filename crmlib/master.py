@@ -51,8 +51,8 @@ COMPARISONS = ["name", "uscc", "phone", "contact", "city", "address"]
 
 class MasterParams(Params):
     threshold: float = 0.9
-    review_low: float = 0.5
-    review_high: float = 0.97
+    review_low: float = 0.8
+    review_high: float = 0.95
     seed: int = 42
     u_max_pairs: float = 5e5
     em_max_pairs: float = 2e5
@@ -1150,7 +1150,7 @@ def resolve(con: duckdb.DuckDBPyConnection, params: MasterParams | None = None,
     records = con.execute("SELECT * FROM customer_records ORDER BY record_id").df()
     decisions = read_decisions(decisions_path)
     res = match_records(records, params, decisions, progress=progress)
-    recs = res.recs if hasattr(res, "recs") else res.records
+    recs = res.records
 
     # stable ids
     live = recs[recs["cluster"].notna()][["record_id", "cluster"]]

@@ -457,7 +457,14 @@ def _scaled(features: pd.DataFrame, cols: list[str]) -> np.ndarray:
 
 def _kmeans(X, k, cp: ClusterParams, seed: int) -> np.ndarray:
     from sklearn.cluster import KMeans
-    return KMeans(n_clusters=k, n_init=cp.n_init, random_state=seed).fit_predict(X)
+    from threadpoolctl import threadpool_limits
+
+    # One OpenMP thread: on a few thousand customers KMeans' threads spend their time waiting for each
+    # other, worst when the weekly run executes two notebooks at once on two cores (9 fits took 43 s with
+    # the default threads, 1.7 s with one, on the default demo). Same labels (checked on the demo; the
+    # centers differ in the 15th digit).
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return KMeans(n_clusters=k, n_init=cp.n_init, random_state=seed).fit_predict(X)
 
 
 def cluster_names(k: int, cp: ClusterParams, lang: str = "zh") -> list[str]:

@@ -382,15 +382,17 @@ def discipline_tables(audit: Audit, params: QualityParams) -> dict[str, pd.DataF
 
 
 def trend(con: duckdb.DuckDBPyConnection, as_of: dt.date, params: QualityParams,
-          weeks: int | None = None, progress: bool = True) -> pd.DataFrame:
+          weeks: int | None = None, progress: bool = True, audits: dict[dt.date, Audit] | None = None
+          ) -> pd.DataFrame:
     """Headline figures as of ``as_of``, ``as_of - 7``, ... (``weeks`` audits, newest first), re-run over
-    the records that existed at each date."""
+    the records that existed at each date. ``audits``: audits already run (same database and params) by
+    date, reused instead of running them again."""
     from tqdm.auto import tqdm
     weeks = weeks or params.trend_weeks
     rows = []
     for k in tqdm(range(weeks), desc="quality trend", leave=False, disable=not progress):
         d = as_of - dt.timedelta(days=7 * k)
-        a = run_audit(con, d, params)
+        a = (audits or {}).get(d) or run_audit(con, d, params)
         for scope in (params.primary_source, None):
             h = headline(a, scope)
             rows.append({"as_of": d, "weeks_back": k, "scope": scope or "all", **h})

@@ -71,7 +71,7 @@ def build_report(db_path: str | Path, as_of: str | dt.date | None = None,
     try:
         d = resolve_as_of(con, as_of)
         audit = run_audit(con, d, params)
-        tr = trend(con, d, params, progress=False)
+        tr = trend(con, d, params, progress=False, audits={d: audit})  # this week's audit is not run twice
     finally:
         con.close()
     disc = discipline_tables(audit, params)

@@ -785,11 +785,28 @@ def resource_plan(targets: list[tuple[str, Fraction, str]], avg_order_value: Fra
     return pd.DataFrame(rows, columns=PLAN_COLUMNS)
 
 
+def pooled_rates(rates_wide: pd.DataFrame) -> dict[str, float]:
+    """All regions together, each rate weighted by its own denominator (targets, new potentials, decided
+    deals): the fallback for a region too small to have a history of its own."""
+    w = rates_wide
+    out = {}
+    for name, den in (("target_to_potential", "target"), ("potential_to_opportunity", "new_potentials"),
+                      ("opportunity_to_order", "decided")):
+        if name not in w or den not in w:
+            continue
+        d = pd.to_numeric(w[den], errors="coerce").fillna(0)
+        r = pd.to_numeric(w[name], errors="coerce").fillna(0)
+        out[name] = float((r * d).sum() / d.sum()) if d.sum() > 0 else float("nan")
+    return out
+
+
 def historical_plan_rates(rates_wide: pd.DataFrame, regions: Iterable[str], digits: int = 4,
-                          file: str | None = None) -> dict[str, PlanRates]:
-    """Per-region PlanRates from :func:`lifecycle_rates` output, rounded to ``digits`` decimals (the
-    printed rates reproduce the plan). Errors for regions without data or with a zero rate."""
+                          file: str | None = None, notes: list[str] | None = None) -> dict[str, PlanRates]:
+    """Per-region PlanRates from :func:`historical_rates` output, rounded to ``digits`` decimals (the
+    printed rates reproduce the plan). A region with no history for a step (no conversions yet) takes the
+    pooled rate of all regions for that step, and ``notes`` says so; an unknown region is an error."""
     by_region = rates_wide.set_index("region")
+    pooled = pooled_rates(rates_wide)
     out = {}
     names = ("target_to_potential", "potential_to_opportunity", "opportunity_to_order")
     for region in regions:
@@ -801,8 +818,13 @@ def historical_plan_rates(rates_wide: pd.DataFrame, regions: Iterable[str], digi
         for n in names:
             v = by_region.at[region, n]
             if pd.isna(v) or round(float(v), digits) <= 0:
-                raise UserError(f"region {region!r} has no historical {n.replace('_', ' ')} conversions",
-                                file=file, column="region", hint="pass --rates for this plan")
+                v = pooled.get(n, float("nan"))
+                if pd.isna(v) or round(float(v), digits) <= 0:
+                    raise UserError(f"no region has historical {n.replace('_', ' ')} conversions yet",
+                                    file=file, column="region", hint="pass --rates for this plan")
+                if notes is not None:
+                    notes.append(f"{region}: no {n.replace('_', ' ')} history of its own; "
+                                 f"using all regions' rate {float(v):.{digits}f}")
             vals.append(Fraction(f"{float(v):.{digits}f}"))
         out[region] = PlanRates(*vals)
     return out
@@ -1129,13 +1151,14 @@ def _cmd_plan(args) -> int:
             wide = historical_rates(con, as_of, p)
         finally:
             con.close()
-        rates = historical_plan_rates(wide, [t[0] for t in targets], file=str(args.targets))
+        fallbacks: list[str] = []
+        rates = historical_plan_rates(wide, [t[0] for t in targets], file=str(args.targets), notes=fallbacks)
         lines = [f"  {r}: {float(v.target_to_potential):.4f}, {float(v.potential_to_opportunity):.4f}, "
                  f"{float(v.opportunity_to_order):.4f}" for r, v in rates.items()]
         note = ("no --rates given: using each region's historical rates from the database "
                 f"(as of {as_of}; target→potential = contacted / target customers, potential→opportunity = "
                 "new potentials that got an opportunity, opportunity→order = win rate of decided deals):\n"
-                + "\n".join(lines))
+                + "\n".join(lines) + "".join(f"\n  note: {n}" for n in fallbacks))
     plan = resource_plan(targets, aov, rates)
     print(note)
     print(plan.to_string(index=False))

@@ -259,18 +259,24 @@ def _point_latest(reports: Path, final: Path) -> None:
 # CLI
 
 def _cmd_weekly(args) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        handlers=_log_handlers())
+    handlers = _log_handlers()
+    for h in handlers:
+        log.addHandler(h)
+    log.setLevel(logging.INFO)
     t0 = time.perf_counter()
     try:
         final = weekly(as_of=args.as_of, params_path=args.params, pdf=args.pdf)
     except UserError as exc:
-        log.error("weekly run failed: %s", exc)
+        log.error("weekly run failed: %s; the previous report and database are unchanged", exc)
         raise
     except Exception:
         log.exception("weekly run failed (bug)")
         raise UserError("the weekly run failed unexpectedly; the previous report and database are "
                         "unchanged", hint=f"details in {_log_path()}") from None
+    finally:
+        for h in handlers:
+            log.removeHandler(h)
+            h.close()
     html = sorted(final.glob("weekly_report_*.html"))
     print(f"weekly report: {html[0] if html else final}  ({time.perf_counter() - t0:.0f} s)")
     return 0
@@ -281,8 +287,14 @@ def _log_path() -> Path:
 
 
 def _log_handlers() -> list[logging.Handler]:
+    """Progress to stderr, and everything appended to reports/weekly.log for the scheduler's owner."""
     paths.reports_dir().mkdir(parents=True, exist_ok=True)
-    return [logging.StreamHandler(sys.stderr), logging.FileHandler(_log_path(), encoding="utf-8")]
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr),
+                                       logging.FileHandler(_log_path(), encoding="utf-8")]
+    for h in handlers:
+        h.setFormatter(fmt)
+    return handlers
 
 
 def register(sub) -> None:

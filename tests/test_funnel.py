@@ -372,3 +372,25 @@ def test_won_revenue(opps, hist):
     wr = f.won_revenue(f.current_state(opps, hist, P, "2024-12-31"), "2024-12-31").set_index("region")
     assert wr["revenue"].to_dict() == {"华北": 210, "华南": 80} and wr["orders"].to_dict() == {"华北": 3, "华南": 1}
     assert wr.at["华北", "avg_order_value"] == 70
+
+
+def test_historical_plan_rates_fall_back_to_pooled_rates_for_a_region_without_history():
+    from fractions import Fraction
+
+    from crmlib.errors import UserError
+
+    wide = pd.DataFrame({
+        "region": ["北京公司", "沈阳公司"],
+        "target": [1000, 1000], "target_to_potential": [0.02, 0.02],
+        "new_potentials": [40, 10], "potential_to_opportunity": [0.125, 0.0],
+        "decided": [30, 10], "opportunity_to_order": [0.5, 0.5],
+    })
+    notes: list[str] = []
+    rates = f.historical_plan_rates(wide, ["北京公司", "沈阳公司"], notes=notes)
+    assert rates["北京公司"].potential_to_opportunity == Fraction(1, 8)
+    # pooled: (0.125 * 40 + 0 * 10) / 50 = 0.1
+    assert rates["沈阳公司"].potential_to_opportunity == Fraction(1, 10)
+    assert notes == ["沈阳公司: no potential to opportunity history of its own; using all regions' rate 0.1000"]
+    wide["potential_to_opportunity"] = 0.0
+    with pytest.raises(UserError, match="no region has historical potential to opportunity"):
+        f.historical_plan_rates(wide, ["北京公司"])

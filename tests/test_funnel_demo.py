@@ -11,8 +11,6 @@ look the same in the data, so only the pooled rate is checked, loosely (P2O_TOL)
 """
 from __future__ import annotations
 
-import csv
-
 import pandas as pd
 import pytest
 
@@ -75,19 +73,16 @@ def test_weekly_metrics_and_plan_on_demo(demo_db, tmp_path, capsys):
     assert now["funnel_open_count"] > 0 and 0 < now["funnel_win_rate_90d"] < 1
     assert now["funnel_weighted_pipeline"] < now["funnel_open_amount"]
     targets = tmp_path / "targets.csv"
-    # 西南 is the largest region; at this scale a small region can lack converted new potentials, which
-    # `crm plan` reports as a user error (asserted below) rather than planning with a zero rate
+    # At this scale (seed 7, 0.1) no new potential converted to an opportunity in any region by as_of —
+    # the generator's own realized rates agree (0 converted in 西南, 3 of 60 pooled, all after the
+    # maturity cut-off) — so a historical plan cannot be made and `crm plan` must say so, not plan with 0.
+    # Planning from history (with the pooled fallback) is tested on hand-built data in test_funnel.py.
     targets.write_text("region,revenue_target\n西南,500\n", encoding="utf-8")
     out = tmp_path / "plan.csv"
     rc = cli.main(["plan", str(targets), "--avg-order-value", "10", "--db", str(root / "crm.duckdb"),
                    "--as-of", as_of.date().isoformat(), "--out", str(out)])
-    captured = capsys.readouterr()
-    assert rc == 0 and "historical" in captured.out, captured.err
-    with open(out, encoding="utf-8-sig", newline="") as f:
-        rows = list(csv.DictReader(f))
-    assert [r["region"] for r in rows] == ["西南"] and rows[0]["orders"] == "50"
-    r = rows[0]
-    assert int(r["leads"]) >= int(r["potentials"]) >= int(r["opportunities"]) >= int(r["orders"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "potential to opportunity" in err and "--rates" in err and not out.exists()
     targets.write_text("region,revenue_target\n火星,5\n", encoding="utf-8")
     rc = cli.main(["plan", str(targets), "--avg-order-value", "10", "--db", str(root / "crm.duckdb")])
     err = capsys.readouterr().err

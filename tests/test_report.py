@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 WEEK1, WEEK2 = "2026-W47", "2026-W48"
@@ -98,19 +99,26 @@ def test_week_over_week_deltas_agree_with_both_metrics_files(project):
     assert m2["metrics"]["master_records"] > m1["metrics"]["master_records"]
 
 
-def test_latest_points_to_newest_and_rerun_replaces_cleanly(project):
+def test_latest_points_to_newest_and_rerun_replaces_cleanly(project, tmp_path):
     from crmlib import report
 
     root, first, second = project
     latest = root / "reports" / "latest"
     assert latest.is_symlink() and latest.resolve() == second.resolve()
-    before = _metrics(first)
-    again = report.weekly(as_of=AS_OF1)  # re-running an older week replaces it, keeps latest
-    assert again == first and _metrics(first)["metrics"] == before["metrics"]
-    assert latest.resolve() == second.resolve()
-    assert sorted(p.name for p in (root / "reports").iterdir() if not p.name.startswith(".")) == [
-        WEEK1, WEEK2, "latest", "weekly.log"] or sorted(
-        p.name for p in (root / "reports").iterdir() if not p.name.startswith(".")) == [WEEK1, WEEK2, "latest"]
+    second_html = _sha(_html(second))
+    # re-run the older week (managers' page only, to keep the test short): it replaces W47 as a whole
+    cfg = yaml.safe_load((root / "params" / "weekly.yaml").read_text(encoding="utf-8"))
+    cfg["notebooks"] = []
+    quick = tmp_path / "weekly_quick.yaml"
+    quick.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    again = report.weekly(as_of=AS_OF1, params_path=quick)
+    assert again == first
+    assert not (first / "01_master.ipynb").exists(), "old contents must not survive a re-run"
+    assert _metrics(first)["week"] == WEEK1 and _html(first).exists()
+    assert latest.resolve() == second.resolve(), "re-running an older week must not move latest"
+    assert _sha(_html(second)) == second_html, "other weeks stay as they were"
+    weeks = sorted(p.name for p in (root / "reports").iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert weeks == [WEEK1, WEEK2, "latest"]
 
 
 def test_failing_run_leaves_report_and_database_unchanged(project):
@@ -122,11 +130,12 @@ def test_failing_run_leaves_report_and_database_unchanged(project):
     # a new week of data arrives, and an analysis notebook breaks midway through the run
     demo.generate(root / "data" / "raw", root / "data" / "demo_truth", seed=7, scale=SCALE,
                   as_of=AS_OF2 + dt.timedelta(days=7))
-    broken = root / "notebooks" / "03_segments.ipynb"
+    broken = root / "notebooks" / "01_master.ipynb"
     saved = broken.read_bytes()
     nb = json.loads(saved)
-    nb["cells"].append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
-                        "source": ["raise RuntimeError('disk full while writing a chart')"]})
+    at = next(i for i, c in enumerate(nb["cells"]) if "parameters" in c.get("metadata", {}).get("tags", []))
+    nb["cells"].insert(at + 1, {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+                                "source": ["raise RuntimeError('disk full while writing a chart')"]})
     broken.write_text(json.dumps(nb), encoding="utf-8")
     try:
         rc = cli.main(["weekly", "--as-of", (AS_OF2 + dt.timedelta(days=7)).isoformat()])

@@ -17,6 +17,7 @@ from .world import (
     S_ORDERS,
     S_TICKETS,
     owner_at,
+    pick,
     region_rates,
     rng_for,
 )
@@ -156,20 +157,21 @@ def build_crm(seed: int, cust: pd.DataFrame, reps: pd.DataFrame):
     for (ci, row), c in zip(zip(in_crm, cols.itertuples(), strict=False), cat_, strict=False):
         city = row.city
         phone = row.phone
-        addr = f"{row.province if row.province != city else ''}{city}{rng.choice(cat.ROADS)}{int(rng.integers(1, 999))}号"
+        addr = f"{row.province if row.province != city else ''}{city}{pick(rng, cat.ROADS)}{int(rng.integers(1, 999))}号"
         base = {"cust": ci, "account_name": row.name if rng.random() < 0.8 else nm.variant(rng, cust_dict(row), 0.6),
                 "uscc": row.uscc, "industry": row.industry, "scope": row.scope, "region": row.region,
                 "province": row.province, "city": city, "address": addr, "phone": phone, "size": row.size,
                 "registered_capital": row.registered_capital, "listed": row.listed, "created": int(row.potential_at),
                 "parent_cust": row.parent, "is_junk": False, "kinds": []}
         n_contacts = 1 + int(rng.poisson(1.0 if row.scope == KEY else 0.3))
+        n_err0 = len(errs)  # only errors appended from here on can be this new account's (no O(n^2) scan)
         if c == "field":
             ks = list(rng.choice(ACCOUNT_KINDS, 2 if rng.random() < 0.2 else 1, replace=False))
             for k in ks:
                 _apply_error(rng, base, k, row, errs)
             if "missing_contact" in ks:
                 n_contacts = 0
-        base["kinds"] = [e[1] for e in errs if e[0] is base]
+        base["kinds"] = [e[1] for e in errs[n_err0:] if e[0] is base]
         acc.append(base)
         if c == "contact":
             n_contacts = max(n_contacts, 1)
@@ -186,11 +188,12 @@ def build_crm(seed: int, cust: pd.DataFrame, reps: pd.DataFrame):
             d.update(account_name=nm.variant(rng, cust_dict(row), 1.0), created=base["created"] + int(rng.integers(5, 120)),
                      kinds=[], parent_cust="", address=addr if rng.random() < 0.5 else "")
             d["phone"] = nm.format_phone(rng, phone, rng.random())
+            n_err0 = len(errs)
             errs.append((d, "duplicate_record", "account_name", row.name, d["account_name"]))
             if rng.random() < 0.7:
                 d["uscc"] = ""
                 errs.append((d, "uscc_missing", "uscc", row.uscc, ""))
-            d["kinds"] = [e[1] for e in errs if e[0] is d]
+            d["kinds"] = [e[1] for e in errs[n_err0:] if e[0] is d]
             acc.append(d)
             if rng.random() < 0.6:
                 pname, ptitle, mob = row.people[int(rng.integers(3))]
@@ -200,7 +203,7 @@ def build_crm(seed: int, cust: pd.DataFrame, reps: pd.DataFrame):
     # junk accounts: 1.8% of records, spread over time like real entries
     n_junk = int(round(len(acc) * 0.018 / 0.982))
     for _ in range(n_junk):
-        name = str(rng.choice(cat.JUNK_NAMES))
+        name = str(pick(rng, cat.JUNK_NAMES))
         d = {"cust": -1, "account_name": name, "uscc": "", "industry": "", "scope": "", "region": "",
              "province": "", "city": "", "address": "", "phone": "", "size": "", "registered_capital": np.nan,
              "listed": "", "created": int(rng.integers(-1500, END)), "parent_cust": "", "is_junk": True,
@@ -234,8 +237,9 @@ def build_crm(seed: int, cust: pd.DataFrame, reps: pd.DataFrame):
     con = con.drop(columns=["acc"]).sort_values(["created", "account_id"], kind="stable").reset_index(drop=True)
     con["contact_id"] = [f"CT{i + 1:07d}" for i in range(len(con))]
     doms = cust["domain"].to_numpy()
-    con["email"] = [(f"{''.join(rng.choice(list('abcdefghjklmnprstwxyz'), 5))}{int(rng.integers(10, 99))}@"
-                     f"{doms[c] if c >= 0 and doms[c] else str(rng.choice(['163.com', 'qq.com', '126.com']))}")
+    letters = "abcdefghjklmnprstwxyz"  # integers(0, 21, 5): the draw rng.choice(list(letters), 5) makes
+    con["email"] = [(f"{''.join(letters[i] for i in rng.integers(0, 21, 5))}{int(rng.integers(10, 99))}@"
+                     f"{doms[c] if c >= 0 and doms[c] else pick(rng, ['163.com', 'qq.com', '126.com'])}")
                     if rng.random() < 0.6 else "" for c in con["cust"]]
     accounts = accounts.drop(columns=["_obj"])
     return accounts, con, err_df
@@ -356,8 +360,15 @@ def orders_block(seed: int, block: int, cust: pd.DataFrame, idx: np.ndarray, act
 
 
 # ------------------------------------------------------------------------------------------ calls & tickets
-def build_calls(seed: int, cust: pd.DataFrame, active_from: np.ndarray):
+def volume_factor(scale: float) -> float:
+    """Calls and tickets per customer shrink above scale 1 (1 below): at --scale 100 the customer records of
+    all sources stay near 1M (calls + tickets would be ~1.3M of ~1.8M at full rate). Scale <= 1 unchanged."""
+    return 1.0 if scale <= 1 else float(scale) ** -0.2
+
+
+def build_calls(seed: int, cust: pd.DataFrame, active_from: np.ndarray, scale: float = 1.0):
     rng = rng_for(seed, S_CALLS)
+    f = volume_factor(scale)
     len(cust)
     v = cust["latent_value"].to_numpy()
     g = cust["value_group"].to_numpy()
@@ -378,7 +389,7 @@ def build_calls(seed: int, cust: pd.DataFrame, active_from: np.ndarray):
     segs.append((np.flatnonzero(po), np.maximum(pot[po], 0), np.full(po.sum(), END), np.full(po.sum(), 0.3), False))
     cs, ds, acts = [], [], []
     for ci, s0, s1, r, act in segs:
-        k = rng.poisson(r * np.maximum(s1 - s0, 0) / 365.0)
+        k = rng.poisson((r * f if f != 1.0 else r) * np.maximum(s1 - s0, 0) / 365.0)
         c = np.repeat(ci, k)
         d = (np.repeat(s0, k) + rng.random(k.sum()) * np.repeat(np.maximum(s1 - s0, 0), k)).astype(int)
         cs.append(c), ds.append(d), acts.append(np.full(len(c), act))
@@ -399,13 +410,15 @@ def build_calls(seed: int, cust: pd.DataFrame, active_from: np.ndarray):
     return pd.DataFrame({"cust": c, "day": d, "sec": sec, "call_type": np.array(cat.CALL_TYPES)[np.minimum(t, 4)]})
 
 
-def build_tickets(seed: int, cust: pd.DataFrame, active_from: np.ndarray):
+def build_tickets(seed: int, cust: pd.DataFrame, active_from: np.ndarray, scale: float = 1.0):
     rng = rng_for(seed, S_TICKETS)
+    f = volume_factor(scale)
     v = cust["latent_value"].to_numpy()
     g = cust["value_group"].to_numpy()
     s0 = np.maximum(active_from, 0)
     s1 = np.minimum(cust["churn_at"].to_numpy() + 180, END)
-    k = rng.poisson(np.where(s0 < s1, 0.7 * v ** 0.45 * (s1 - s0) / 365.0, 0))
+    lam = np.where(s0 < s1, 0.7 * v ** 0.45 * (s1 - s0) / 365.0, 0)
+    k = rng.poisson(lam * f if f != 1.0 else lam)
     c = np.repeat(np.arange(len(cust)), k)
     d = (np.repeat(s0, k) + rng.random(k.sum()) * np.repeat(np.maximum(s1 - s0, 0), k)).astype(int)
     o = np.lexsort((c, d))
@@ -416,7 +429,8 @@ def build_tickets(seed: int, cust: pd.DataFrame, active_from: np.ndarray):
     cancelled = rng.random(len(c)) < 0.04
     hw = [p for p in cat.PRODUCTS if p[4]]
     prod = rng.integers(0, len(hw), len(c))
-    serial = ["".join(rng.choice(list("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"), 8)) for _ in range(len(c))]
+    al = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"  # integers(0, 34, 8) = rng.choice(list(al), 8)'s draw
+    serial = ["".join(al[i] for i in rng.integers(0, 34, 8)) for _ in range(len(c))]
     return pd.DataFrame({"cust": c, "opened": d, "closed": d + dur, "satisfaction": np.where(surveyed & ~cancelled,
                                                                                          sat, 0),
                          "cancelled": cancelled, "product": np.array([p[0] for p in hw])[prod],

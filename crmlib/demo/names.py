@@ -32,7 +32,8 @@ def uscc_valid(code: str) -> bool:
 def _org_code(rng: np.random.Generator) -> str:
     """9-character organisation code (GB 11714): 8 characters + check (digits, X)."""
     if rng.random() < 0.5:  # codes issued since 2015 start with MA
-        body = "MA" + "".join(rng.choice(list("0123456789ABCDEFGHJKLMNPQRTUWXY"), 6))
+        # rng.integers(0, n, k) is the draw rng.choice(list, k) makes, without converting the list each call
+        body = "MA" + "".join(USCC_ALPHABET[i] for i in rng.integers(0, 31, 6))
     else:
         body = "".join(str(d) for d in rng.integers(0, 10, 8))
     vals = [int(c) if c.isdigit() else ord(c) - 55 for c in body]
@@ -62,7 +63,7 @@ MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
 
 
 def make_mobile(rng: np.random.Generator) -> str:
-    return "1" + str(int(rng.choice([3, 5, 7, 8, 9]))) + "".join(str(d) for d in rng.integers(0, 10, 9))
+    return "1" + "35789"[int(rng.integers(0, 5))] + "".join(str(d) for d in rng.integers(0, 10, 9))
 
 
 def make_landline(rng: np.random.Generator, area: str) -> str:
@@ -105,7 +106,9 @@ def phone_valid(s: str) -> bool:
 # ---------------------------------------------------------------- people
 def person_name(rng: np.random.Generator) -> str:
     n = 1 if rng.random() < 0.35 else 2
-    return str(rng.choice(cat.SURNAMES)) + "".join(str(c) for c in rng.choice(cat.GIVEN_CHARS, n))
+    # same draws as rng.choice(list[, n]) (integers(0, len)), minus the list -> array conversion per call
+    return (cat.SURNAMES[int(rng.integers(0, len(cat.SURNAMES)))]
+            + "".join(cat.GIVEN_CHARS[i] for i in rng.integers(0, len(cat.GIVEN_CHARS), n)))
 
 
 # ---------------------------------------------------------------- industry from a name (the rule the truth follows)

@@ -35,6 +35,26 @@ def region_rates(region: str) -> dict:
             "opportunity_to_order": round(min(0.5 * m ** 0.5, 0.9), 4)}
 
 
+def pick(rng: np.random.Generator, seq):
+    """``rng.choice(seq)`` with the same draw (integers(0, len)) but without the per-call array conversion."""
+    return seq[int(rng.integers(0, len(seq)))]
+
+
+def cdf(p) -> np.ndarray:
+    """Cumulative weights as ``Generator.choice(..., p=p)`` builds them, for ``pick_p``."""
+    c = np.asarray(p, float).cumsum()
+    return c / c[-1]
+
+
+def pick_p(rng: np.random.Generator, c: np.ndarray) -> int:
+    """``rng.choice(len(p), p=p)`` with the same draw (one uniform, searchsorted on the cdf), minus overhead."""
+    return int(c.searchsorted(rng.random(), side="right"))
+
+
+_LF3 = cdf([0.7, 0.15, 0.15])
+_SIZE3 = cdf([0.15, 0.55, 0.3])
+
+
 def rng_for(seed: int, *key: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), *[int(k) for k in key]])))
 
@@ -128,9 +148,9 @@ class _Names:
 
     def company(self, city_short: str, words: list[str], legal: str | None = None) -> str:
         for _ in range(200):
-            z = "".join(self.rng.choice(cat.ZIHAO_CHARS, 2))
+            z = "".join(cat.ZIHAO_CHARS[i] for i in self.rng.integers(0, len(cat.ZIHAO_CHARS), 2))
             w = words[int(self.rng.integers(len(words)))]
-            lf = legal or cat.LEGAL_FORMS[int(self.rng.choice(3, p=[0.7, 0.15, 0.15]))]
+            lf = legal or cat.LEGAL_FORMS[pick_p(self.rng, _LF3)]
             n = f"{city_short}{z}{w}{lf}"
             if n not in self.used:
                 self.used[n] = 1
@@ -260,7 +280,7 @@ def build_customers(seed: int, scale: float) -> pd.DataFrame:
                 cid = add(name=name, alias_from=afrom, aliases=al, level=level, parent=parent,
                           scope="大客户及行业客户", region=region, city=city.city, place=place,
                           listed="Y" if listed else "N", domain=dom, size="大型" if level == "province" else
-                          str(rng.choice(["大型", "中型"])), kind="branch", admin=code)
+                          pick(rng, ["大型", "中型"]), kind="branch", admin=code)
                 if level == "province":
                     parent_cid = cid
                 n_branch += 1
@@ -296,23 +316,25 @@ def build_customers(seed: int, scale: float) -> pd.DataFrame:
         for _ in range(quota - n_branch - n_inst):
             c = cities[int(rng.integers(len(cities)))]
             words = [w for w, _ in cat.IND_WORDS]
-            name = gen.company(c.short, words, str(rng.choice(["有限公司", "股份有限公司", "集团有限公司"])))
+            name = gen.company(c.short, words, pick(rng, ["有限公司", "股份有限公司", "集团有限公司"]))
             add(name=name, level="none", scope="大客户及行业客户", region=region, city=c.city, place=c.short,
-                size=str(rng.choice(["大型", "中型"])), kind="ent",
+                size=pick(rng, ["大型", "中型"]), kind="ent",
                 listed="Y" if rng.random() < 0.06 else "N")
 
     # SMB, channel partners, not-yet-identified prospects
     weights = np.array([cat.KEY_QUOTA[r] for r in cat.REGIONS], float)
     weights /= weights.sum()
+    wcdf = cdf(weights)
+    ind_words = [w for w, _ in cat.IND_WORDS]
     for scope, n, kind in (("中小企业", 1200, "smb"), ("渠道", 150, "channel"), ("中小企业", 400, "prospect")):
         for _ in range(_scaled(n, scale)):
-            region = cat.REGIONS[int(rng.choice(len(cat.REGIONS), p=weights))]
+            region = cat.REGIONS[pick_p(rng, wcdf)]
             cities = CITIES_BY_REGION[region]
             c = cities[int(rng.integers(len(cities)))]
-            words = cat.CHANNEL_WORDS if kind == "channel" else [w for w, _ in cat.IND_WORDS]
+            words = cat.CHANNEL_WORDS if kind == "channel" else ind_words
             name = gen.company(c.short, words)
             add(name=name, level="none", scope=scope, region=region, city=c.city, place=c.short,
-                size=str(rng.choice(["中型", "小型", "微型"], p=[0.15, 0.55, 0.3])), kind=kind,
+                size=("中型", "小型", "微型")[pick_p(rng, _SIZE3)], kind=kind,
                 listed="Y" if rng.random() < 0.005 else "N")
 
     df = pd.DataFrame(rows)

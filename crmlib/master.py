@@ -270,6 +270,9 @@ def _features_of(raw: str | None, sectors: frozenset) -> tuple:
     hier = bool(p.brand_known) and (bool(p.hierarchy) or (p.sector in sectors if p.sector else False))
     unit_word = any(w in p.cleaned for w in _UNIT_WORDS)
     regional = hier and bool(p.province or p.city) and not unit_word
+    # only a region written in front of the brand can be a head office's home city (北京中国移动);
+    # 国网湖南省电力有限公司 states its unit in its legal name
+    prefixed = any(x and p.cleaned.startswith(x) for x in (p.province, p.city))
     # 吉林分行 without 省 or 市: the province or the city of the same name; left to the evidence ("local")
     homonym = (hier and p.province in _homonym_provinces() and not p.city and p.branch_level == "province"
                and (p.province + "省") not in p.cleaned)
@@ -278,7 +281,7 @@ def _features_of(raw: str | None, sectors: frozenset) -> tuple:
             p.legal_form, p.parent_key, any(w in p.cleaned for w in _HEAD_WORDS),
             # region in brackets (中国建设银行(北京), 民生证券(银川)) names a unit in that region, level unknown
             # ("local"); a prefixed one (北京中国移动) may also be the head office's home city ("bare")
-            regional and "(" not in p.cleaned and not homonym, (regional and "(" in p.cleaned) or homonym,
+            regional and prefixed and "(" not in p.cleaned and not homonym, (regional and "(" in p.cleaned) or homonym,
             p.cleaned)
 
 

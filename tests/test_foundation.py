@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from crmlib import cli, db, params, reportview
+from crmlib import db, params, reportview
 from crmlib.errors import LockedError, UserError
 
 

@@ -11,6 +11,8 @@ look the same in the data, so only the pooled rate is checked, loosely (P2O_TOL)
 """
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -18,22 +20,14 @@ from crmlib import cli
 from crmlib import funnel as fn
 from crmlib.db import connect
 
-SCALE = 0.1
-SEED = 7
 OPP_TOL = 0.02
 P2O_TOL = 0.08
 
 
 @pytest.fixture(scope="module")
-def demo_db(tmp_path_factory):
-    demo = pytest.importorskip("crmlib.demo")
-    load = pytest.importorskip("crmlib.load")
-    master = pytest.importorskip("crmlib.master")
-    root = tmp_path_factory.mktemp("funnel_demo")
-    manifest = demo.generate(root / "raw", root / "truth", seed=SEED, scale=SCALE)
-    load.load_all(root / "raw", root / "crm.duckdb", progress=False)
-    master.resolve_db(root / "crm.duckdb", progress=False)
-    return root, manifest
+def demo_db(demo_resolved):
+    """The session's shared demo (seed 7, scale 0.1; see conftest.py) and its manifest."""
+    return demo_resolved, json.loads((demo_resolved / "truth" / "manifest.json").read_text(encoding="utf-8"))
 
 
 def test_recovered_rates_match_generator(demo_db):

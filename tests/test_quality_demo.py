@@ -17,8 +17,6 @@ from crmlib import quality
 from crmlib.db import connect
 from crmlib.quality import truth as qt
 
-SCALE = 0.1
-SEED = 7
 RATE_TOL = 0.02      # the acceptance: within 2 points of the truth (CRM, the seed's definition)
 RATE_TOL_ALL = 0.03  # all sources: master customers are not true customers one to one (splits, typos)
 MIN_RECALL = 0.9
@@ -29,15 +27,9 @@ MIN_RECALL_TYPO = 0.8
 
 
 @pytest.fixture(scope="module")
-def demo_db(tmp_path_factory):
-    demo = pytest.importorskip("crmlib.demo")
-    load = pytest.importorskip("crmlib.load")
-    master = pytest.importorskip("crmlib.master")
-    root = tmp_path_factory.mktemp("quality_demo")
-    demo.generate(root / "raw", root / "truth", seed=SEED, scale=SCALE)
-    load.load_all(root / "raw", root / "crm.duckdb", progress=False)
-    master.resolve_db(root / "crm.duckdb", progress=False)
-    return root
+def demo_db(demo_resolved):
+    """The session's shared demo (seed 7, scale 0.1; see conftest.py)."""
+    return demo_resolved
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,8 @@ DEFAULT_AS_OF = dt.date(2026, 11, 22)
 DEFAULT_SEED = 42
 SHEET_WEEKS = 8
 BLOCK = 4000  # customers per order-generation block: bounds memory at large scales
+CREC_COLS = ["name", "alias_from", "aliases", "place", "home", "level", "people", "phone", "city", "province",
+             "uscc", "domain", "industry"]
 
 
 @dataclass
@@ -79,7 +81,8 @@ def build_world(seed: int, scale: float) -> World:
     tdays = [x.replace("-", "") for x in dates(tickets["opened"])]
     w = World(seed, scale, cust, reps, opps, stages, active_from, accounts, contacts, crm_err, erp, calls, tickets)
     w.ticket_ids = np.array([f"TK{d}{s:04d}" for d, s in zip(tdays, tseq, strict=False)])
-    w.crec = cust.to_dict("records")
+    # only the fields the per-record writers read: a dict per customer is most of the world's memory at scale 100
+    w.crec = cust[CREC_COLS].to_dict("records")
     w.trec = tickets.to_dict("records")
     from .write import week_of
     w.ticket_weeks = week_of(tickets["opened"].to_numpy())

@@ -51,16 +51,23 @@ def in_win(days, lo: int, hi: int) -> np.ndarray:
     return (days > lo) & (days <= hi)
 
 
+CSV_CHUNK = 200_000  # rows per to_csv call: the object copy and the text of a chunk bound the memory
+
+
 def write_csv(path: Path, df: pd.DataFrame, encoding: str, crlf: bool = False, mode: str = "w",
               header: bool = True):
     path.parent.mkdir(parents=True, exist_ok=True)
-    df = df.astype(object).where(pd.notna(df), "")
-    text = df.to_csv(index=False, header=header, lineterminator="\r\n" if crlf else "\n")
-    data = text.encode(encoding.replace("-sig", ""))
-    if encoding == "utf-8-sig" and mode == "w":
-        data = b"\xef\xbb\xbf" + data
     with open(path, "wb" if mode == "w" else "ab") as f:
-        f.write(data)
+        # rows are formatted one by one, so chunks concatenate to the same bytes as one call
+        for start in range(0, max(len(df), 1), CSV_CHUNK):
+            part = df.iloc[start:start + CSV_CHUNK]
+            part = part.astype(object).where(pd.notna(part), "")
+            text = part.to_csv(index=False, header=header and start == 0,
+                               lineterminator="\r\n" if crlf else "\n")
+            data = text.encode(encoding.replace("-sig", ""))
+            if encoding == "utf-8-sig" and mode == "w" and start == 0:
+                data = b"\xef\xbb\xbf" + data
+            f.write(data)
 
 
 def num(x, nd=2) -> np.ndarray:

@@ -385,17 +385,17 @@ def group_key(recs: pd.DataFrame, params: MasterParams) -> pd.Series:
     # bare names: one group per record city + phone + credit code, so the evidence of each mention can pull
     # it to the head office or to the regional branch (see _UNIT_WORDS)
     bare = recs["bare"].fillna(False).astype(bool)
-    ev = ("|bare@" + recs["city_n"].fillna("").astype(object) + "|" + recs["phone_n"].fillna("").astype(object)
-          + "|" + recs["uscc_n"].fillna("").astype(object))
+    ev = ("|bare@" + recs["city_n"].astype(object).fillna("") + "|" + recs["phone_n"].astype(object).fillna("")
+          + "|" + recs["uscc_n"].astype(object).fillna(""))
     key = key.where(~bare, key + ev)
     key = key.where(~recs["local"].fillna(False).astype(bool), key + "|local" + ev)
     # a short form meaning several brands (平安, 中信) is only grouped with the very same writing
     amb = recs["ambiguous"].fillna(False).astype(bool)
-    key = key.where(~amb, "ambiguous|" + recs["cleaned"].fillna("").astype(object))
+    key = key.where(~amb, "ambiguous|" + recs["cleaned"].astype(object).fillna(""))
     # a trade name written without any region (合联电器公司) is one group per record city: two companies with
     # one trade name in two cities are common; records without a city form their own group
     regionless = recs["brand"].isna() & recs["n_city"].isna() & recs["n_province"].isna()
-    return key.where(~regionless, key + "|@" + recs["city_n"].fillna("").astype(object))
+    return key.where(~regionless, key + "|@" + recs["city_n"].astype(object).fillna(""))
 
 
 def localise_unregioned(recs: pd.DataFrame, params: MasterParams) -> pd.DataFrame:

@@ -7,6 +7,7 @@ is today's (re-resolving history is the resolver's job; the mapping of old recor
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -325,7 +326,106 @@ def run_checks(inp: AuditInputs, params: QualityParams) -> Audit:
 
 
 def run_audit(con: duckdb.DuckDBPyConnection, as_of: dt.date, params: QualityParams) -> Audit:
-    return run_checks(read_inputs(con, as_of, params), params)
+    """The audit as of a date; kept in the on-disk cache beside the database (see :func:`_cache_key`), so
+    the weekly run's metrics step, the quality notebook and the managers' report audit each date once."""
+    key = _cache_key(con, as_of, params)
+    hit = _cache_load(key)
+    if hit is not None:
+        return hit
+    audit = run_checks(read_inputs(con, as_of, params), params)
+    _cache_store(key, audit)
+    return audit
+
+
+# ---------------------------------------------------------------- cache
+# The weekly run audits the same dates in separate processes (metrics, 02_quality, the managers' report),
+# ~5 s each on the default demo. An audit is a pure function of the database content, the parameters and
+# the code, so it is cached under a key made of all three: every table's row count and summed row hashes
+# (DuckDB, ~0.2 s on the default demo), the column types, the parameters, the org-alias and region
+# dictionaries the name checks use, and the source of the crmlib package. Any change gives a new key, so
+# a stale audit cannot be returned. Set CRM_NO_AUDIT_CACHE=1 to switch it off.
+
+_CACHE_KEEP = 16  # newest entries kept per cache folder
+
+
+@functools.lru_cache(maxsize=1)
+def _code_version() -> str:
+    """Hash of the crmlib sources and data files (read once per process, as the code running is the code
+    imported) and of the library versions the pickle depends on."""
+    import hashlib
+    import sys
+    from pathlib import Path
+
+    h = hashlib.sha256(f"{sys.version}|{pd.__version__}|{duckdb.__version__}".encode())
+    pkg = Path(__file__).resolve().parent.parent
+    for f in sorted([*pkg.rglob("*.py"), *(pkg / "data").rglob("*")]):
+        if f.is_file() and "__pycache__" not in f.parts:
+            h.update(str(f.relative_to(pkg)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _cache_key(con, as_of: dt.date, params: QualityParams) -> tuple | None:
+    """(cache folder, key) for this database, date and parameters; None when caching is off or impossible."""
+    import hashlib
+    import os
+    from pathlib import Path
+
+    if os.environ.get("CRM_NO_AUDIT_CACHE"):
+        return None
+    try:
+        path = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+                           ).fetchone()[0]
+        if not path or path == ":memory:":
+            return None
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = current_schema() ORDER BY table_name").fetchall()]
+        content = con.execute(" UNION ALL ".join(
+            f"SELECT '{t}', count(*), sum(hash(\"{t}\")::HUGEINT) FROM \"{t}\"" for t in tables)
+            + " ORDER BY 1").fetchall() if tables else []
+        columns = con.execute(
+            "SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE database_name = "
+            "current_database() AND schema_name = current_schema() ORDER BY table_name, column_index").fetchall()
+        from ..names import load_aliases
+        aliases = load_aliases().spec.model_dump_json()  # the dictionary this process parses names with
+        h = hashlib.sha256(repr((content, columns, as_of.isoformat(), params.model_dump_json(), aliases,
+                                 _code_version())).encode())
+        return Path(path).resolve().parent / ".cache" / "quality-audit", h.hexdigest()[:40]
+    except Exception:  # never let the cache break an audit
+        return None
+
+
+def _cache_load(key: tuple | None) -> Audit | None:
+    import pickle
+    if key is None:
+        return None
+    f = key[0] / f"{key[1]}.pkl"
+    try:
+        with open(f, "rb") as fh:
+            audit = pickle.load(fh)
+        return audit if isinstance(audit, Audit) else None
+    except Exception:  # missing, half-written by a crashed run, unreadable: run the audit
+        return None
+
+
+def _cache_store(key: tuple | None, audit: Audit) -> None:
+    import os
+    import pickle
+    if key is None:
+        return
+    folder, name = key
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{name}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as fh:
+            pickle.dump(audit, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, folder / f"{name}.pkl")  # atomic: a reader sees all of it or nothing
+        old = sorted(folder.glob("*.pkl"), key=lambda p: p.stat().st_mtime, reverse=True)[_CACHE_KEEP:]
+        for p in old:
+            p.unlink(missing_ok=True)
+    except Exception:  # read-only folder, full disk, a file pruned by another process: no cache
+        pass
 
 
 # ---------------------------------------------------------------- aggregating

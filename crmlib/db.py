@@ -68,6 +68,7 @@ def writer(db: str | Path | None = None, wait_s: float = 10.0) -> Iterator[duckd
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    # fetchall, not fetchone: under duckdb 2 an unfinished result blocks a later con.register()
     return con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-    ).fetchone()[0] > 0
+    ).fetchall()[0][0] > 0

@@ -122,3 +122,12 @@ def test_ignored_data_folders_keep_a_readme():
     ignored = subprocess.run(["git", "check-ignore", "data/raw/x.csv", "data/curated/crm.duckdb",
                               "reports/2026-W47/x.html"], cwd=REPO, capture_output=True, text=True)
     assert len(ignored.stdout.split()) == 3
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_papermill_reads_every_parameter(nb):
+    """papermill parses the parameters cell itself; a line it cannot parse (a ';' in a comment, say)
+    makes it warn 'unknown parameter' for a key the notebook does declare."""
+    import papermill as pm
+
+    assert set(pm.inspect_notebook(str(nb))) == workspace.declared_parameters(workspace.load_notebook(nb))

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -77,25 +78,45 @@ class StepTimer:
 # notebooks
 
 def run_notebook(src: Path, dst: Path, parameters: dict[str, Any], kernel: str, timeout: int) -> None:
-    """Execute ``src`` with papermill into ``dst`` (explicit kernel, cwd = project root)."""
-    import papermill as pm
+    """Execute ``src`` into ``dst`` with papermill (explicit kernel, ``--cwd`` = project root).
 
+    Each notebook runs in its own papermill process: papermill's ``cwd`` is a process-wide ``chdir``,
+    which races when several notebooks run at once from threads of one process.
+    """
+    import tempfile
+
+    import yaml
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False, encoding="utf-8") as f:
+        yaml.safe_dump(parameters, f, allow_unicode=True)
+    cmd = [sys.executable, "-m", "papermill", str(src), str(dst), "-k", kernel, "--cwd", str(paths.root()),
+           "-f", f.name, "--execution-timeout", str(timeout), "--no-progress-bar", "--log-level", "ERROR"]
     try:
-        pm.execute_notebook(
-            str(src), str(dst), parameters=parameters, kernel_name=kernel, cwd=str(paths.root()),
-            progress_bar=False, execution_timeout=timeout, log_output=False,
-        )
-    except pm.PapermillExecutionError as exc:
-        raise UserError(
-            f"notebook failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}",
-            file=str(src.relative_to(paths.root())),
-            hint="the executed notebooks of the failed run are kept in reports/.failed-<week>/",
-        ) from None
-    except Exception as exc:
-        # kernel missing, timeout, ... : still a message, not a traceback
-        raise UserError(f"could not run notebook: {type(exc).__name__}: {exc}",
-                        file=str(src.relative_to(paths.root())),
-                        hint="run `make setup` to (re)register the kernel") from None
+        proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace")
+    finally:
+        os.unlink(f.name)
+    if proc.returncode != 0:
+        where = str(src.relative_to(paths.root())) if src.is_relative_to(paths.root()) else str(src)
+        failure = _notebook_error(dst)
+        if failure:
+            raise UserError(f"notebook failed in {failure}", file=where,
+                            hint="the executed notebooks of the failed run are kept in reports/.failed-<week>/")
+        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+        raise UserError(f"could not run notebook: {tail}", file=where,
+                        hint="run `make setup` to (re)register the kernel")
+
+
+def _notebook_error(executed: Path) -> str | None:
+    """'cell N: Name: message' of the first error output in an executed notebook, if any."""
+    try:
+        nb = json.loads(executed.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return f"cell {cell.get('execution_count')}: {out.get('ename')}: {out.get('evalue')}"
+    return None
 
 
 def export_html(nb_path: Path, html_path: Path, title: str, lang: str = "zh") -> None:
@@ -125,19 +146,30 @@ def strip_online_scripts(body: str) -> str:
 
 
 def run_notebooks(jobs: list[tuple[str, dict]], nb_dir: Path, out_dir: Path, cfg: WeeklyConfig,
-                  timer: StepTimer) -> None:
-    """Run notebooks ``cfg.parallel`` at a time (each in its own kernel); the first failure stops the rest."""
+                  timer: StepTimer, meanwhile=None, then: list[tuple[str, dict]] | None = None) -> None:
+    """Run notebooks ``cfg.parallel`` at a time (each in its own kernel). ``meanwhile()`` runs in this
+    thread while they start; the ``then`` jobs are queued after it returns. The first failure cancels
+    whatever has not started and is raised."""
     from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
+    def submit(pool, name, params):
+        return pool.submit(timer.run, f"notebook {name}", run_notebook, nb_dir / name, out_dir / name,
+                           params, cfg.kernel, cfg.cell_timeout)
+
     with ThreadPoolExecutor(max_workers=cfg.parallel) as pool:
-        futures = [pool.submit(timer.run, f"notebook {name}", run_notebook, nb_dir / name, out_dir / name,
-                               params, cfg.kernel, cfg.cell_timeout) for name, params in jobs]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        failed = [f for f in done if f.exception() is not None]
-        if failed:
+        futures = [submit(pool, name, params) for name, params in jobs]
+        try:
+            if meanwhile is not None:
+                meanwhile()
+            futures += [submit(pool, name, params) for name, params in then or []]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in done if f.exception() is not None]
+            if failed:
+                raise failed[0].exception()
+        except BaseException:
             for f in futures:
                 f.cancel()
-            raise failed[0].exception()
+            raise
 
 
 # --------------------------------------------------------------------------------------------------
@@ -195,15 +227,18 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
         params = dict(nb_params, as_of=as_of_date.isoformat(),
                       db_path=os.path.relpath(build_db, root))
         from .metrics import collect_metrics
-        metrics = timer.run("metrics", collect_metrics, build_db, as_of_date, reports, nb_params["truth_dir"])
-        metrics["load"] = {"files_loaded": len(loaded.read), "files_refused": refused}
-        (build_dir / "metrics.json").write_text(
-            json.dumps(metrics, ensure_ascii=False, indent=2, sort_keys=True), encoding="utf-8")
 
-        # the managers' notebook also reads this week's metrics.json (its only extra parameter)
+        def write_metrics() -> None:
+            metrics = timer.run("metrics", collect_metrics, build_db, as_of_date, reports, nb_params["truth_dir"])
+            metrics["load"] = {"files_loaded": len(loaded.read), "files_refused": refused}
+            (build_dir / "metrics.json").write_text(
+                json.dumps(metrics, ensure_ascii=False, indent=2, sort_keys=True), encoding="utf-8")
+
+        # analyses start while the metrics are computed; the managers' notebook needs metrics.json
+        # (its only extra parameter), so it is queued after them
         report_params = dict(params, metrics_path=os.path.relpath(build_dir / "metrics.json", root))
-        jobs = [(name, params) for name in cfg.notebooks] + [(cfg.report_notebook, report_params)]
-        run_notebooks(jobs, paths.notebooks_dir(), build_dir, cfg, timer)
+        run_notebooks([(name, params) for name in cfg.notebooks], paths.notebooks_dir(), build_dir, cfg, timer,
+                      meanwhile=write_metrics, then=[(cfg.report_notebook, report_params)])
         report_nb = build_dir / cfg.report_notebook
         title = ("客户信息中心周报 " if nb_params["lang"] == "zh" else "Customer information weekly ") + week
         html = build_dir / f"weekly_report_{week}.html"

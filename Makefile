@@ -36,6 +36,7 @@ weekly: demo-data
 	$(VENV)/bin/crm weekly $(ARGS)
 
 test: setup
+	$(VENV)/bin/ruff check --quiet .
 	$(VENV)/bin/pytest $(ARGS) || [ $$? -eq 5 ]  # 5 = nothing collected, not a failure
 
 lab: setup

@@ -341,7 +341,7 @@ def check_consistency(records: pd.DataFrame, master: pd.DataFrame, fields: list[
         gold = golden_values(records, master, field, extra)
         rec = records[records["customer_id"].isin(gold.index)]
         # compare all records at once; only the odd ones out are visited for the suggestion
-        norm = map_distinct(rec[field], lambda x: _norm_value(field, x))
+        norm = map_distinct(rec[field], lambda x, f=field: _norm_value(f, x))
         golden = rec["customer_id"].map(gold)
         odd = (norm.notna() & (norm != golden)).to_numpy(dtype=bool)
         for r, v, g in zip(rows(rec[odd]), norm[odd], golden[odd], strict=True):

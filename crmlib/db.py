@@ -72,3 +72,9 @@ def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
     ).fetchall()[0][0] > 0
+
+
+def columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    """Column names of ``table`` (empty when it does not exist)."""
+    return {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}

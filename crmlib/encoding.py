@@ -71,3 +71,27 @@ def transcode_to_utf8(src: str | Path, dst: str | Path, encoding: str) -> None:
         while block := fin.read(CHUNK):
             fout.write(dec.decode(block))
         fout.write(dec.decode(b"", final=True))
+
+
+def python_codec(det: Detected) -> str:
+    """The codec that reads the detected file as text (strips a UTF-8 BOM)."""
+    return "utf-8-sig" if det.encoding == "utf-8" else det.encoding
+
+
+def read_text(path: str | Path) -> str:
+    """A small text file a user brings (UTF-8 or GBK), decoded; :class:`UserError` if it is not text."""
+    return Path(path).read_text(encoding=python_codec(detect(path)))
+
+
+def read_user_csv(path: str | Path, what: str = "file"):
+    """A CSV a user brings to an ad-hoc command (`crm dedup`, `crm pyramid`): every column as text."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} not found", file=str(path))
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=python_codec(detect(path)))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise UserError(f"not a readable CSV: {exc}", file=str(path),
+                        hint="save it as CSV (UTF-8 or GBK) with a header row") from None

@@ -56,6 +56,7 @@ import pandas as pd
 from pydantic import field_validator, model_validator
 
 from . import params as params_mod
+from .encoding import read_text
 from .errors import UserError
 from .i18n import tr
 
@@ -719,15 +720,7 @@ def read_targets(path: str | Path) -> list[tuple[str, Fraction, str]]:
     path = Path(path)
     if not path.is_file():
         raise UserError("targets file not found", file=str(path))
-    raw = path.read_bytes()
-    for enc in ("utf-8-sig", "gb18030"):
-        try:
-            text = raw.decode(enc)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:  # pragma: no cover - gb18030 decodes nearly anything
-        raise UserError("cannot decode the file (expected UTF-8 or GBK)", file=str(path))
+    text = read_text(path)
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if not header or not any(h.strip() for h in header):

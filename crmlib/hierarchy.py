@@ -11,7 +11,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from .master import _table_exists
+from .db import table_exists
 
 LEVELS = ("head", "province", "city", "subbranch")
 HIER_COLUMNS = ["child_id", "parent_id", "child_level", "parent_level", "rule"]
@@ -175,7 +175,7 @@ def rollup_revenue(con: duckdb.DuckDBPyConnection, net_of_returns: bool = True) 
         FROM stg_orders o JOIN customer_xref x ON x.source = 'erp' AND x.source_key = o.erp_customer_id
         WHERE x.customer_id IS NOT NULL GROUP BY x.customer_id ORDER BY x.customer_id""").df()
     hier = (con.execute("SELECT child_id, parent_id FROM customer_hierarchy ORDER BY child_id").df()
-            if _table_exists(con, "customer_hierarchy") else pd.DataFrame(columns=["child_id", "parent_id"]))
+            if table_exists(con, "customer_hierarchy") else pd.DataFrame(columns=["child_id", "parent_id"]))
     out = rollup(hier, revenue)
     names = con.execute("SELECT customer_id, name, level FROM customer_master").df()
     out = out.merge(names, on="customer_id", how="left")

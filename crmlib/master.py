@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from . import db as dbmod
 from . import paths
+from .encoding import read_user_csv
 from .errors import UserError
 from .params import Params
 from .params import load as load_params
@@ -80,20 +81,6 @@ def load_master_params(path: str | Path | None = None) -> MasterParams:
 # customer_records: one row per customer mention in any source
 # ------------------------------------------------------------------------------------------------------
 
-def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    """Like db.table_exists, but fetches the whole result: DuckDB 2 refuses new work on a connection with
-    an unfinished result (fetchone leaves one), which breaks the next register()."""
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?",
-                       [name]).fetchall()[0][0] > 0
-
-
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    if not _table_exists(con, table):
-        return set()
-    return {r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
-
-
 def _col(cols: set[str], name: str, alias: str | None = None, cast: str = "VARCHAR", prefix: str = "") -> str:
     """``prefix.name`` cast, or NULL when the loader did not produce that column (older drops)."""
     alias = alias or name
@@ -105,9 +92,9 @@ def _col(cols: set[str], name: str, alias: str | None = None, cast: str = "VARCH
 def records_sql(con: duckdb.DuckDBPyConnection) -> str:
     """SQL selecting the union of customer mentions from the stg_* tables that exist."""
     parts = []
-    acc = _columns(con, "stg_crm_accounts")
+    acc = dbmod.columns(con, "stg_crm_accounts")
     if acc:
-        cc = _columns(con, "stg_crm_contacts")
+        cc = dbmod.columns(con, "stg_crm_contacts")
         # CRM contacts are side evidence for their account: the most recently updated contact's name and
         # phone (ties: smallest contact_id) stand in where the account has none.
         contact_cte = ""
@@ -135,9 +122,9 @@ def records_sql(con: duckdb.DuckDBPyConnection) -> str:
                    {_col(acc, 'owner_rep_id', 'rep_id', prefix='a.')}, {date} AS record_date,
                    {_col(acc, '_source_file', prefix='a.')}, {_col(acc, '_row', cast='BIGINT', prefix='a.')}
             FROM stg_crm_accounts a {contact_cte}""")
-    erp = _columns(con, "stg_erp_customers")
+    erp = dbmod.columns(con, "stg_erp_customers")
     if erp:
-        oc = _columns(con, "stg_orders")
+        oc = dbmod.columns(con, "stg_orders")
         date_join, date = "", "CAST(NULL AS DATE)"
         if {"erp_customer_id", "order_date"} <= oc:
             # an ERP customer is as recent as its latest order
@@ -153,7 +140,7 @@ def records_sql(con: duckdb.DuckDBPyConnection) -> str:
                    {_col(erp, 'address', prefix='e.')}, CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR),
                    {date}, {_col(erp, '_source_file', prefix='e.')}, {_col(erp, '_row', cast='BIGINT', prefix='e.')}
             FROM stg_erp_customers e {date_join}""")
-    sv = _columns(con, "stg_sales_visits")
+    sv = dbmod.columns(con, "stg_sales_visits")
     if sv:
         date = ("coalesce(CAST(visit_date AS DATE), CAST(report_date AS DATE))"
                 if {"visit_date", "report_date"} <= sv else
@@ -164,7 +151,7 @@ def records_sql(con: duckdb.DuckDBPyConnection) -> str:
                    {_col(sv, 'province')}, {_col(sv, 'city')}, {_col(sv, 'address')}, {_col(sv, 'industry')},
                    {_col(sv, 'rep_id')}, {date}, {_col(sv, '_source_file')}, {_col(sv, '_row', cast='BIGINT')}
             FROM stg_sales_visits""")
-    tk = _columns(con, "stg_tickets")
+    tk = dbmod.columns(con, "stg_tickets")
     if tk:
         parts.append(f"""
             SELECT 'service', CAST(ticket_id AS VARCHAR), CAST(customer_name AS VARCHAR),
@@ -173,7 +160,7 @@ def records_sql(con: duckdb.DuckDBPyConnection) -> str:
                    CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), {_col(tk, 'opened_at', 'record_date', 'DATE')},
                    {_col(tk, '_source_file')}, {_col(tk, '_row', cast='BIGINT')}
             FROM stg_tickets""")
-    ca = _columns(con, "stg_calls")
+    ca = dbmod.columns(con, "stg_calls")
     if ca:
         parts.append(f"""
             SELECT 'callcenter', CAST(call_id AS VARCHAR), CAST(company AS VARCHAR),
@@ -1158,7 +1145,7 @@ def resolve(con: duckdb.DuckDBPyConnection, params: MasterParams | None = None,
     # stable ids
     live = recs[recs["cluster"].notna()][["record_id", "cluster"]]
     old = (con.execute("SELECT record_id, customer_id FROM customer_id_map").df()
-           if _table_exists(con, "customer_id_map") else None)
+           if dbmod.table_exists(con, "customer_id_map") else None)
     idmap = assign_ids(live, old)
     recs["customer_id"] = recs["cluster"].map(idmap)
     old_ids = set(old["customer_id"]) if old is not None else set()
@@ -1185,7 +1172,7 @@ def resolve(con: duckdb.DuckDBPyConnection, params: MasterParams | None = None,
     x["completeness"] = recs[["uscc", "phone", "contact_name", "email", "province", "city", "address",
                               "industry"]].notna().sum(axis=1)
     con.register("_x", x)
-    acc_cols = _columns(con, "stg_crm_accounts")
+    acc_cols = dbmod.columns(con, "stg_crm_accounts")
     extra = ", ".join(f"CAST(a.{c} AS VARCHAR) AS {c}" if c in acc_cols else f"CAST(NULL AS VARCHAR) AS {c}"
                       for c in _CRM_FIELDS)
     join = ("LEFT JOIN stg_crm_accounts a ON x.source = 'crm' AND a.account_id = split_part(x.record_id, ':', 2)"
@@ -1343,7 +1330,7 @@ def master_weekly_metrics(con: duckdb.DuckDBPyConnection, as_of: dt.date,
     """Headline figures of the customer master for ``metrics.json`` (prefix ``master_``).
 
     New customers this week: first seen in the 7 days ending on ``as_of`` (inclusive)."""
-    if not _table_exists(con, "customer_master"):
+    if not dbmod.table_exists(con, "customer_master"):
         return {}
     as_of = pd.Timestamp(as_of).date()
     start = as_of - dt.timedelta(days=6)
@@ -1356,7 +1343,7 @@ def master_weekly_metrics(con: duckdb.DuckDBPyConnection, as_of: dt.date,
         JOIN customer_records r USING (record_id) WHERE r.record_date IS NULL OR r.record_date <= ?""",
                                    [as_of]).fetchall()[0]
     queue = (con.execute("SELECT count(*) FROM match_review_queue").fetchall()[0][0]
-             if _table_exists(con, "match_review_queue") else 0)
+             if dbmod.table_exists(con, "match_review_queue") else 0)
     out = {"master_customers": int(customers), "master_new_customers_week": int(new),
            "master_records": int(n_rec), "master_match_rate": (n_matched / n_rec) if n_rec else None,
            "master_review_queue": int(queue)}
@@ -1373,22 +1360,6 @@ def master_weekly_metrics(con: duckdb.DuckDBPyConnection, as_of: dt.date,
 
 _DEDUP_OPTIONAL = {"city": "city", "phone": "phone", "contact": "contact_name", "address": "address",
                    "uscc": "uscc"}
-
-
-def read_user_csv(path: str | Path) -> pd.DataFrame:
-    path = Path(path)
-    if not path.exists():
-        raise UserError("file not found", file=str(path))
-    last = None
-    for enc in ("utf-8-sig", "gb18030"):
-        try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc)
-        except UnicodeDecodeError as exc:
-            last = exc
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise UserError(f"not a readable CSV: {exc}", file=str(path),
-                            hint="save it as CSV (UTF-8 or GBK) with a header row") from None
-    raise UserError(f"cannot decode the file ({last})", file=str(path), hint="save it as UTF-8 or GBK")
 
 
 def dedup_frame(df: pd.DataFrame, id_col: str = "id", name_col: str = "name",
@@ -1432,7 +1403,7 @@ def dedup_frame(df: pd.DataFrame, id_col: str = "id", name_col: str = "name",
 
 
 def _cmd_dedup(args) -> int:
-    df = read_user_csv(args.input)
+    df = read_user_csv(args.input)  # crmlib.encoding
     params = load_master_params(args.params) if args.params else load_master_params()
     out = dedup_frame(df, args.id_col, args.name_col, params, progress=sys.stderr.isatty(),
                       source=str(args.input))

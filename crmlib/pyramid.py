@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
+from .db import table_exists
+from .encoding import read_user_csv
 from .errors import UserError
 from .params import Params, load
 from .weights import ahp_weights, entropy_weights
@@ -496,11 +498,6 @@ def migration(prev: pd.Series, cur: pd.Series) -> tuple[pd.DataFrame, pd.DataFra
 
 
 # ---------------------------------------------------------------- database (thin)
-def _table(con, name: str) -> bool:
-    from .db import table_exists
-    return table_exists(con, name)
-
-
 def newest_date(con) -> date:
     d = con.execute("SELECT max(order_date) FROM stg_orders").fetchone()[0]
     if d is None:
@@ -511,7 +508,7 @@ def newest_date(con) -> date:
 def read_inputs(con, as_of=None) -> dict[str, pd.DataFrame | None]:
     """Frames for :func:`compute_indicators` keyed by master ``customer_id`` (via ``customer_xref``)."""
     for t in ("stg_orders", "customer_xref", "customer_master"):
-        if not _table(con, t):
+        if not table_exists(con, t):
             raise UserError(f"table {t} missing from the database", hint="run `crm load` and `crm resolve`")
     as_of = pd.Timestamp(as_of or newest_date(con)).date()
     q = lambda sql: con.execute(sql, [as_of]).df()  # noqa: E731
@@ -525,13 +522,13 @@ def read_inputs(con, as_of=None) -> dict[str, pd.DataFrame | None]:
         SELECT x.customer_id, r.invoice_date, r.due_date, r.paid_date, r.amount
         FROM stg_receipts r JOIN customer_xref x ON x.record_id = 'erp:' || r.erp_customer_id
         WHERE x.customer_id IS NOT NULL AND r.invoice_date <= ?
-        ORDER BY x.customer_id, r.receipt_id""") if _table(con, "stg_receipts") else None
+        ORDER BY x.customer_id, r.receipt_id""") if table_exists(con, "stg_receipts") else None
     acts = []
-    if _table(con, "stg_sales_visits"):
+    if table_exists(con, "stg_sales_visits"):
         acts.append("""SELECT x.customer_id, v.visit_date AS activity_date, 'visit' AS kind, v.record_key AS k
             FROM stg_sales_visits v JOIN customer_xref x ON x.record_id = 'sales:' || v.record_key
             WHERE x.customer_id IS NOT NULL AND v.visit_date <= $1""")
-    if _table(con, "stg_crm_opportunities"):
+    if table_exists(con, "stg_crm_opportunities"):
         acts.append("""SELECT x.customer_id, CAST(p.created_at AS DATE), 'opportunity', p.opp_id
             FROM stg_crm_opportunities p JOIN customer_xref x ON x.record_id = 'crm:' || p.account_id
             WHERE x.customer_id IS NOT NULL AND CAST(p.created_at AS DATE) <= $1""")
@@ -541,7 +538,7 @@ def read_inputs(con, as_of=None) -> dict[str, pd.DataFrame | None]:
         SELECT x.customer_id, c.called_at, c.call_type
         FROM stg_calls c JOIN customer_xref x ON x.record_id = 'callcenter:' || c.call_id
         WHERE x.customer_id IS NOT NULL AND CAST(c.called_at AS DATE) <= ?
-        ORDER BY x.customer_id, c.call_id""") if _table(con, "stg_calls") else None
+        ORDER BY x.customer_id, c.call_id""") if table_exists(con, "stg_calls") else None
     out["profile"] = con.execute("""
         SELECT customer_id, name, size, registered_capital, listed, region, industry
         FROM customer_master ORDER BY customer_id""").df()
@@ -637,19 +634,7 @@ def read_transactions_csv(path: str | Path, customer: str, date_col: str, amount
     file, the row (line number, header = 1) and the column.
     """
     path = Path(path)
-    if not path.exists():
-        raise UserError("transaction file not found", file=str(path))
-    raw = None
-    for enc in ("utf-8-sig", "gb18030"):  # UTF-8 (with or without BOM) first; Chinese Excel exports are GBK
-        try:
-            raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc)
-            break
-        except UnicodeDecodeError:
-            continue
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise UserError(f"not a readable CSV file: {exc}", file=str(path)) from None
-    if raw is None:
-        raise UserError("file is neither UTF-8 nor GBK text", file=str(path), hint="save it as CSV UTF-8")
+    raw = read_user_csv(path, "transaction file")
     raw.columns = [str(c).strip() for c in raw.columns]
     for col in (customer, date_col, amount):
         if col not in raw.columns:

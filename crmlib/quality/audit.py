@@ -57,11 +57,6 @@ def _df(con, sql: str, params=None) -> pd.DataFrame:
     return con.execute(sql, params or []).df()
 
 
-def _cols(con, table: str) -> set[str]:
-    return {r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
-
-
 def read_inputs(con: duckdb.DuckDBPyConnection, as_of: dt.date, params: QualityParams) -> AuditInputs:
     if not dbmod.table_exists(con, "customer_records"):
         from ..errors import UserError
@@ -108,11 +103,11 @@ def since_sql(con) -> str:
     """SQL for the date a record came to exist, by source: a CRM account when created, an ERP customer at
     its first order, a sheet row when reported; otherwise the record's own date."""
     parts = ["CASE"]
-    if "created_at" in _cols(con, "stg_crm_accounts"):
+    if "created_at" in dbmod.columns(con, "stg_crm_accounts"):
         parts.append("WHEN r.source = 'crm' THEN CAST(a.created_at AS DATE)")
-    if {"erp_customer_id", "order_date"} <= _cols(con, "stg_orders"):
+    if {"erp_customer_id", "order_date"} <= dbmod.columns(con, "stg_orders"):
         parts.append("WHEN r.source = 'erp' THEN o.first_order")
-    if "report_date" in _cols(con, "stg_sales_visits"):
+    if "report_date" in dbmod.columns(con, "stg_sales_visits"):
         parts.append("WHEN r.source = 'sales' THEN CAST(v.report_date AS DATE)")
     parts.append("ELSE CAST(r.record_date AS DATE) END")
     return " ".join(parts)
@@ -120,12 +115,12 @@ def since_sql(con) -> str:
 
 def since_joins(con) -> str:
     j = []
-    if "created_at" in _cols(con, "stg_crm_accounts"):
+    if "created_at" in dbmod.columns(con, "stg_crm_accounts"):
         j.append("LEFT JOIN stg_crm_accounts a ON r.source = 'crm' AND a.account_id = r.source_key")
-    if {"erp_customer_id", "order_date"} <= _cols(con, "stg_orders"):
+    if {"erp_customer_id", "order_date"} <= dbmod.columns(con, "stg_orders"):
         j.append("""LEFT JOIN (SELECT erp_customer_id, min(CAST(order_date AS DATE)) AS first_order FROM stg_orders
                     GROUP BY erp_customer_id) o ON r.source = 'erp' AND o.erp_customer_id = r.source_key""")
-    if "report_date" in _cols(con, "stg_sales_visits"):
+    if "report_date" in dbmod.columns(con, "stg_sales_visits"):
         j.append("LEFT JOIN stg_sales_visits v ON r.source = 'sales' AND v.record_key = r.source_key")
     return "\n".join(j)
 
@@ -147,7 +142,7 @@ def read_contacts(con, records: pd.DataFrame) -> pd.DataFrame:
 
     Their own fields (mobile, phone, e-mail) are checked by :func:`checks.check_contacts`; in the record
     frame they carry only the contact name, so the generic checks leave them alone."""
-    if not {"contact_id", "account_id"} <= _cols(con, "stg_crm_contacts"):
+    if not {"contact_id", "account_id"} <= dbmod.columns(con, "stg_crm_contacts"):
         return pd.DataFrame(columns=[*RECORD_COLS, "customer_id", "exists_from", "mobile"])
     c = _df(con, """SELECT contact_id, account_id, contact_name, mobile, phone, email,
                            CAST(updated_at AS DATE) AS record_date, _source_file, _row
@@ -182,7 +177,7 @@ def read_rejects(con, as_of: dt.date) -> pd.DataFrame:
     cols = ["_source_file", "_sheet", "_row", "column", "value", "reason", "kind", "file_week_end", "record_id"]
     if not dbmod.table_exists(con, "load_rejects"):
         return pd.DataFrame(columns=cols)
-    colname = "column_name" if "column_name" in _cols(con, "load_rejects") else '"column"'
+    colname = "column_name" if "column_name" in dbmod.columns(con, "load_rejects") else '"column"'
     rj = _df(con, f"""SELECT _source_file, _sheet, _row, {colname} AS "column", "value", reason FROM load_rejects
                       ORDER BY _source_file, _sheet, _row, "column" """)
     rj["kind"] = rj["reason"].map(_reject_kind)
@@ -197,13 +192,13 @@ def read_rejects(con, as_of: dt.date) -> pd.DataFrame:
         links.append("SELECT _source_file, _row, min(record_id) AS rid FROM customer_records "
                      "WHERE _source_file IS NOT NULL AND source <> 'sales' GROUP BY 1, 2")
     # transactions are not customer records, but their rejects still belong to a keyed row
-    if {"order_id", "line_no", "_row"} <= _cols(con, "raw_orders"):
+    if {"order_id", "line_no", "_row"} <= dbmod.columns(con, "raw_orders"):
         links.append("SELECT _source_file, _row, min('erp_orders:' || order_id || '|' || line_no) FROM raw_orders "
                      "GROUP BY 1, 2")
-    if {"opp_id", "_row"} <= _cols(con, "raw_crm_opportunities"):
+    if {"opp_id", "_row"} <= dbmod.columns(con, "raw_crm_opportunities"):
         links.append("SELECT _source_file, _row, min('crm_opportunities:' || opp_id) FROM raw_crm_opportunities "
                      "GROUP BY 1, 2")
-    if {"contact_id", "_row"} <= _cols(con, "raw_crm_contacts"):
+    if {"contact_id", "_row"} <= dbmod.columns(con, "raw_crm_contacts"):
         links.append("SELECT _source_file, _row, min('crm_contacts:' || contact_id) FROM raw_crm_contacts "
                      "GROUP BY 1, 2")
     if links:
@@ -247,7 +242,7 @@ def stg_issues(con, as_of: dt.date, params: QualityParams) -> pd.DataFrame:
     for table, rid, source, key, dates, amounts, pairs in specs:
         if not dbmod.table_exists(con, table):
             continue
-        have = _cols(con, table)
+        have = dbmod.columns(con, table)
         dates = [c for c in dates if c in have]
         amounts = [c for c in amounts if c in have]
         pairs = [p for p in pairs if p[0] in have and p[1] in have]

@@ -43,9 +43,8 @@ def resolve_as_of(con, as_of: str | dt.date | None) -> dt.date:
     """``as_of`` as a date; ``None`` = the newest record date not after today."""
     if as_of:
         return as_of if isinstance(as_of, dt.date) else dt.date.fromisoformat(str(as_of))
-    d = con.execute("SELECT max(CAST(record_date AS DATE)) FROM customer_records "
-                    "WHERE CAST(record_date AS DATE) <= current_date").fetchone()[0]
-    return d or dt.date.today()
+    from . import newest_date
+    return newest_date(con)
 
 
 def per_rep(audit: Audit, disc: dict, source: str | None = None) -> pd.DataFrame:

@@ -7,13 +7,13 @@ so a failing run leaves the previous report and database exactly as they were.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -78,32 +78,32 @@ class StepTimer:
 # notebooks
 
 def run_notebook(src: Path, dst: Path, parameters: dict[str, Any], kernel: str, timeout: int) -> None:
-    """Execute ``src`` into ``dst`` with papermill (explicit kernel, ``--cwd`` = project root).
+    """Execute ``src`` into ``dst`` with papermill (explicit kernel, working directory = project root).
 
-    Each notebook runs in its own papermill process: papermill's ``cwd`` is a process-wide ``chdir``,
-    which races when several notebooks run at once from threads of one process.
+    Runs in this process (several may run at once from :func:`run_notebooks`' threads; papermill's own
+    import costs ~2 CPU-s, paid once). papermill's ``cwd`` is a process-wide ``chdir`` that threads would
+    race on, so :func:`run_notebooks` changes into the project root once and each call passes no ``cwd``.
     """
-    import tempfile
+    import papermill as pm
 
-    import yaml
-
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False, encoding="utf-8") as f:
-        yaml.safe_dump(parameters, f, allow_unicode=True)
-    cmd = [sys.executable, "-m", "papermill", str(src), str(dst), "-k", kernel, "--cwd", str(paths.root()),
-           "-f", f.name, "--execution-timeout", str(timeout), "--no-progress-bar", "--log-level", "ERROR"]
+    root = paths.root()
+    cwd = None if Path.cwd().resolve() == root.resolve() else str(root)
+    logging.getLogger("papermill").setLevel(logging.WARNING)
+    where = str(src.relative_to(root)) if src.is_relative_to(root) else str(src)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace")
-    finally:
-        os.unlink(f.name)
-    if proc.returncode != 0:
-        where = str(src.relative_to(paths.root())) if src.is_relative_to(paths.root()) else str(src)
+        pm.execute_notebook(str(src), str(dst), parameters=parameters, kernel_name=kernel, cwd=cwd,
+                            progress_bar=False, execution_timeout=timeout,
+                            # the kernel's "running over TCP without encryption" warning (localhost only)
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
+    except Exception as exc:
         failure = _notebook_error(dst)
         if failure:
             raise UserError(f"notebook failed in {failure}", file=where,
-                            hint="the executed notebooks of the failed run are kept in reports/.failed-<week>/")
-        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
-        raise UserError(f"could not run notebook: {tail}", file=where,
-                        hint="run `make setup` to (re)register the kernel")
+                            hint="the executed notebooks of the failed run are kept in reports/.failed-<week>/"
+                            ) from None
+        detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise UserError(f"could not run notebook: {type(exc).__name__}: {detail}", file=where,
+                        hint="run `make setup` to (re)register the kernel") from None
 
 
 def _notebook_error(executed: Path) -> str | None:
@@ -156,7 +156,7 @@ def run_notebooks(jobs: list[tuple[str, dict]], nb_dir: Path, out_dir: Path, cfg
         return pool.submit(timer.run, f"notebook {name}", run_notebook, nb_dir / name, out_dir / name,
                            params, cfg.kernel, cfg.cell_timeout)
 
-    with ThreadPoolExecutor(max_workers=cfg.parallel) as pool:
+    with _working_dir(paths.root()), ThreadPoolExecutor(max_workers=cfg.parallel) as pool:
         futures = [submit(pool, name, params) for name, params in jobs]
         try:
             if meanwhile is not None:
@@ -170,6 +170,17 @@ def run_notebooks(jobs: list[tuple[str, dict]], nb_dir: Path, out_dir: Path, cfg
             for f in futures:
                 f.cancel()
             raise
+
+
+@contextlib.contextmanager
+def _working_dir(path: Path):
+    """chdir for the duration (papermill's kernels start in the process's working directory)."""
+    before = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
 
 
 # --------------------------------------------------------------------------------------------------

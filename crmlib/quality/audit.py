@@ -6,6 +6,7 @@ is today's (re-resolving history is the resolver's job; the mapping of old recor
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import re
@@ -324,11 +325,12 @@ def run_audit(con: duckdb.DuckDBPyConnection, as_of: dt.date, params: QualityPar
     """The audit as of a date; kept in the on-disk cache beside the database (see :func:`_cache_key`), so
     the weekly run's metrics step, the quality notebook and the managers' report audit each date once."""
     key = _cache_key(con, as_of, params)
-    hit = _cache_load(key)
-    if hit is not None:
-        return hit
-    audit = run_checks(read_inputs(con, as_of, params), params)
-    _cache_store(key, audit)
+    with _cache_lock(key):  # a second process wanting the same audit waits for it instead of redoing it
+        hit = _cache_load(key)
+        if hit is not None:
+            return hit
+        audit = run_checks(read_inputs(con, as_of, params), params)
+        _cache_store(key, audit)
     return audit
 
 
@@ -391,6 +393,29 @@ def _cache_key(con, as_of: dt.date, params: QualityParams) -> tuple | None:
         return None
 
 
+@contextlib.contextmanager
+def _cache_lock(key: tuple | None):
+    """Exclusive lock on one cache entry while it is looked up and computed (the weekly run's metrics
+    step and the quality notebook start together and want the same dates). One entry at a time per
+    process, so two processes cannot wait on each other; the OS drops the lock if a process dies."""
+    import fcntl
+    if key is None:
+        yield
+        return
+    folder, name = key
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fh = open(folder / f".{name}.lock", "a+b")  # noqa: SIM115 - closed below
+    except OSError:  # read-only folder: no cache, no lock
+        yield
+        return
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+    finally:
+        fh.close()  # releases the lock
+
+
 def _cache_load(key: tuple | None) -> Audit | None:
     import pickle
     if key is None:
@@ -419,6 +444,7 @@ def _cache_store(key: tuple | None, audit: Audit) -> None:
         old = sorted(folder.glob("*.pkl"), key=lambda p: p.stat().st_mtime, reverse=True)[_CACHE_KEEP:]
         for p in old:
             p.unlink(missing_ok=True)
+            p.with_name(f".{p.stem}.lock").unlink(missing_ok=True)
     except Exception:  # read-only folder, full disk, a file pruned by another process: no cache
         pass
 

@@ -77,12 +77,15 @@ class StepTimer:
 # --------------------------------------------------------------------------------------------------
 # notebooks
 
-def run_notebook(src: Path, dst: Path, parameters: dict[str, Any], kernel: str, timeout: int) -> None:
+def run_notebook(src: Path, dst: Path, parameters: dict[str, Any], kernel: str, timeout: int,
+                 km=None) -> None:
     """Execute ``src`` into ``dst`` with papermill (explicit kernel, working directory = project root).
 
     Runs in this process (several may run at once from :func:`run_notebooks`' threads; papermill's own
     import costs ~2 CPU-s, paid once). papermill's ``cwd`` is a process-wide ``chdir`` that threads would
     race on, so :func:`run_notebooks` changes into the project root once and each call passes no ``cwd``.
+    ``km``: a kernel already started (and warmed, :mod:`crmlib.kernels`) for this notebook; it is shut
+    down afterwards.
     """
     import papermill as pm
 
@@ -90,11 +93,12 @@ def run_notebook(src: Path, dst: Path, parameters: dict[str, Any], kernel: str, 
     cwd = None if Path.cwd().resolve() == root.resolve() else str(root)
     logging.getLogger("papermill").setLevel(logging.WARNING)
     where = str(src.relative_to(root)) if src.is_relative_to(root) else str(src)
+    from .kernels import KERNEL_ARGS, shutdown
+
     try:
         pm.execute_notebook(str(src), str(dst), parameters=parameters, kernel_name=kernel, cwd=cwd,
-                            progress_bar=False, execution_timeout=timeout,
-                            # the kernel's "running over TCP without encryption" warning (localhost only)
-                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                            progress_bar=False, execution_timeout=timeout, km=km,
+                            extra_arguments=list(KERNEL_ARGS))
     except Exception as exc:
         failure = _notebook_error(dst)
         if failure:
@@ -104,6 +108,9 @@ def run_notebook(src: Path, dst: Path, parameters: dict[str, Any], kernel: str, 
         detail = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise UserError(f"could not run notebook: {type(exc).__name__}: {detail}", file=where,
                         hint="run `make setup` to (re)register the kernel") from None
+    finally:
+        if km is not None:
+            shutdown(km)
 
 
 def _notebook_error(executed: Path) -> str | None:
@@ -146,15 +153,20 @@ def strip_online_scripts(body: str) -> str:
 
 
 def run_notebooks(jobs: list[tuple[str, dict]], nb_dir: Path, out_dir: Path, cfg: WeeklyConfig,
-                  timer: StepTimer, meanwhile=None, then: list[tuple[str, dict]] | None = None) -> None:
-    """Run notebooks ``cfg.parallel`` at a time (each in its own kernel). ``meanwhile()`` runs in this
-    thread while they start; the ``then`` jobs are queued after it returns. The first failure cancels
-    whatever has not started and is raised."""
+                  timer: StepTimer, meanwhile=None, then: list[tuple[str, dict]] | None = None,
+                  kernels=None) -> None:
+    """Run notebooks ``cfg.parallel`` at a time (each in its own kernel, taken from ``kernels`` — a
+    :class:`crmlib.kernels.WarmKernels` — when given). ``meanwhile()`` runs in this thread while they
+    start; the ``then`` jobs are queued after it returns. The first failure cancels whatever has not
+    started and is raised."""
     from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
+    def one(name, params):
+        km = kernels.take(name) if kernels is not None else None
+        run_notebook(nb_dir / name, out_dir / name, params, cfg.kernel, cfg.cell_timeout, km=km)
+
     def submit(pool, name, params):
-        return pool.submit(timer.run, f"notebook {name}", run_notebook, nb_dir / name, out_dir / name,
-                           params, cfg.kernel, cfg.cell_timeout)
+        return pool.submit(timer.run, f"notebook {name}", one, name, params)
 
     with _working_dir(paths.root()), ThreadPoolExecutor(max_workers=cfg.parallel) as pool:
         futures = [submit(pool, name, params) for name, params in jobs]
@@ -216,6 +228,11 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
     timer = StepTimer()
     build_dir: Path | None = None
     week = "unknown"
+    from .kernels import WarmKernels
+
+    # kernels start and import while load and resolve keep one core busy (see crmlib/kernels.py)
+    kernels = WarmKernels(cfg.kernel, {name: paths.notebooks_dir() / name
+                                       for name in [*cfg.notebooks, cfg.report_notebook]}, root)
     try:
         from . import load as load_mod
         from . import master
@@ -249,7 +266,7 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
         # (its only extra parameter), so it is queued after them
         report_params = dict(params, metrics_path=os.path.relpath(build_dir / "metrics.json", root))
         run_notebooks([(name, params) for name in cfg.notebooks], paths.notebooks_dir(), build_dir, cfg, timer,
-                      meanwhile=write_metrics, then=[(cfg.report_notebook, report_params)])
+                      meanwhile=write_metrics, then=[(cfg.report_notebook, report_params)], kernels=kernels)
         report_nb = build_dir / cfg.report_notebook
         title = ("客户信息中心周报 " if nb_params["lang"] == "zh" else "Customer information weekly ") + week
         html = build_dir / f"weekly_report_{week}.html"
@@ -275,6 +292,7 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
             log.error("executed notebooks of the failed run are in %s", failed)
         raise
     finally:
+        kernels.close()
         if build_dir is not None:
             shutil.rmtree(build_dir, ignore_errors=True)
         build_db.unlink(missing_ok=True)

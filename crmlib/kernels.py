@@ -1,0 +1,115 @@
+"""Jupyter kernels started ahead of time for the weekly run.
+
+Every notebook pays ~4 CPU-seconds before its first line of analysis: the kernel process starts and
+imports pandas, DuckDB, plotly and crmlib. The weekly run's load and resolve steps use one core for
+15-20 s, so :class:`WarmKernels` starts one kernel per notebook at the beginning of the run, in background
+threads, and runs the notebook's own import statements in it (found with :func:`notebook_imports`;
+``store_history=False``, so the executed notebook still counts its cells from 1). papermill then runs
+the notebook in that kernel (``km=``) instead of starting a cold one.
+
+Nothing depends on the warm-up succeeding: a kernel that fails to start or warm is logged and the notebook
+gets a fresh kernel from papermill as before, which reports the problem the usual way.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+log = logging.getLogger("crm.weekly")
+
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]  # the kernel's "TCP without encryption" warning (localhost)
+
+
+def notebook_imports(path: Path) -> str:
+    """The top-level ``import`` / ``from … import`` statements of a notebook's code cells, one per line.
+    Cells Python cannot parse (IPython magics) are skipped; imports are idempotent, so running them
+    before the notebook changes nothing but the time its first cell takes."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    lines: list[str] = []
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        src = cell.get("source", "")
+        try:
+            tree = ast.parse(src if isinstance(src, str) else "".join(src))
+        except SyntaxError:
+            continue
+        lines += [ast.unparse(node) for node in tree.body
+                  if isinstance(node, ast.Import) or (isinstance(node, ast.ImportFrom) and node.level == 0)]
+    return "\n".join(dict.fromkeys(lines))
+
+
+def start_warm_kernel(kernel: str, code: str, cwd: Path, timeout: float = 300):
+    """Start ``kernel`` in ``cwd``, run ``code`` silently, return the running kernel manager."""
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    km = AsyncKernelManager(kernel_name=kernel)
+    run_sync(km.start_kernel)(extra_arguments=list(KERNEL_ARGS), cwd=str(cwd))
+    try:
+        kc = km.client()
+        kc.start_channels()
+        try:
+            run_sync(kc.wait_for_ready)(timeout=timeout)
+            if code:
+                msg_id = kc.execute(code, silent=True, store_history=False)
+                while True:
+                    reply = run_sync(kc.get_shell_msg)(timeout=timeout)
+                    if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                        break
+        finally:
+            kc.stop_channels()
+    except BaseException:
+        shutdown(km)
+        raise
+    return km
+
+
+def shutdown(km) -> None:
+    from jupyter_core.utils import run_sync
+
+    try:
+        if km.has_kernel:
+            run_sync(km.shutdown_kernel)(now=True)
+    except Exception as exc:  # the process is gone already, or will be at exit
+        log.debug("kernel shutdown: %s", exc)
+
+
+class WarmKernels:
+    """One kernel per notebook, started and warmed in background threads; :meth:`take` hands it over."""
+
+    def __init__(self, kernel: str, notebooks: dict[str, Path], cwd: Path):
+        self._pool = ThreadPoolExecutor(max_workers=max(1, len(notebooks)), thread_name_prefix="warm-kernel")
+        self._futures: dict[str, Future] = {
+            name: self._pool.submit(start_warm_kernel, kernel, notebook_imports(path), cwd)
+            for name, path in notebooks.items()}
+
+    def take(self, name: str):
+        """The warmed kernel manager for notebook ``name`` (waits for its warm-up), or None."""
+        fut = self._futures.pop(name, None)
+        if fut is None:
+            return None
+        try:
+            return fut.result()
+        except Exception as exc:
+            log.warning("could not start a kernel ahead for %s (%s); starting one when it runs", name, exc)
+            return None
+
+    def close(self) -> None:
+        """Shut down every kernel not handed out (a failed or interrupted run)."""
+        for fut in self._futures.values():
+            try:
+                shutdown(fut.result())
+            except Exception:  # it never started
+                pass
+        self._futures.clear()
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> WarmKernels:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -909,20 +909,6 @@ def compare_with_truth(rates: pd.DataFrame, manifest: dict) -> pd.DataFrame:
 # database readers (thin)
 
 
-def newest_date(con) -> date | None:
-    """Newest date in the funnel's inputs (the default as_of): stage entries, opportunity creation and
-    orders, whichever of those tables exist. Contact dates are left out: hand-typed visit dates include
-    typos years in the future."""
-    parts = [f"(SELECT max({col})::DATE FROM {t})" for t, col in (
-        ("stg_crm_opportunity_stages", "entered_at"), ("stg_crm_opportunities", "created_at"),
-        ("stg_orders", "order_date")) if _has(con, t)]
-    if not parts:
-        return None
-    row = con.execute(f"SELECT greatest({', '.join(parts)})" if len(parts) > 1
-                      else f"SELECT {parts[0]}").fetchone()
-    return row[0] if row else None
-
-
 def _has(con, table: str) -> bool:
     from .db import table_exists
     return table_exists(con, table)
@@ -1075,11 +1061,8 @@ class FunnelData:
 def read_funnel(con, as_of=None, params: FunnelParams | None = None) -> FunnelData:
     """Opportunities and stage history known at ``as_of`` (None = newest data date)."""
     p = params or load_params()
-    if as_of is None:
-        as_of = newest_date(con)
-        if as_of is None:
-            raise UserError("no opportunity data in the database", hint="run `crm load` first")
-    as_of = pd.Timestamp(as_of).date()
+    from .asof import resolve
+    as_of = resolve(con, as_of)
     return FunnelData(as_of, p, read_opportunities(con, as_of), read_stage_history(con, as_of))
 
 
@@ -1140,7 +1123,8 @@ def _cmd_plan(args) -> int:
         p = load_params()
         con = connect(args.db, read_only=True)
         try:
-            as_of = pd.Timestamp(args.as_of).date() if args.as_of else newest_date(con)
+            from .asof import resolve
+            as_of = resolve(con, args.as_of, "--as-of")
             wide = historical_rates(con, as_of, p)
         finally:
             con.close()

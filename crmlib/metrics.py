@@ -16,31 +16,14 @@ from typing import Any
 
 import duckdb
 
-from . import db as dbmod
-
-# (table, date column) pairs whose maximum is "the newest data date": system-stamped dates only. Reps'
-# sheet dates are typed by hand (and a Sunday visit is reported on Monday), so they do not move the week.
-_DATE_COLUMNS = [
-    ("stg_orders", "order_date"),
-    ("stg_calls", "called_at"),
-    ("stg_tickets", "opened_at"),
-    ("stg_crm_opportunity_stages", "entered_at"),
-]
-
 
 def newest_data_date(db: str | Path) -> dt.date | None:
+    """The default as of (:func:`crmlib.asof.newest_data_date`) of the database file ``db``."""
+    from .asof import newest_data_date as newest
+
     con = duckdb.connect(str(db), read_only=True)
     try:
-        best = None
-        for table, col in _DATE_COLUMNS:
-            if not dbmod.table_exists(con, table):
-                continue
-            value = con.execute(
-                f"SELECT max(CAST({col} AS DATE)) FROM {table} WHERE CAST({col} AS DATE) <= current_date"
-            ).fetchone()[0]
-            if value is not None and (best is None or value > best):
-                best = value
-        return best
+        return newest(con)
     finally:
         con.close()
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import date, timedelta
+from datetime import timedelta
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal
@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
+from .asof import resolve as resolve_as_of
 from .db import table_exists
 from .encoding import read_user_csv
 from .errors import UserError
@@ -498,19 +499,12 @@ def migration(prev: pd.Series, cur: pd.Series) -> tuple[pd.DataFrame, pd.DataFra
 
 
 # ---------------------------------------------------------------- database (thin)
-def newest_date(con) -> date:
-    d = con.execute("SELECT max(order_date) FROM stg_orders").fetchone()[0]
-    if d is None:
-        raise UserError("no orders in the database", hint="run `crm load` first")
-    return d
-
-
 def read_inputs(con, as_of=None) -> dict[str, pd.DataFrame | None]:
     """Frames for :func:`compute_indicators` keyed by master ``customer_id`` (via ``customer_xref``)."""
     for t in ("stg_orders", "customer_xref", "customer_master"):
         if not table_exists(con, t):
             raise UserError(f"table {t} missing from the database", hint="run `crm load` and `crm resolve`")
-    as_of = pd.Timestamp(as_of or newest_date(con)).date()
+    as_of = resolve_as_of(con, as_of)
     q = lambda sql: con.execute(sql, [as_of]).df()  # noqa: E731
     out: dict[str, pd.DataFrame | None] = {"as_of": as_of}
     out["orders"] = q("""
@@ -563,7 +557,7 @@ def pyramid_weekly_metrics(con, as_of=None, params: ValueModel | None = None) ->
     """Flat ``pyramid_*`` headline figures for metrics.json: customers per tier, top-20% revenue and profit
     share, revenue Gini, loss-making count, upgrades / downgrades / new against ``as_of - 7 days``."""
     params = params or load_params()
-    as_of = pd.Timestamp(as_of or newest_date(con)).date()
+    as_of = resolve_as_of(con, as_of)
     ind = indicators_from_db(con, as_of, params)
     cur = _score_or_empty(ind, params)
     prev = _score_or_empty(indicators_from_db(con, as_of - timedelta(days=params.migration_days), params), params)
@@ -709,7 +703,7 @@ def _run(args) -> int:
         from .db import connect
         con = connect(args.db, read_only=True)
         try:
-            as_of = pd.Timestamp(args.as_of or newest_date(con)).date()
+            as_of = resolve_as_of(con, args.as_of, "--as-of")
             m = pyramid_weekly_metrics(con, as_of, params)
         finally:
             con.close()

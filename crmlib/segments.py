@@ -629,10 +629,12 @@ def read_history(con, rules: StageRules | None = None) -> History:
 
 
 def resolve_as_of(h: History, as_of) -> date:
+    """For a history that comes without a database (a transaction file, a test): None = its newest
+    event. Histories read from the database take :func:`crmlib.asof.resolve` instead, as every analysis."""
     if as_of in (None, ""):
         d = h.newest_date()
         if d is None:
-            raise UserError("no dated events in the database", hint="pass as_of explicitly")
+            raise UserError("no dated events in the history", hint="pass as_of explicitly")
         return d
     try:
         return pd.Timestamp(as_of).date()
@@ -668,10 +670,11 @@ def weekly_metrics(h: History, as_of, p: SegmentsParams) -> dict:
 def segments_weekly_metrics(con, as_of, params: SegmentsParams | None = None) -> dict:
     """Counts per lifecycle stage, new customers this week, lost (流失) this week, slipping-away count.
 
-    Flat dict, keys prefixed ``segments_``. ``as_of`` None = newest event date in the data.
+    Flat dict, keys prefixed ``segments_``. ``as_of`` None = the database's default (crmlib.asof).
     """
+    from .asof import resolve
     p = params or load_params()
-    return weekly_metrics(read_history(con, p.stages), as_of, p)
+    return weekly_metrics(read_history(con, p.stages), resolve(con, as_of), p)
 
 
 def stage_label(stage: str, lang: str = "zh") -> str:

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from crmlib import pyramid as pm
+from crmlib.asof import resolve as resolve_as_of
 
 SCHEMA = """
 CREATE TABLE stg_orders (order_id VARCHAR, line_no INTEGER, order_date DATE, erp_customer_id VARCHAR,
@@ -70,7 +71,8 @@ def test_indicators_from_db(con):
     assert (c1["size"], c1.listed, c1.registered_capital) == (3.0, 1.0, 50000.0)
     c2 = ind.loc["C000002"]
     assert (c2.profit, c2.overdue_amount, c2.overdue_ratio, c2.complaints) == (-100.0, 300.0, 1.0, 1)
-    assert pm.newest_date(con) == pd.Timestamp("2024-01-30").date()
+    # default as_of: the newest system-stamped date (the call on Feb 4), not the last order (Jan 30)
+    assert resolve_as_of(con, None) == pd.Timestamp("2024-02-04").date()
 
 
 def test_weekly_metrics(con):

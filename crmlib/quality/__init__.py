@@ -7,7 +7,6 @@ Public surface: :func:`run_audit` (an :class:`Audit` as of a date), :func:`headl
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from pathlib import Path
 
 from .audit import (
@@ -28,33 +27,19 @@ from .config import QualityParams, load_params
 from .fixlist import build_fixlist, write_fixlist
 
 __all__ = ["Audit", "QualityParams", "breakdown", "build_fixlist", "discipline_tables", "headline", "kinds_table",
-           "load_params", "newest_date", "quality_weekly_metrics", "read_inputs", "rejects_in_week",
+           "load_params", "quality_weekly_metrics", "read_inputs", "rejects_in_week",
            "run_audit", "run_checks", "trend", "trend_summary", "write_fixlist"]
-
-
-def newest_date(con) -> dt.date:
-    """The newest record date in customer_records not after today (the default audit date; a mistyped
-    future date must not move the audit into the future)."""
-    d = con.execute("SELECT max(CAST(record_date AS DATE)) FROM customer_records "
-                    "WHERE CAST(record_date AS DATE) <= current_date").fetchone()[0]
-    return d or dt.date.today()
 
 
 def _cmd(args: argparse.Namespace) -> int:
     from .. import db as dbmod
     from .. import paths
-    from ..errors import UserError
 
     params = load_params(args.params)
     con = dbmod.connect(args.db, read_only=True)
     try:
-        if args.as_of:
-            try:
-                as_of = dt.date.fromisoformat(args.as_of)
-            except ValueError:
-                raise UserError(f"--as-of {args.as_of!r} is not a date", hint="use YYYY-MM-DD") from None
-        else:
-            as_of = newest_date(con)
+        from ..asof import resolve
+        as_of = resolve(con, args.as_of, "--as-of")
         audit = run_audit(con, as_of, params)
         fix = build_fixlist(audit, params)
         out = Path(args.out) if args.out else paths.reports_dir() / f"fixlist_{as_of.isoformat()}.xlsx"

@@ -40,11 +40,9 @@ class QualityReport:
 
 
 def resolve_as_of(con, as_of: str | dt.date | None) -> dt.date:
-    """``as_of`` as a date; ``None`` = the newest record date not after today."""
-    if as_of:
-        return as_of if isinstance(as_of, dt.date) else dt.date.fromisoformat(str(as_of))
-    from . import newest_date
-    return newest_date(con)
+    """``as_of`` as a date; ``None`` = the database's default (:func:`crmlib.asof.resolve`)."""
+    from ..asof import resolve
+    return resolve(con, as_of)
 
 
 def per_rep(audit: Audit, disc: dict, source: str | None = None) -> pd.DataFrame:

@@ -1,0 +1,61 @@
+"""The report date ("as of") every analysis uses when none is given, defined once.
+
+Default: the newest *system-stamped* date in the database — order dates (ERP), call and ticket times,
+opportunity stage entries — not after today. Reps' hand-typed sheet dates do not count (a typo puts a
+visit years in the future, and a Sunday visit is reported on Monday), nor do dates beyond today.
+The weekly run, each notebook and each ``crm`` sub-command resolve ``as_of`` with :func:`resolve`, so an
+analyst who leaves ``as_of = None`` sees the same week in every notebook.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+
+from .db import table_exists
+from .errors import UserError
+
+# (table, date column) pairs whose newest value not after today is the default as_of
+SYSTEM_DATES = [
+    ("stg_orders", "order_date"),
+    ("stg_calls", "called_at"),
+    ("stg_tickets", "opened_at"),
+    ("stg_crm_opportunity_stages", "entered_at"),
+]
+
+
+def newest_data_date(con: duckdb.DuckDBPyConnection) -> dt.date | None:
+    """The newest system-stamped date not after today, or None when no such table holds a row."""
+    parts = [f"SELECT max(CAST({col} AS DATE)) AS d FROM {table} WHERE CAST({col} AS DATE) <= current_date"
+             for table, col in SYSTEM_DATES if table_exists(con, table)]
+    if not parts:
+        return None
+    return con.execute(f"SELECT max(d) FROM ({' UNION ALL '.join(parts)})").fetchone()[0]
+
+
+def parse(as_of: str | dt.date | dt.datetime | None, what: str = "as_of") -> dt.date | None:
+    """``as_of`` as a date (None stays None); a clear error for anything else."""
+    if as_of is None or (isinstance(as_of, str) and not as_of.strip()):
+        return None
+    if isinstance(as_of, dt.datetime):
+        return as_of.date()
+    if isinstance(as_of, dt.date):
+        return as_of
+    if hasattr(as_of, "date") and callable(as_of.date):  # pandas.Timestamp, numpy datetime wrappers
+        return as_of.date()
+    try:
+        return dt.date.fromisoformat(str(as_of).strip())
+    except ValueError:
+        raise UserError(f"{what} {as_of!r} is not a date", hint="write it as YYYY-MM-DD") from None
+
+
+def resolve(con: duckdb.DuckDBPyConnection, as_of: str | dt.date | None, what: str = "as_of") -> dt.date:
+    """The given date, or (None) the database's default as of :func:`newest_data_date`."""
+    day = parse(as_of, what)
+    if day is not None:
+        return day
+    day = newest_data_date(con)
+    if day is None:
+        raise UserError("no dated records in the database (orders, calls, tickets, opportunity stages)",
+                        hint="run `crm load` first, or give the date explicitly (YYYY-MM-DD)")
+    return day

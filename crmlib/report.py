@@ -52,15 +52,6 @@ def iso_week(day: dt.date) -> str:
     return f"{y}-W{w:02d}"
 
 
-def parse_date(value: str | dt.date | None, what: str = "--as-of") -> dt.date | None:
-    if value is None or isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise UserError(f"{what} {value!r} is not a date", hint="write it as YYYY-MM-DD") from None
-
-
 @dataclass
 class StepTimer:
     steps: dict[str, float] = field(default_factory=dict)
@@ -215,6 +206,7 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
     nb_params = cfg.parameters.model_dump()
     from .i18n import check_lang
     check_lang(nb_params["lang"])
+    from .asof import parse as parse_date
     as_of_date = parse_date(as_of, "--as-of") or parse_date(nb_params["as_of"], "as_of in params")
 
     live_db = (root / nb_params["db_path"]).resolve()

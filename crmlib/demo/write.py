@@ -80,6 +80,8 @@ def cents(x) -> np.ndarray:
     Such a value is the double nearest k/100, so rint(v * 100) gives back k and f"{v:.2f}" prints k/100:
     the text is built from the integer k. The sign follows the sign bit, as f-strings print -0.00."""
     v = np.asarray(x, float)
+    if v.size == 0:  # an empty week (scale 10 has some): np.char.zfill cannot size an empty array
+        return np.empty(v.shape, dtype=object)
     k = np.rint(np.abs(v) * 100).astype(np.int64)
     whole = (k // 100).astype(str).astype(object)
     frac = np.char.zfill((k % 100).astype(str), 2).astype(object)

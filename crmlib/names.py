@@ -628,6 +628,7 @@ def _parse(name: str | None, ad: AliasDict) -> ParsedName:
     tail = _peel_tail(body, 0, (), weak=True)
     core_end = tail.start
     start, pre = _prefix_regions(body, 0, core_end, weak=False, min_rest=2)
+    start, pre = _trade_name_regions(body, start, core_end, pre)
     core = body[start:core_end]
     home = _resolve([c for _, c in pre] + bracket_regions)
     has_branch = bool(tail.branches)
@@ -647,6 +648,51 @@ def _parse(name: str | None, ad: AliasDict) -> ParsedName:
         province, city, district = _resolve([c for _, c in pre] + bracket_regions + tail_regions)
     return _finish(name, cleaned, brand, False, False, None, False, province, city, district, tail, None,
                    home=home, region_bound=region_bound)
+
+
+# Words of the industry / line of business part of a company name (国民经济行业 wording as firms write it).
+# A name is 行政区划 + 字号 + 行业 + 组织形式 and the 字号 (trade name) is mandatory, so when the regions peeled
+# from the front leave nothing but these words, the last "region" was the trade name (海阳酒店管理: 海阳 is a
+# county-level city and a trade name).
+_INDUSTRY_WORDS = frozenset("""
+科技 技术 信息 电子 软件 网络 数据 智能 数码 电脑 计算机 系统 集成 通讯 通信 互联网 机械 制造 精密 汽车 零部件 配件 新材料 材料
+化工 化学 电器 电气 电力 设备 仪器 仪表 自动化 光电 照明 建设 建筑 工程 装饰 装修 建材 水泥 钢铁 金属 塑料 橡胶 商贸 贸易 进出口
+物流 运输 供应链 快递 医药 医疗 器械 生物 能源 燃气 新能源 环保 管理 咨询 服务 文化 传媒 广告 设计 酒店 餐饮 旅游 物业 置业 地产
+房地产 开发 投资 实业 控股 发展 食品 饮料 农业 纺织 服装 服饰 印刷 包装 家具 家居 教育 培训 人力资源 网络工程
+""".split())
+
+
+def _industry_only(s: str) -> bool:
+    """True when ``s`` is nothing but industry words (电子科技, 酒店管理, 建设工程)."""
+    if not s:
+        return False
+    ok = [True] + [False] * len(s)
+    for i in range(len(s)):
+        if ok[i]:
+            for j in range(i + 2, min(len(s), i + 5) + 1):
+                if s[i:j] in _INDUSTRY_WORDS:
+                    ok[j] = True
+    return ok[len(s)]
+
+
+def _trade_name_regions(body: str, start: int, core_end: int, pre: list) -> tuple[int, list]:
+    """Give back to the core the prefix "regions" that are the trade name (字号).
+
+    Stacked regions must describe one place (浙江杭州): in 福州海阳酒店管理 海阳 is not in Fujian, so it is where
+    the core starts. A short region name (no 市/省/县) followed only by industry words is the trade name
+    (海阳酒店管理, 泰安软件集团); written in full (泰安市软件) it stays a region."""
+    if not pre:
+        return start, pre
+    province = city = None
+    for k, (pos, cands) in enumerate(pre):
+        if k and not any(_fits(r, province, city) for r in cands):
+            return _trade_name_regions(body, pos, core_end, pre[:k])
+        province, city, _ = _resolve([c for _, c in pre[:k + 1]])
+    pos, cands = pre[-1]
+    token = body[pos:start]
+    if _industry_only(body[start:core_end]) and all(token != r.name for r in cands):
+        return pos, pre[:-1]
+    return start, pre
 
 
 def _junk(raw, cleaned) -> ParsedName:

@@ -423,3 +423,20 @@ def test_parse_is_cached_and_fast():
     out = [parse(n).match_key for n in names_]
     assert len(out) == len(names_)
     assert time.perf_counter() - t < 10
+
+
+@pytest.mark.parametrize("raw, key", [
+    # 海阳 (a county-level city of Yantai) and 泰安 (a city) are the trade names here: a name needs a 字号, so a
+    # region followed only by industry words is the trade name; a second region that is not inside the first
+    # starts the core
+    ("海阳酒店管理集团", "海阳酒店管理||"),
+    ("福州海阳酒店管理集团有限公司", "海阳酒店管理|福州|"),
+    ("深圳海阳酒店管理有限责任公司", "海阳酒店管理|深圳|"),
+    ("海阳酒店管理(烟台)有限公司", "海阳酒店管理|烟台|"),
+    ("保定泰安软件股份有限公司", "泰安软件|保定|"),
+    # written with 市 it is the region; stacked regions of one place stay regions
+    ("泰安市软件有限公司", "软件|泰安|"),
+    ("浙江杭州华远软件有限公司", "华远软件|杭州|"),
+])
+def test_region_named_trade_names(raw, key):
+    assert parse(raw).match_key == key

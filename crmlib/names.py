@@ -303,18 +303,23 @@ class AliasDict:
         for short in spec.ambiguous:
             self.alias_to_brand[clean(short)] = None
         self.lengths = sorted({len(a) for a in self.alias_to_brand}, reverse=True)
+        # alias lengths per first character: a name is scanned once, not once per alias length
+        first: dict[str, set[int]] = {}
+        for a in self.alias_to_brand:
+            if a:
+                first.setdefault(a[0], set()).add(len(a))
+        self.by_first = {ch: tuple(sorted(ls, reverse=True)) for ch, ls in first.items()}
 
     def candidates(self, s: str) -> list[tuple[int, int, str]]:
         """Every alias occurrence (start, end, alias), longest first then leftmost."""
         found = []
         n = len(s)
-        for L in self.lengths:
-            if L > n:
-                continue
-            for i in range(0, n - L + 1):
-                a = s[i:i + L]
-                if a in self.alias_to_brand:
-                    found.append((i, i + L, a))
+        table = self.alias_to_brand
+        for i, ch in enumerate(s):
+            for L in self.by_first.get(ch, ()):
+                if i + L <= n and s[i:i + L] in table:
+                    found.append((i, i + L, s[i:i + L]))
+        found.sort(key=lambda t: (t[0] - t[1], t[0]))
         return found
 
 

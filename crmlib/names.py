@@ -925,6 +925,8 @@ def normalise_phone(s: str | None) -> str | None:
     """
     if s is None:
         return None
+    if isinstance(s, str) and s.isascii() and _MOBILE_RE.fullmatch(s):
+        return s  # already a plain mobile number (most values): what the general path returns too
     text = unicodedata.normalize("NFKC", str(s)).strip()
     if not text:
         return None

@@ -28,11 +28,13 @@ PY = sys.executable
 REPO = Path(__file__).resolve().parent.parent
 
 CHILD_PRELUDE = """
-import json, resource, sys, time
+import json, os, resource, sys, time
+load_before = os.getloadavg()
 t0 = time.perf_counter()
 """
 CHILD_EPILOGUE = """
 out["seconds"] = round(time.perf_counter() - t0, 1)
+out["loadavg_before"], out["loadavg_after"] = load_before, os.getloadavg()
 out["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2, 2)
 print("RESULT " + json.dumps(out, default=str))
 """
@@ -42,7 +44,7 @@ from crmlib import master
 import duckdb
 s = master.resolve_db(DB, progress=False)
 out = {"step": "resolve", "records": s.records, "junk": s.junk, "groups": s.groups, "customers": s.customers,
-       "pairs_scored": s.pairs_scored, "review_queue": s.review_queue}
+       "pairs_scored": s.pairs_scored, "review_queue": s.review_queue, "phases": s.stats}
 t1 = time.perf_counter()
 con = duckdb.connect(DB, read_only=True)
 out["accuracy"] = master.evaluate(con, TRUTH)

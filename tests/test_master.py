@@ -236,3 +236,24 @@ def test_charts_and_notebook_helpers(db):
         cm.cluster_sizes(sizes, lang)
         cm.accuracy({"precision": 0.99, "recall": 0.97}, lang)
         cm.group_tree(tree, lang)
+
+
+def test_name_parse_cache_reused_and_keyed_on_the_parser(db):
+    """A rerun parses only names it has not seen under the same parser; the result does not change."""
+    master.resolve_db(db, progress=False)
+    before = xref(db)
+    con = duckdb.connect(str(db))
+    n, keys = con.execute(f"SELECT count(*), count(DISTINCT parser) FROM {master.NAME_CACHE_TABLE}").fetchall()[0]
+    assert n == 17 and keys == 1  # every distinct non-blank raw name (未知客户 and 测试 too: junk is a result)
+    # a stale row under another parser key is ignored, and a cached row is what the rerun uses
+    con.execute(f"UPDATE {master.NAME_CACHE_TABLE} SET parser = 'old' WHERE name_raw = '北京工行'")
+    params = master.load_master_params()
+    known = master.read_name_cache(con, master.name_cache_key(params))
+    assert len(known) == 16 and "北京工行" not in set(known["name_raw"])
+    con.close()
+    master.resolve_db(db, progress=False)
+    assert xref(db) == before
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute(f"SELECT count(*), count(DISTINCT parser) FROM {master.NAME_CACHE_TABLE}").fetchall()[0] \
+        == (17, 1)
+    con.close()

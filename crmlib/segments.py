@@ -72,6 +72,8 @@ class ClusterParams(params_mod.Params):
     stability_seeds: list[int] = [1, 2, 3, 4, 5]
     silhouette_sample: int | None = 5000
     recency_cap_days: int = 730
+    rate_min_days: int = 365
+    payment_cap_days: int = 90
     buyers_only: bool = True
     names_zh: dict[int, list[str]] = {}
     names_en: dict[int, list[str]] = {}
@@ -83,6 +85,8 @@ class ClusterParams(params_mod.Params):
             raise ValueError(f"unknown cluster features {bad}; choose from {CLUSTER_FEATURES}")
         if not 2 <= self.k_min <= self.k_max:
             raise ValueError("need 2 <= k_min <= k_max")
+        if self.rate_min_days < 1 or self.payment_cap_days < 1:
+            raise ValueError("rate_min_days and payment_cap_days must be >= 1")
         return self
 
 
@@ -127,6 +131,9 @@ LABELS = {
     "customers": {"zh": "客户数", "en": "Customers"},
     "recency_days": {"zh": "最近购买距今天数 (距 as_of)", "en": "Days since last order (to as_of)"},
     "frequency": {"zh": "订单数", "en": "Orders"},
+    "revenue_per_year": {"zh": "年均净销售额", "en": "Net revenue per year"},
+    "orders_per_year": {"zh": "年均订单数", "en": "Orders per year"},
+    "days_late": {"zh": "平均付款逾期天数 (负数 = 提前)", "en": "Mean days paid after due date (negative = early)"},
     "monetary": {"zh": "净销售额", "en": "Net revenue"},
     "r_score": {"zh": "R 分 (5=最近下单)", "en": "R score (5 = ordered most recently)"},
     "fm_score": {"zh": "FM 分", "en": "FM score"},
@@ -156,6 +163,7 @@ class History:
     service: customer_id, date (repair tickets and service-type calls)
     opportunities: customer_id, opp_id, created_at, closed_at (NaT = still open)
     reps: rep_id, rep_name, left_at
+    receipts: customer_id, due_date, paid_date (NaT = unpaid) of ERP invoices; None = not read
     """
 
     customers: pd.DataFrame
@@ -165,11 +173,15 @@ class History:
     opportunities: pd.DataFrame = field(
         default_factory=lambda: _empty(["customer_id", "opp_id", "created_at", "closed_at"]))
     reps: pd.DataFrame = field(default_factory=lambda: _empty(["rep_id", "rep_name", "left_at"]))
+    receipts: pd.DataFrame | None = None
 
     def __post_init__(self):
-        for frame, cols in ((self.orders, ["order_date"]), (self.contacts, ["date"]),
-                            (self.service, ["date"]), (self.opportunities, ["created_at", "closed_at"]),
-                            (self.customers, ["first_seen"] if "first_seen" in self.customers else [])):
+        dated = [(self.orders, ["order_date"]), (self.contacts, ["date"]), (self.service, ["date"]),
+                 (self.opportunities, ["created_at", "closed_at"]),
+                 (self.customers, ["first_seen"] if "first_seen" in self.customers else [])]
+        if self.receipts is not None:
+            dated.append((self.receipts, ["due_date", "paid_date"]))
+        for frame, cols in dated:
             for c in cols:
                 # day resolution: a call at 10:00 on as_of happened "on or before as_of"
                 frame[c] = pd.to_datetime(frame[c]).dt.normalize()
@@ -426,17 +438,57 @@ def rfm_summary(table: pd.DataFrame, rfm: RfmParams, lang: str = "zh") -> pd.Dat
 # --------------------------------------------------------------------------------------------- clusters
 
 CLUSTER_FEATURES = ["revenue", "n_orders", "avg_order", "n_contacts", "n_opportunities", "n_tickets",
-                    "recency_days", "tenure_days"]
+                    "recency_days", "tenure_days", "revenue_per_year", "orders_per_year", "days_late"]
+# signed (days_late < 0 = paid early): standardised as they are; every other feature is a count, an
+# amount or a number of days >= 0 and goes through log1p first (long right tails)
+UNLOGGED_FEATURES = {"days_late"}
 
 
-def cluster_features(facts: pd.DataFrame, as_of, cp: ClusterParams) -> pd.DataFrame:
-    """Raw (unlogged) behavioural features per known customer from :func:`customer_facts` output."""
+def payment_facts(receipts: pd.DataFrame, as_of, cap_days: int = 90) -> pd.DataFrame:
+    """Per customer: mean days between due date and payment over its invoices due on or before as_of.
+
+    An invoice still unpaid at as_of (no paid_date, or one after as_of) counts as paid on as_of, so a
+    customer who stops paying does not look punctual; each invoice counts at most ``cap_days`` late
+    (the usual "90+ days" ageing bucket), so one written-off invoice does not outweigh all the others.
+    Negative = paid early. Columns: customer_id, days_late, invoices_due.
+    """
+    t = _ts(as_of)
+    r = receipts[pd.to_datetime(receipts["due_date"]) <= t]
+    paid = pd.to_datetime(r["paid_date"])
+    paid = paid.where(paid <= t, t)   # NaT compares False -> as_of
+    late = ((paid - pd.to_datetime(r["due_date"])).dt.days).clip(upper=cap_days).astype(float)
+    g = late.groupby(r["customer_id"])
+    out = pd.DataFrame({"days_late": g.mean(), "invoices_due": g.size()})
+    return out.rename_axis("customer_id").reset_index()
+
+
+def cluster_features(facts: pd.DataFrame, as_of, cp: ClusterParams,
+                     receipts: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Raw (unlogged) behavioural features per known customer from :func:`customer_facts` output.
+
+    Per-year rates divide by the years the customer has been known (first event to as_of, at least
+    ``rate_min_days``: a young account's "per year" is what it did so far, not an extrapolation), so
+    old accounts do not outrank equally active younger ones. ``days_late`` (:func:`payment_facts`)
+    needs ``receipts`` (:func:`read_history` with ``receipts=True``); customers without an invoice due
+    get NaN there, which :func:`fit_clusters` fills with the median.
+    """
     t = _ts(as_of)
     f = facts[facts["known"].astype(bool)].copy()
     f["revenue"] = f["revenue"].clip(lower=0)  # net of returns can dip below zero; log1p needs >= 0
     f["avg_order"] = np.where(f["n_orders"] > 0, f["revenue"] / f["n_orders"].clip(lower=1), 0.0)
     f["recency_days"] = f["days_since_order"].fillna(cp.recency_cap_days).clip(upper=cp.recency_cap_days)
     f["tenure_days"] = (t - f["first_event"]).dt.days.fillna(0)
+    years = f["tenure_days"].clip(lower=cp.rate_min_days) / 365.0
+    f["revenue_per_year"] = f["revenue"] / years
+    f["orders_per_year"] = f["n_orders"] / years
+    if receipts is None:
+        if "days_late" in cp.features:
+            raise UserError("cluster feature days_late needs the ERP receipts",
+                            hint="read the history with read_history(con, receipts=True) and pass h.receipts")
+        f["days_late"] = np.nan
+    else:
+        pay = payment_facts(receipts, t, cp.payment_cap_days).set_index("customer_id")["days_late"]
+        f["days_late"] = f["customer_id"].map(pay)
     return (f[["customer_id"] + CLUSTER_FEATURES].sort_values("customer_id", kind="stable")
             .reset_index(drop=True))
 
@@ -451,8 +503,15 @@ class ClusterResult:
 
 
 def _scaled(features: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    """log1p (except UNLOGGED_FEATURES), missing values -> the column's median, then StandardScaler."""
     from sklearn.preprocessing import StandardScaler
-    return StandardScaler().fit_transform(np.log1p(features[cols].to_numpy(dtype=float)))
+    parts = []
+    for c in cols:
+        x = features[c].to_numpy(dtype=float)
+        x = x if c in UNLOGGED_FEATURES else np.log1p(x)
+        med = np.nanmedian(x) if np.isfinite(x).any() else 0.0
+        parts.append(np.where(np.isnan(x), med, x))
+    return StandardScaler().fit_transform(np.column_stack(parts))
 
 
 def _kmeans(X, k, cp: ClusterParams, seed: int) -> np.ndarray:
@@ -481,7 +540,7 @@ NO_ORDERS = {"zh": "无订单", "en": "No orders"}
 
 def fit_clusters(features: pd.DataFrame, cp: ClusterParams, lang: str = "zh",
                  progress: bool = False) -> ClusterResult:
-    """log1p -> StandardScaler -> KMeans for k in [k_min, k_max]; keep the best silhouette.
+    """log1p (not days_late) -> StandardScaler -> KMeans for k in [k_min, k_max]; keep the best silhouette.
 
     With ``buyers_only`` only customers with an order are clustered (without orders there is no
     behaviour that tells value apart); the others get cluster -1, named 无订单 / No orders.
@@ -572,8 +631,10 @@ def slipping_away(stages: pd.DataFrame, customers: pd.DataFrame, reps: pd.DataFr
 
 # ------------------------------------------------------------------------------------------ database
 
-def read_history(con, rules: StageRules | None = None) -> History:
-    """Read master customers and their orders / contacts / service / opportunities through the xref."""
+def read_history(con, rules: StageRules | None = None, receipts: bool = False) -> History:
+    """Read master customers and their orders / contacts / service / opportunities through the xref;
+    with ``receipts`` also the ERP invoices (for the days_late cluster feature; the weekly metrics and
+    the managers' view do not need them)."""
     from .db import table_exists
 
     rules = rules or StageRules()
@@ -623,8 +684,14 @@ def read_history(con, rules: StageRules | None = None) -> History:
                  WHERE o.created_at IS NOT NULL ORDER BY x.customer_id, o.opp_id""") \
         if has("stg_crm_opportunities") else None
     reps = q("SELECT rep_id, rep_name, left_at FROM stg_reps ORDER BY rep_id") if has("stg_reps") else None
+    rec = None
+    if receipts:  # no receipts file loaded: an empty frame (days_late then carries no information)
+        rec = q(f"""SELECT x.customer_id, r.due_date, r.paid_date FROM stg_receipts r
+                    JOIN {xref} x ON x.source = 'erp' AND x.source_key = r.erp_customer_id
+                    WHERE r.due_date IS NOT NULL ORDER BY x.customer_id, r.receipt_id""") \
+            if has("stg_receipts") else _empty(["customer_id", "due_date", "paid_date"])
     kw = {k: v for k, v in dict(orders=orders, contacts=contacts, service=service, opportunities=opps,
-                                  reps=reps).items() if v is not None}
+                                  reps=reps, receipts=rec).items() if v is not None}
     return History(customers=customers, **kw)
 
 

@@ -163,3 +163,88 @@ def test_clusters_recover_planted_groups():
             == ["C000000", "C000150", "C000300"])            # cluster 0 = highest revenue
     assert res.stability["ari"].min() == 1.0
     assert list(res.silhouette["k"]) == list(range(cp.k_min, cp.k_max + 1))
+
+
+def add_receipts(con):
+    """Invoices (as of 2024-07-01): C1 -6, +10 and one paid after as_of (30 days late at as_of);
+    C3 one never paid (396 days at as_of, capped at 90) and +30; C2's only invoice is not due yet;
+    E9 has no master id."""
+    con.execute("""CREATE TABLE stg_receipts AS SELECT * FROM (VALUES
+        ('R1', 'E1', DATE '2023-10-01', DATE '2023-09-25'),
+        ('R2', 'E1', DATE '2024-04-01', DATE '2024-04-11'),
+        ('R3', 'E3', DATE '2023-06-01', NULL),
+        ('R4', 'E3', DATE '2023-07-20', DATE '2023-08-19'),
+        ('R5', 'E2', DATE '2024-07-27', NULL),
+        ('R6', 'E9', DATE '2024-01-01', NULL),
+        ('R7', 'E1', DATE '2024-06-01', DATE '2024-07-10'))
+        t(receipt_id, erp_customer_id, due_date, paid_date)""")
+
+
+def test_payment_facts_through_xref(con):
+    add_receipts(con)
+    assert sg.read_history(con).receipts is None                      # only read on request
+    h = sg.read_history(con, receipts=True)
+    assert h.receipts["customer_id"].tolist() == ["C000001"] * 3 + ["C000002"] + ["C000003"] * 2
+    pay = sg.payment_facts(h.receipts, AS_OF, 90).set_index("customer_id")
+    assert pay.index.tolist() == ["C000001", "C000003"]               # C2: nothing due yet
+    assert pay.loc["C000001", "days_late"] == pytest.approx((-6 + 10 + 30) / 3)
+    assert pay.loc["C000003", "days_late"] == pytest.approx((90 + 30) / 2)
+    assert pay["invoices_due"].tolist() == [3, 2]
+    # a week later R7 is paid (39 days late); R3 stays at the cap
+    later = sg.payment_facts(h.receipts, "2024-07-15", 90).set_index("customer_id")["days_late"]
+    assert later.to_dict() == pytest.approx({"C000001": (-6 + 10 + 39) / 3, "C000003": 60.0})
+    assert sg.payment_facts(h.receipts, AS_OF, 365).set_index("customer_id").loc[
+        "C000003", "days_late"] == pytest.approx((365 + 30) / 2)
+
+
+def test_cluster_features_per_year_and_days_late(con):
+    add_receipts(con)
+    p = sg.load_params()
+    h = sg.read_history(con, p.stages, receipts=True)
+    facts = sg.customer_facts(h, AS_OF, p.stages)
+    f = sg.cluster_features(facts, AS_OF, p.clusters, h.receipts).set_index("customer_id")
+    # C1 known since its opportunity of 2023-08-01: 335 days, annualised over at least 365
+    assert f.loc["C000001", "tenure_days"] == 335
+    assert (f.loc["C000001", "revenue_per_year"], f.loc["C000001", "orders_per_year"]) == (880000.0, 2.0)
+    # C3 known since its order of 2023-05-01: 427 days; 10,000 in 2 orders (O6 is after as_of)
+    assert f.loc["C000003", "tenure_days"] == 427
+    assert f.loc["C000003", "revenue_per_year"] == pytest.approx(10000 * 365 / 427)
+    assert f.loc["C000003", "orders_per_year"] == pytest.approx(2 * 365 / 427)
+    assert f.loc["C000001", "days_late"] == pytest.approx(34 / 3) and f.loc["C000003", "days_late"] == 60
+    assert np.isnan(f.loc["C000002", "days_late"]) and f.loc["C000005", "revenue_per_year"] == 0
+    cp = p.clusters.model_copy(update={"rate_min_days": 30})
+    f30 = sg.cluster_features(facts, AS_OF, cp, h.receipts).set_index("customer_id")
+    assert f30.loc["C000001", "revenue_per_year"] == pytest.approx(880000 * 365 / 335)
+    from crmlib.errors import UserError
+    with pytest.raises(UserError, match="receipts"):
+        sg.cluster_features(facts, AS_OF, p.clusters)                 # days_late is a default feature
+
+
+def test_clusters_on_payment_behaviour():
+    """Three planted groups (big buyers paying 5 days early, mid 15 days late, small 45 days late):
+    days_late is standardised as it is (log1p of a negative would be NaN) and customers with no
+    invoice due yet take the median."""
+    from sklearn.metrics import adjusted_rand_score
+    rng = np.random.default_rng(1)
+    n = 60
+    group = np.repeat([0, 1, 2], n)
+    feats = pd.DataFrame({
+        "customer_id": [f"C{i:06d}" for i in range(3 * n)],
+        "revenue_per_year": np.exp(np.array([14.0, 12.0, 10.0])[group] + rng.normal(0, 0.2, 3 * n)),
+        "orders_per_year": np.array([12.0, 4.0, 1.0])[group] * rng.uniform(0.9, 1.1, 3 * n),
+        "days_late": np.array([-5.0, 15.0, 45.0])[group] + rng.normal(0, 2, 3 * n),
+    })
+    feats["revenue"] = feats["revenue_per_year"] * 2
+    feats["n_orders"] = np.ceil(feats["orders_per_year"] * 2)
+    no_invoice = [n, n + 1, n + 2]             # three of the middle group have nothing due yet
+    feats.loc[no_invoice, "days_late"] = np.nan
+    cp = sg.load_params().clusters
+    assert cp.features == ["revenue_per_year", "orders_per_year", "days_late"]
+    res = sg.fit_clusters(feats, cp)
+    assert res.k == 3
+    assert adjusted_rand_score(group, res.labels["cluster"]) == 1.0  # the median (about 15) is the middle
+    assert res.profile["name"].tolist() == ["高价值", "中价值", "低价值"]
+    assert res.profile["customers"].tolist() == [60, 60, 60]
+    # NaN left out of the profile mean: the middle group's mean is over its 57 invoiced customers
+    assert res.profile["days_late"].round(0).tolist() == [-5.0, 15.0, 45.0]
+    assert res.stability["ari"].min() == 1.0

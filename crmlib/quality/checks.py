@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from collections import Counter
 from functools import lru_cache
 
 import numpy as np
@@ -431,36 +432,206 @@ def suffix_typo(cleaned: str) -> bool:
     return False
 
 
+# legal forms written inside a name, where bank and insurer branches carry them (…股份有限工司鞍山分行)
+INNER_LEGAL = ("股份有限公司", "有限责任公司", "有限公司")
+# endings stripped to compare a name without its legal form (longest first)
+LEGAL_ENDS = ("集团股份有限公司", "集团有限责任公司", "股份有限责任公司", "集团有限公司", "股份有限公司", "有限责任公司",
+              "有限公司", "股份公司", "集团公司", "公司")
+# words of legal forms: characters of these are no typo of a trade name (控股集团有限责任公司 for 集团有限公司)
+LEGAL_WORDS = ("股份", "有限", "责任", "公司", "集团", "控股")
+BRANCH_WORDS = ("省分行", "市分行", "分行", "支行", "分公司", "支公司", "中心支公司", "营业部", "办事处", "营业所")
+# cross-customer evidence: the pair of characters the correction restores is in the names of at least this
+# many customers, and this many times more than the pair the record wrote (a misspelt common word or place:
+# 料技 for 科技, 楠京 for 南京, 每淀 for 海淀); below that, a one-character difference is also what two
+# different companies' trade names look like (远银 / 远佳)
+COMMON_PAIR_MIN = 10
+COMMON_PAIR_RATIO = 3
+
+
+def one_sub(a: str, b: str) -> int | None:
+    """Position of the only differing character of two equal-length strings, else ``None``."""
+    if len(a) != len(b):
+        return None
+    pos = None
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        if x != y:
+            if pos is not None:
+                return None
+            pos = i
+    return pos
+
+
+@lru_cache(maxsize=1 << 20)
+def strip_legal(cleaned: str) -> str:
+    """A cleaned name without its legal-form ending (华隆能源科技股份有限公司 → 华隆能源科技)."""
+    for e in LEGAL_ENDS:
+        if cleaned.endswith(e) and len(cleaned) > len(e):
+            return cleaned[:-len(e)]
+    return cleaned
+
+
+def _without_legal_words(cleaned: str) -> str:
+    for w in LEGAL_WORDS:
+        cleaned = cleaned.replace(w, "")
+    return cleaned
+
+
+def _masked(text: str, skip: frozenset[int] = frozenset()) -> list[tuple[str, int]]:
+    """The text with each character in turn replaced by a placeholder (one-substitution keys)."""
+    return [(text[:i] + "\0" + text[i + 1:], i) for i in range(len(text)) if i not in skip]
+
+
+@lru_cache(maxsize=1 << 20)
+def legal_typo(cleaned: str) -> bool:
+    """True when a legal form is written one character off anywhere in a name (股份有很公司…分行)."""
+    for w in INNER_LEGAL:
+        n = len(w)
+        # one changed character leaves a pair of the form in place: only windows around such a pair
+        starts = set()
+        for k in range(n - 1):
+            at = cleaned.find(w[k:k + 2])
+            while at >= 0:
+                if 0 <= at - k <= len(cleaned) - n:
+                    starts.add(at - k)
+                at = cleaned.find(w[k:k + 2], at + 1)
+        for j in starts:
+            sub = cleaned[j:j + n]
+            if sub != w and one_sub(sub, w) is not None \
+                    and not any(v in cleaned[max(0, j - 2):j + n + 2] for v in INNER_LEGAL):
+                return True
+    return False
+
+
+@lru_cache(maxsize=1)
+def _word_keys() -> tuple[frozenset[str], frozenset[str]]:
+    """Place names, legal forms and branch words, and their one-substitution keys."""
+    from ..names import regions
+    words = frozenset({k for k in regions().index if len(k) >= 2} | set(LEGAL_ENDS) | set(BRANCH_WORDS))
+    return words, frozenset(k for w in words for k, _ in _masked(w))
+
+
+@lru_cache(maxsize=1 << 16)
+def misspelt_word(x: str) -> bool:
+    """True when ``x`` is one character off a place name, legal form or branch word and is none of them."""
+    words, keys = _word_keys()
+    return len(x) >= 2 and x not in words and any(k in keys for k, _ in _masked(x))
+
+
+@lru_cache(maxsize=4)
+def _alias_keys(ad) -> dict[str, tuple[str, ...]]:
+    """One-substitution keys of the naming rule's brands and aliases (Chinese ones, 2+ characters)."""
+    out: dict[str, list[str]] = {}
+    for a in ad.alias_to_brand:
+        if len(a) >= 2 and not a.isascii():
+            for k, _ in _masked(a):
+                out.setdefault(k, []).append(a)
+    return {k: tuple(sorted(v)) for k, v in out.items()}
+
+
+@lru_cache(maxsize=1 << 18)
+def _dictionary_typo(name: str, ad) -> tuple[tuple[str, int], ...]:
+    from ..names import parse
+    p = parse(name, ad)
+    if p.brand_known or p.ambiguous or p.is_junk or not p.brand or p.brand in ad.alias_to_brand:
+        return ()
+    b, c, keys = p.brand, p.cleaned, _alias_keys(ad)
+    out = []
+    for n in range(min(len(b), max(ad.lengths)), 1, -1):
+        # the whole brand, or (3+ characters) its first or last characters: 中囯石化|贵州石油
+        for start in ((0,) if n == len(b) else (0, len(b) - n) if n >= 3 else ()):
+            sub = b[start:start + n]
+            at = c.find(sub)
+            if at < 0:
+                continue
+            for k, i in _masked(sub):
+                for a in keys.get(k, ()):
+                    fixed = c[:at] + a + c[at + n:]
+                    q = parse(fixed, ad)
+                    if q.brand_known and not q.ambiguous:
+                        out.append((fixed, at + i))
+    return tuple(out)
+
+
+def dictionary_typo(name: str) -> tuple[tuple[str, int], ...]:
+    """Corrections of one character that turn a name's unknown brand into a brand of the naming rule
+    (``params/org_aliases.yaml``), as (corrected cleaned name, position): 油储银行北京市朝阳支行 → 邮储银行…,
+    青海光大银航 → 青海光大银行. Names already naming a known brand, and short forms the rule calls
+    ambiguous, have none. Whether a correction is likely is for the caller to weigh (南京市财政局 is one
+    character off 南京市邮政局 too)."""
+    from ..names import load_aliases
+    return _dictionary_typo(name, load_aliases())
+
+
+def _ref_brands(rec: pd.DataFrame, gold: dict, freq: dict) -> dict:
+    """The customers' brands, with ties settled by the more common spelling.
+
+    ``gold`` is the strict majority of the records, else the master's; where no brand has a strict majority
+    and a tied brand is one character off the master's, the spelling whose character is in more customers'
+    names wins: a typo is rarely the commoner character (帆天 over 帆夭), and the master often took its name
+    from the typo'd CRM record."""
+    ref = dict(gold)
+    bc = rec.groupby(["customer_id", "brand"]).size()
+    top = bc.groupby(level=0).transform("max")
+    at_top = bc[bc == top]
+    n_top = at_top.groupby(level=0).size()
+    for cid in n_top.index[n_top.to_numpy() >= 2]:
+        g = ref.get(cid)
+        if not g:
+            continue
+        for b in at_top.loc[cid].index:
+            i = one_sub(b, g) if b != g else None
+            if i is not None and freq.get(b[i], 0) > freq.get(g[i], 0):
+                ref[cid] = b
+                break
+    return ref
+
+
 def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str],
                 min_len: int = 6) -> pd.DataFrame:
     """Records whose customer name is mistyped.
 
+    Anywhere: a legal form one character off (:func:`suffix_typo` at the end, :func:`legal_typo` inside).
+
     Within a customer: a name is a typo when (1) its brand under the naming rule
     (:func:`crmlib.names.parse`) is not the customer's brand (strict majority of its records, else the
-    master's), so short forms, legal forms and places written differently do not count; and (2) it holds
-    a character few of the customer's records use (at most 2, and under half) that is not part of a place
-    name, or it ends in a doubled character.
+    master's, ties settled by :func:`_ref_brands`), so short forms, legal forms and places written
+    differently do not count; and (2) it holds a character few of the customer's records use (at most 2, and
+    under half) that is not part of a place name, or it ends in a doubled character, or its brand is the
+    customer's brand with one character changed, or the customer's brand followed or preceded by a place
+    name, legal form or branch word one character off (民生陕希省分行).
 
     A customer with a single record has nothing to compare with inside; a typo often keeps the resolver
-    from matching it at all, so its name is compared with the names of customers that have several
-    records: one substituted character (not inside a place name; names of ``min_len``+ characters) or a
-    doubled last character makes it a typo of that customer, which becomes the suggested customer.
-
-    Any record whose ending is one character off a legal form (:func:`suffix_typo`) is a typo too.
+    from matching it at all, so its name (whole, without legal form, and its brand) is compared with the
+    names of the other customers, one substituted character apart (not inside a place name the record
+    wrote). That makes it a typo of the other customer when the correction restores a pair of characters
+    common in the customers' names that the record's pair is not (:data:`COMMON_PAIR_MIN`,
+    :data:`COMMON_PAIR_RATIO`: 料技 → 科技, 楠京 → 南京), unless both names are brands of the naming rule
+    (中信银行 / 中国银行) or the character is in the other name's trade name (字号: 伟信能源 / 伟智能源 are
+    two companies). Without that evidence the whole name (``min_len``+ characters) must be one character off
+    a customer with several records, outside its place names, and the record must place itself there: its
+    city (field or name) is that customer's, or it shares a phone with it. A doubled last character of a
+    name of a customer with several records is a typo too. Failing all that, a name one character off a
+    brand of the naming rule (:func:`dictionary_typo`) is a typo when the correction restores a pair of
+    characters :data:`COMMON_PAIR_RATIO` times as common. The customer found is the suggested one.
     """
-    from ..names import clean, parse
+    from ..names import clean, normalise_phone, parse
     rec = records[records["customer_id"].notna() & records["name_raw"].notna()].copy()
     if rec.empty or "name" not in master.columns:
         return issues_frame([])
     uniq = rec["name_raw"].unique()
-    brand = {n: parse(n).brand for n in uniq}
+    parsed = {n: parse(n) for n in uniq}
+    brand = {n: p.brand for n, p in parsed.items()}
     cleaned = {n: clean(n) for n in uniq}
     rec["brand"] = rec["name_raw"].map(brand)
     m = master[["customer_id", "name"]].copy()
-    m["brand"] = m["name"].map(lambda n: None if blank(n) else parse(str(n)).brand)
+    m["brand"] = [None if blank(n) else parse(str(n)).brand for n in m["name"].to_numpy(dtype=object)]
     gold = golden_values(rec, m, "brand")
-    # records per customer holding a character, counted only for the few customers that need it below
-    names_of = rec.groupby("customer_id")["name_raw"].agg(list).to_dict()
+    gold = gold.to_dict() if gold.index.is_unique else gold
+    # each customer's names (plain lists: pandas' groupby-to-list boxes every Arrow string one by one)
+    names_of: dict[str, list[str]] = {}
+    for cid, n in zip(rec["customer_id"].to_numpy(dtype=object), rec["name_raw"].to_numpy(dtype=object),
+                      strict=True):
+        names_of.setdefault(cid, []).append(n)
 
     def char_count(cid: str, ch: str) -> int:
         return sum(ch in cleaned[n] for n in names_of[cid])
@@ -469,57 +640,148 @@ def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str],
     n_rec_s = rec.groupby("customer_id").size()
     n_rec = n_rec_s.to_dict()
     master_name = m.set_index("customer_id")["name"]
+    master_brand = m.set_index("customer_id")["brand"]
     if master_name.index.is_unique:
-        master_name = master_name.to_dict()
-    # one-substitution index over the names of customers with several records
-    multi = rec[rec["customer_id"].map(n_rec_s) >= 2]
-    masked: dict[str, set[str]] = {}
-    exact: dict[str, set[str]] = {}
+        master_name, master_brand = master_name.to_dict(), master_brand.to_dict()
+    m_city = {}
+    if "city" in master.columns and master["customer_id"].is_unique:
+        m_city = dict(zip(master["customer_id"], map_distinct(master["city"], norm_place), strict=True))
 
-    key_cache: dict[str, list[str]] = {}
+    # in how many customers' names each character and each pair of characters occurs
+    freq: Counter = Counter()
+    for names in names_of.values():
+        seen: set[str] = set()
+        for n in set(names):
+            c = cleaned[n]
+            seen.update(c)
+            seen.update(c[j:j + 2] for j in range(len(c) - 1))
+        freq.update(seen)
+    ref = _ref_brands(rec, gold, freq) if isinstance(gold, dict) else gold
 
-    def keys(text: str) -> list[str]:
-        hit = key_cache.get(text)
-        if hit is None:
-            spans = _region_spans(text)
-            hit = key_cache[text] = [text[:i] + "\0" + text[i + 1:] for i in range(len(text)) if i not in spans]
-        return hit
+    def around(text: str, i: int) -> int:
+        return max((freq.get(text[j:j + 2], 0) for j in (i - 1, i) if j >= 0 and j + 2 <= len(text)), default=0)
 
-    for cid, name in multi[["customer_id", "name_raw"]].drop_duplicates().itertuples(index=False):
+    # one-substitution matches of single-record customers' names against every customer's names
+    forms_of: dict[str, dict[str, bool]] = {}
+
+    def forms(name: str) -> dict[str, bool]:
+        """Name forms compared across customers → whether the form is the whole name."""
+        hit = forms_of.get(name)
+        if hit is not None:
+            return hit
         c = cleaned[name]
-        exact.setdefault(c, set()).add(cid)
-        if len(c) >= min_len:
-            for k in keys(c):
-                masked.setdefault(k, set()).add(cid)
-    gold = gold.to_dict() if gold.index.is_unique else gold
-    typo_end = {c: suffix_typo(c) for c in set(cleaned.values())}
+        out = {c: True} if len(c) >= min_len else {}
+        s = strip_legal(c)
+        if len(s) >= 5:
+            out.setdefault(s, False)
+        b = brand[name]
+        if b and len(b) >= 4:
+            out.setdefault(b, False)
+        forms_of[name] = out
+        return out
+
+    lone = [n for n in rec.loc[rec["customer_id"].map(n_rec_s) < 2, "name_raw"].unique()]
+    query: dict[str, list[tuple[str, bool, str]]] = {}
+    for n in lone:
+        for f, whole in forms(n).items():
+            for k, _ in _masked(f, _region_spans(f)):
+                query.setdefault(k, []).append((f, whole, n))
+    hits: dict[str, list[tuple[str, bool, int, str, str, str]]] = {}
+    exact: dict[str, set[str]] = {}
+    for cid, names in names_of.items():
+        fs: dict[str, str] = {}
+        for n in set(names):
+            for f in forms(n):
+                fs.setdefault(f, n)
+            if n_rec[cid] >= 2:
+                exact.setdefault(cleaned[n], set()).add(cid)
+        for f, n_of in fs.items():
+            for k, i in _masked(f):
+                for qf, whole, n in query.get(k, ()):
+                    if qf != f:
+                        hits.setdefault(n, []).append((qf, whole, i, cid, f, n_of))
+
+    def trade_name_at(form: str, name: str, i: int) -> bool:
+        """Whether position ``i`` of a form of ``name`` is in the first two characters of its brand when the
+        brand is not one of the naming rule's: the trade name (字号), where one character tells two
+        companies apart (伟信能源 / 伟智能源)."""
+        p = parsed.get(name) or parse(name)
+        if p.brand_known or not p.brand:
+            return False
+        at = form.find(p.brand)
+        return at >= 0 and at <= i < at + 2
+
+    raw_phones: dict[str, list] = {}
+    phones_of: dict[str, set[str]] = {}
+
+    def phones(cid: str) -> set[str]:
+        if not raw_phones and "phone" in rec.columns:
+            for x, ph in zip(rec["customer_id"].to_numpy(dtype=object), rec["phone"].to_numpy(dtype=object),
+                             strict=True):
+                raw_phones.setdefault(x, []).append(ph)
+        if cid not in phones_of:
+            phones_of[cid] = {normalise_phone(x) for x in raw_phones.get(cid, ()) if not blank(x)} - {None}
+        return phones_of[cid]
+
+    def home(cid: str) -> str | None:
+        """The customer's city: the master's, else the first one its names give."""
+        return m_city.get(cid) or next((parsed[n].city for n in names_of[cid] if parsed[n].city), None)
+
+    typo_end = {c: suffix_typo(c) or legal_typo(c) for c in set(cleaned.values())}
     out = []
-    for r in rows(rec[rec["source"].isin(sources) & rec["customer_id"].isin(list(gold.keys()))]):
+    for r in rows(rec[rec["source"].isin(sources) & rec["customer_id"].isin(list(ref.keys()))]):
         cid, name = r["customer_id"], r["name_raw"]
         c = cleaned[name]
         if typo_end[c]:
             out.append(_issue(r, "name_typo", "name_raw", name, master_name.get(cid)))
             continue
         if n_rec[cid] < 2:
-            other: set[str] = set()
-            if len(c) >= min_len:
-                for k in keys(c):
-                    other |= masked.get(k, set())
+            strong: set[str] = set()
+            weak: set[str] = set()
+            known = parsed[name].brand_known
+            for qf, whole, i, ocid, of, oname in hits.get(name, ()):
+                if ocid == cid:
+                    continue
+                ft, fq = around(of, i), around(qf, i)
+                if ft >= COMMON_PAIR_MIN and ft >= COMMON_PAIR_RATIO * fq \
+                        and not (known and parse(oname).brand_known) and not trade_name_at(of, oname, i):
+                    strong.add(ocid)
+                elif whole and n_rec[ocid] >= 2 and ft >= fq and i not in _region_spans(of):
+                    weak.add(ocid)
             if len(c) > 2 and c[-1] == c[-2]:
-                other |= exact.get(c[:-1], set())
-            other.discard(cid)
+                strong |= exact.get(c[:-1], set()) - {cid}
+            if weak and not strong:
+                city = norm_place(r.get("city")) or parsed[name].city
+                ph = None if blank(r.get("phone")) else normalise_phone(r["phone"])
+                weak = {x for x in weak if (city and home(x) == city) or (ph and ph in phones(x))}
+            other = strong or weak
             if other:
                 to = sorted(other, key=lambda x: (-n_rec[x], x))[0]
                 i = _issue(r, "name_typo", "name_raw", name, master_name.get(to))
                 i["suggested_customer_id"] = to
                 out.append(i)
+                continue
+            fixed = next((f for f, i in dictionary_typo(name) if around(f, i) >= COMMON_PAIR_RATIO * around(c, i)),
+                         None)
+            if fixed:
+                out.append(_issue(r, "name_typo", "name_raw", name, fixed))
             continue
-        if blank(r["brand"]) or r["brand"] == gold[cid]:
+        b, g = r["brand"], ref[cid]
+        if blank(b) or b == g:
             continue
-        novel = {ch for ch in set(c) if char_count(cid, ch) <= 2 and char_count(cid, ch) < n_rec[cid] / 2}
+        # brackets and other signs are no typo (中信(曲靖) is a short form), nor are legal-form words some
+        # records add (控股集团有限责任公司): a typo in those is a legal-form typo above
+        novel = {ch for ch in set(_without_legal_words(c)) if ch.isalnum() and char_count(cid, ch) <= 2
+                 and char_count(cid, ch) < n_rec[cid] / 2}
         novel -= _region_chars(c)
-        if novel or (len(c) > 2 and c[-1] == c[-2]):
-            out.append(_issue(r, "name_typo", "name_raw", name, master_name.get(cid)))
+        if novel or (len(c) > 2 and c[-1] == c[-2]) or (g and len(g) >= 3 and one_sub(b, g) is not None) \
+                or (g and ((b.startswith(g) and misspelt_word(b[len(g):]))
+                           or (b.endswith(g) and misspelt_word(b[:-len(g)])))):
+            sug = master_name.get(cid)
+            if g != master_brand.get(cid):
+                # the master carries the typo: suggest the customer's own spelling
+                sug = next((n for n in names_of[cid] if brand[n] == g), sug)
+            out.append(_issue(r, "name_typo", "name_raw", name, sug))
     return issues_frame(out)
 
 

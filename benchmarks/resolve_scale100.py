@@ -116,8 +116,9 @@ def run_child(code: str, env_vars: dict) -> dict:
     if p.returncode != 0:
         sys.stderr.write(p.stderr[-4000:])
         raise SystemExit(f"child failed ({p.returncode})")
-    line = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")][-1]
-    return json.loads(line[len("RESULT "):])
+    # DuckDB's progress bar (long queries) writes to stdout without a final newline: find the marker anywhere
+    line = [ln for ln in p.stdout.splitlines() if "RESULT {" in ln][-1]
+    return json.loads(line[line.index("RESULT {") + len("RESULT "):])
 
 
 def timed(cmd: list[str]) -> float:

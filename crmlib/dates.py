@@ -105,13 +105,21 @@ _SQL_FULL_RE = r"\d{8}|\d{4}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}\s*日?([\
 
 
 def sql_timestamp(expr: str) -> str:
-    """SQL expression: the VARCHAR ``expr`` as TIMESTAMP (NULL when blank or not a date)."""
+    """SQL expression: the VARCHAR ``expr`` as TIMESTAMP (NULL when blank or not a date).
+
+    ``try_strptime`` with the list of formats costs ~2 µs a value; the ISO form (date, or date and time
+    when longer than 10 characters) is tried alone first (~0.15 µs). Same result: a value either ISO
+    form parses is no Excel serial, and no format before it in the list parses it.
+    """
     fmts = ", ".join(f"'{f}'" for f in _SQL_FORMATS)
+    t = f"trim({expr})"
     return (
-        f"(CASE WHEN regexp_full_match(trim({expr}), '\\d{{5}}(\\.\\d+)?') "
-        f"AND TRY_CAST(trim({expr}) AS DOUBLE) BETWEEN {SERIAL_MIN} AND {SERIAL_MAX} "
-        f"THEN TIMESTAMP '1899-12-30' + to_days(floor(TRY_CAST(trim({expr}) AS DOUBLE))::INTEGER) "
-        f"ELSE try_strptime(trim({expr}), [{fmts}]) END)"
+        f"coalesce(CASE WHEN length({t}) <= 10 THEN try_strptime({t}, '%Y-%m-%d') "
+        f"ELSE try_strptime({t}, '%Y-%m-%d %H:%M:%S') END, "
+        f"CASE WHEN regexp_full_match({t}, '\\d{{5}}(\\.\\d+)?') "
+        f"AND TRY_CAST({t} AS DOUBLE) BETWEEN {SERIAL_MIN} AND {SERIAL_MAX} "
+        f"THEN TIMESTAMP '1899-12-30' + to_days(floor(TRY_CAST({t} AS DOUBLE))::INTEGER) "
+        f"ELSE try_strptime({t}, [{fmts}]) END)"
     )
 
 

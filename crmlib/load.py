@@ -231,6 +231,9 @@ def _run(con, cfg: SourcesConfig, raw_dir: Path, tasks: list[_Task], hashes: dic
          refused: dict[str, str], progress: bool, tmp_dir: Path,
          hash_seconds: dict[str, float]) -> tuple[list[FileResult], dict[str, float]]:
     con.execute("SET enable_progress_bar = false")
+    # rows carry their file and line (_row): no table needs DuckDB to keep insertion order, and without
+    # it big inserts write row groups in parallel
+    con.execute("SET SESSION preserve_insertion_order = false")
     ensure_schema(con, cfg)
     prior = {r[0]: (r[1], r[2]) for r in con.execute(
         "SELECT _source_file, _file_hash, status FROM load_files").fetchall()}
@@ -291,9 +294,13 @@ def _run(con, cfg: SourcesConfig, raw_dir: Path, tasks: list[_Task], hashes: dic
                 if t.rel in prior and _delete_file_rows(con, t.rel, [src.raw_table, src.stg_table]):
                     rebuild.add(t.source)  # earlier versions of its keys may win again
                 n, line_rejects = csv_export.insert_raw(con, plan, src, t.rel, h, loaded_at)
-                for line, col, val, why in line_rejects:
-                    con.execute("INSERT INTO load_rejects VALUES (?, ?, NULL, ?, ?, ?, ?, 'read', ?, ?)",
-                                [t.source, t.rel, line, col, val, why, h, loaded_at])
+                if line_rejects:  # one statement, not one per line
+                    lines, cols, vals, whys = (list(c) for c in zip(*line_rejects, strict=True))
+                    con.execute("""INSERT INTO load_rejects (source, _source_file, _sheet, _row, column_name, value,
+                                                             reason, step, _file_hash, _loaded_at)
+                                   SELECT ?, ?, NULL, unnest(?::BIGINT[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]),
+                                          unnest(?::VARCHAR[]), 'read', ?, ?""",
+                                [t.source, t.rel, lines, cols, vals, whys, h, loaded_at])
                 notes[t.rel] += plan.notes
                 if n == 0 and not line_rejects:
                     notes[t.rel].append("no data rows (header only)")
@@ -329,10 +336,9 @@ def _run(con, cfg: SourcesConfig, raw_dir: Path, tasks: list[_Task], hashes: dic
         if name in rebuild:
             con.execute(f"DELETE FROM {src.stg_table}")
             con.execute("DELETE FROM load_rejects WHERE source = ? AND step = 'type'", [name])
-            stg.build_typed(con, src, None)
+            stg.type_into_stg(con, src, name, None)
         else:
-            stg.build_typed(con, src, files)
-        stg.merge_typed(con, src, name)
+            stg.type_into_stg(con, src, name, files)
         stg_seconds[name] = time.perf_counter() - t0
 
     read_now = [r for r in results.values() if r.status in ("loaded", "replaced")]

@@ -68,3 +68,20 @@ def test_sql_matches_python():
         assert ts == expected, v
         if why:
             assert reason == why, v
+
+
+def test_sql_iso_shortcut_gives_the_full_rules_result():
+    """sql_timestamp tries the ISO form alone before the list of formats: same value for any input."""
+    fmts = ", ".join(f"'{f}'" for f in dates._SQL_FORMATS)
+    full = (f"CASE WHEN regexp_full_match(trim(x), '\\d{{5}}(\\.\\d+)?') AND TRY_CAST(trim(x) AS DOUBLE) "
+            f"BETWEEN {dates.SERIAL_MIN} AND {dates.SERIAL_MAX} THEN TIMESTAMP '1899-12-30' + "
+            f"to_days(floor(TRY_CAST(trim(x) AS DOUBLE))::INTEGER) ELSE try_strptime(trim(x), [{fmts}]) END")
+    values = ["2026-11-23", " 2026-11-23 ", "2026-1-5", "2026-11-23 14:05:09", "2026-11-23 8:05:09",
+              "2026-11-23 14:05", "2026-11-23 14:05:09.250", "2026-11-23 25:00:00", "2026-02-30 10:00:00",
+              "2026-11-23T14:05:09", "20261123", "45000", "45000.5", "99999", "2026/11/23 14:05", "2026年1月5日",
+              "0001-01-01", "12026-11-23", "2026-11-23 14:05:09 ", "", " ", None]
+    con = duckdb.connect()
+    for v in values:
+        got, want = con.execute(f"SELECT {dates.sql_timestamp('x')}, {full} FROM (SELECT ?::VARCHAR AS x)",
+                                [v]).fetchone()
+        assert got == want, v

@@ -200,3 +200,35 @@ def test_new_template_wording_is_a_config_change(raw, dbp):
     assert [f.status for f in s.files] == ["loaded"]
     assert q(dbp, "SELECT visit_date, customer_name, contact_name FROM stg_sales_visits") == [
         (dt.date(2026, 11, 24), "甲公司", "张")]
+
+
+def test_amount_shortcut_gives_the_cleaned_value():
+    from crmlib.sources import stg
+    con = duckdb.connect()
+    slow = "TRY_CAST(replace(replace(replace(replace(trim(x), ',', ''), '¥', ''), '￥', ''), ' ', '') AS DOUBLE)"
+    for v in ["1200", "1,200", " 12 ", "¥120", "￥ 1 200", "1 200", "-5", "+7", "1e3", "1_000", "12,", "inf",
+              ".5", "5.", "\t5", "abc", "", None]:
+        assert con.execute(f"SELECT {stg._num('x')} IS NOT DISTINCT FROM {slow} FROM (SELECT ?::VARCHAR AS x)",
+                           [v]).fetchone()[0], v
+
+
+def test_consecutive_malformed_lines_keep_line_numbers(raw, dbp):
+    orders_csv(raw, "orders.csv", [
+        "SO1,1,2026-11-02,E1,甲公司,X1,2,1000,800,0,R01",   # line 2
+        "SO2,1,2",                                          # 3: too few fields
+        "SO3,1,2026-11-02,E1,甲公司,X1,2,1000,800,0,R01,x",  # 4: too many
+        "SO4,1,2026-11-02,E1,甲公司,X1,2,1000,800,0,R01",   # 5
+        "SO5,1",                                            # 6
+        "SO6,1,2026-11-02,E1,甲公司,X1,2,1000,800,0,R01",   # 7
+        "SO7",                                              # 8
+        "SO8",                                              # 9
+        "SO9",                                              # 10
+        "SO10,1,2026-11-02,E1,甲公司,X1,2,1000,800,0,R01",  # 11
+        "SO1,1,2026-11-03,E1,甲公司,X1,5,1000,800,0,R01",   # 12: a second version of SO1/1 in the same file
+    ])
+    load_all(raw, dbp, progress=False)
+    assert q(dbp, "SELECT order_id, _row FROM raw_orders ORDER BY _row") == [
+        ("SO1", 2), ("SO4", 5), ("SO6", 7), ("SO10", 11), ("SO1", 12)]
+    assert [r[0] for r in q(dbp, "SELECT _row FROM load_rejects WHERE step = 'read' ORDER BY 1")] == [3, 4, 6, 8, 9, 10]
+    assert q(dbp, "SELECT order_id, qty, _row FROM stg_orders ORDER BY _row") == [
+        ("SO4", 2, 5), ("SO6", 2, 7), ("SO10", 2, 11), ("SO1", 5, 12)]   # the later row of SO1/1 wins

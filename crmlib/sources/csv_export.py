@@ -103,17 +103,36 @@ def insert_raw(con: duckdb.DuckDBPyConnection, plan: CsvPlan, src: CsvSource, re
         "SELECT line, column_name, csv_line, error_type, error_message FROM _csv_rejects ORDER BY line"
     ).fetchall()
     con.execute("DROP TABLE IF EXISTS _csv_rejects; DROP TABLE IF EXISTS _csv_scans")
-    rejects = []
-    seen_lines = set()
+    rejects, lines = [], []
     for line, column, csv_line, etype, msg in bad:
-        if line in seen_lines:  # one reject per line is enough
+        if lines and lines[-1] == line:  # one reject per line is enough
             continue
-        seen_lines.add(line)
-        # accepted rows after a rejected line got a line number one too small
-        con.execute(f"UPDATE {src.raw_table} SET _row = _row + 1 WHERE _source_file = ? AND _row >= ?",
-                    [rel, line])
+        lines.append(line)
         canon = plan.mapping.get(int(column[1:])) if column and column.startswith("c") and column[1:].isdigit() else None
         reason = {"MISSING COLUMNS": "too few fields", "TOO MANY COLUMNS": "too many fields",
                   "INVALID ENCODING": "undecodable bytes"}.get(etype, str(etype).lower())
         rejects.append((int(line), canon, csv_line, f"line not loaded: {reason} ({msg.splitlines()[0]})"))
+    if lines:
+        _shift_rows(con, src.raw_table, rel, lines)
     return int(n), rejects
+
+
+def _shift_rows(con: duckdb.DuckDBPyConnection, table: str, rel: str, lines: list[int]) -> None:
+    """Accepted rows after rejected lines got line numbers counting only accepted rows: fix them at once.
+
+    Shifting the rows at or after each rejected line L_1 < L_2 < … in turn moves a row first numbered r
+    by the number of i with L_i - (i - 1) <= r (those thresholds never decrease), so one ASOF join on the
+    largest threshold <= r does it.
+    """
+    last = {int(line) - i: i + 1 for i, line in enumerate(sorted(lines))}  # consecutive bad lines: keep the last
+    shifts = sorted(last.items())
+    con.execute("DROP TABLE IF EXISTS _row_shift")
+    con.execute("CREATE TEMP TABLE _row_shift (v BIGINT, k BIGINT)")
+    con.execute("INSERT INTO _row_shift SELECT unnest(?::BIGINT[]), unnest(?::BIGINT[])",
+                [[v for v, _k in shifts], [k for _v, k in shifts]])
+    con.execute(
+        f"""UPDATE {table} SET _row = {table}._row + u.k
+        FROM (SELECT r.rowid AS rid, s.k FROM {table} r ASOF JOIN _row_shift s ON r._row >= s.v
+              WHERE r._source_file = ? AND r._row >= ?) u
+        WHERE {table}.rowid = u.rid""", [rel, shifts[0][0]])
+    con.execute("DROP TABLE _row_shift")

@@ -34,8 +34,10 @@ def file_order_sql(col: str = "_source_file") -> str:
 
 
 def _num(raw: str) -> str:
-    return (f"TRY_CAST(replace(replace(replace(replace(trim({raw}), ',', ''), '¥', ''), '￥', ''), ' ', '')"
-            f" AS DOUBLE)")
+    # a value DuckDB casts as it is has no ',', '¥', '￥' or inner space: the same number either way,
+    # and the plain cast is ~5x cheaper than the replace chain
+    return (f"coalesce(TRY_CAST({raw} AS DOUBLE), TRY_CAST(replace(replace(replace(replace(trim({raw}), ',', ''), "
+            f"'¥', ''), '￥', ''), ' ', '') AS DOUBLE))")
 
 
 def typed(col: str, kind: str) -> tuple[str, str | None]:
@@ -73,47 +75,11 @@ def stg_columns(src: CsvSource) -> list[tuple[str, str]]:
     return [(c, SQL_TYPES[k]) for c, k in src.columns.items()] + list(LINEAGE_TYPES.items())
 
 
-def build_typed(con: duckdb.DuckDBPyConnection, src: CsvSource, files: list[str] | None) -> None:
-    """Temp table ``_typed``: typed rows of ``files`` (None = all raw rows) with ``_errs`` and ``_key_ok``.
-
-    ``_errs`` is NULL for a clean row, else a list of (column_name, value, reason) structs.
-    """
-    inner, structs, conds, key_ok = [], [], [], []
-    for col, kind in src.columns.items():
-        expr, reason = typed(col, kind)
-        inner.append(f"{expr} AS {q(col)}")
-        in_key = col in src.key
-        if in_key:
-            key_ok.append(f"{q(col)} IS NOT NULL")
-        if reason is None:
-            if in_key:
-                cond = f"({q(col)} IS NULL)"
-                structs.append(f"CASE WHEN {cond} THEN {{'column_name': '{col}', 'value': NULL::VARCHAR, "
-                               f"'reason': 'missing key; row not loaded'}} END")
-                conds.append(cond)
-            continue
-        raw = q("_raw_" + col)
-        inner.append(f"{q(col)} AS {raw}")
-        cond = f"(NULLIF(trim({raw}), '') IS NOT NULL AND {q(col)} IS NULL)"
-        why = reason.replace(q(col), raw) + (" || '; row not loaded (key)'" if in_key else "")
-        structs.append(f"CASE WHEN {cond} THEN {{'column_name': '{col}', 'value': {raw}, 'reason': {why}}} END")
-        conds.append(cond)
-        if in_key:
-            cond = f"(NULLIF(trim({raw}), '') IS NULL)"
-            structs.append(f"CASE WHEN {cond} THEN {{'column_name': '{col}', 'value': NULL::VARCHAR, "
-                           f"'reason': 'missing key; row not loaded'}} END")
-            conds.append(cond)
-    lineage = ", ".join(LINEAGE_TYPES)
-    where = "" if files is None else "WHERE _source_file IN (SELECT unnest(?::VARCHAR[]))"
-    any_cond = " OR ".join(conds) or "false"
-    con.execute("DROP TABLE IF EXISTS _typed")
-    con.execute(
-        f"""CREATE TEMP TABLE _typed AS
-        SELECT *, {' AND '.join(key_ok) or 'true'} AS _key_ok,
-               CASE WHEN {any_cond} THEN list_filter([{', '.join(structs)}], lambda e: e IS NOT NULL) END AS _errs
-        FROM (SELECT {', '.join(inner)}, {lineage} FROM {src.raw_table} {where})""",
-        [files] if files is not None else [],
-    )
+def _in_files(files: list[str] | None, alias: str = "") -> tuple[str, list]:
+    """SQL condition "row of one of ``files``" (None = every row) and its parameters."""
+    if files is None:
+        return "true", []
+    return f"{alias}_source_file IN (SELECT unnest(?::VARCHAR[]))", [files]
 
 
 def _version(src: CsvSource, alias: str) -> str:
@@ -126,35 +92,67 @@ def _version(src: CsvSource, alias: str) -> str:
     return "row(" + ", ".join(parts) + ")"
 
 
-def merge_typed(con: duckdb.DuckDBPyConnection, src: CsvSource, source: str) -> tuple[int, int]:
-    """Write ``_typed`` into load_rejects and the stg table; returns (field rejects, rows not loaded)."""
-    n_rej = con.execute(
-        """INSERT INTO load_rejects (source, _source_file, _sheet, _row, column_name, value, reason, step,
-                                     _file_hash, _loaded_at)
-        SELECT ?, _source_file, _sheet, _row, e.column_name, e.value, e.reason, 'type', _file_hash, _loaded_at
-        FROM (SELECT *, unnest(_errs) AS e FROM _typed WHERE _errs IS NOT NULL)""",
-        [source],
-    ).fetchone()[0]
-    n_bad = con.execute("DELETE FROM _typed WHERE NOT _key_ok").fetchone()[0]
-    keys = ", ".join(q(k) for k in src.key)
-    on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in src.key)
-    # several versions of a key among the new rows: keep the latest
-    con.execute(f"""DELETE FROM _typed WHERE rowid IN (
-        SELECT rid FROM (
-            SELECT t.rowid AS rid, row_number() OVER (PARTITION BY {', '.join('t.' + q(k) for k in src.key)}
-                                                      ORDER BY {_version(src, 't')} DESC) AS rn
-            FROM _typed t SEMI JOIN (SELECT {keys} FROM _typed GROUP BY ALL HAVING count(*) > 1) s ON {on})
-        WHERE rn > 1)""")
-    stg = src.stg_table
-    if con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {stg} LIMIT 1)").fetchone()[0]:
-        con.execute("DROP TABLE IF EXISTS _clash")
-        con.execute(f"""CREATE TEMP TABLE _clash AS
-            SELECT s.rowid AS srid, t.rowid AS trid, {_version(src, 't')} > {_version(src, 's')} AS new_wins
-            FROM _typed t JOIN {stg} s ON {on}""")
-        con.execute(f"DELETE FROM {stg} WHERE rowid IN (SELECT srid FROM _clash WHERE new_wins)")
-        con.execute("DELETE FROM _typed WHERE rowid IN (SELECT trid FROM _clash WHERE NOT new_wins)")
-        con.execute("DROP TABLE _clash")
+def type_into_stg(con: duckdb.DuckDBPyConnection, src: CsvSource, source: str, files: list[str] | None) -> int:
+    """Type the raw rows of ``files`` (None = all raw rows) into the stg table; returns the field rejects.
+
+    One typing pass: every row goes into stg with one INSERT … SELECT (no temporary copy). Then, from stg,
+    the fields that typed to NULL although their raw text was not blank are written to ``load_rejects``
+    (only those rows are looked up in raw), rows whose key is missing or did not type are removed again
+    (their reject says "row not loaded"), and for keys that now occur more than once the latest version
+    stays (highest ``version_by``, then later file, then later row).
+    """
+    stg, raw = src.stg_table, src.raw_table
+    in_raw, params = _in_files(files)
     cols = ", ".join(q(c) for c, _t in stg_columns(src))
-    con.execute(f"INSERT INTO {stg} ({cols}) SELECT {cols} FROM _typed")
-    con.execute("DROP TABLE _typed")
-    return int(n_rej), int(n_bad)
+    typed_cols = ", ".join(f"{typed(c, k)[0]} AS {q(c)}" for c, k in src.columns.items())
+    con.execute(f"INSERT INTO {stg} ({cols}) SELECT {typed_cols}, {', '.join(LINEAGE_TYPES)} FROM {raw} "
+                f"WHERE {in_raw}", params)
+
+    # field rejects: a NULL in stg whose raw text was not blank (or a missing key)
+    checked = [c for c, k in src.columns.items() if typed(c, k)[1] is not None or c in src.key]
+    n_rej = 0
+    if checked:
+        in_stg, _ = _in_files(files, "s.")
+        in_r, _ = _in_files(files, "r.")
+        structs = []
+        for col in checked:
+            reason = typed(col, src.columns[col])[1]
+            t, r = f"s.{q(col)}", f"r.{q(col)}"
+            blank = f"NULLIF(trim({r}), '') IS NULL"
+            if reason is not None:
+                why = reason.replace(q(col), r) + (" || '; row not loaded (key)'" if col in src.key else "")
+                structs.append(f"CASE WHEN {t} IS NULL AND NOT ({blank}) "
+                               f"THEN {{'column_name': '{col}', 'value': {r}, 'reason': {why}}} END")
+            if col in src.key:
+                structs.append(f"CASE WHEN {t} IS NULL AND {blank} THEN {{'column_name': '{col}', "
+                               f"'value': NULL::VARCHAR, 'reason': 'missing key; row not loaded'}} END")
+        any_null = " OR ".join(f"s.{q(c)} IS NULL" for c in checked)
+        n_rej = con.execute(
+            f"""INSERT INTO load_rejects (source, _source_file, _sheet, _row, column_name, value, reason, step,
+                                          _file_hash, _loaded_at)
+            SELECT ?, _source_file, _sheet, _row, e.column_name, e.value, e.reason, 'type', _file_hash, _loaded_at
+            FROM (SELECT s._source_file, s._sheet, s._row, s._file_hash, s._loaded_at,
+                         unnest(list_filter([{', '.join(structs)}], lambda e: e IS NOT NULL)) AS e
+                  FROM (SELECT * FROM {stg} s WHERE {in_stg} AND ({any_null})) s
+                  JOIN (SELECT * FROM {raw} r WHERE {in_r}) r USING (_source_file, _row))""",
+            [source, *params, *params]).fetchone()[0]
+        key_null = " OR ".join(f"{q(k)} IS NULL" for k in src.key)
+        con.execute(f"DELETE FROM {stg} WHERE {in_raw} AND ({key_null})", params)
+
+    # versions: keys that now occur more than once keep their latest row
+    keys = ", ".join(q(k) for k in src.key)
+    on = " AND ".join(f"s.{q(k)} = c.{q(k)}" for k in src.key)
+    touched = "" if files is None else f"SEMI JOIN (SELECT {keys} FROM {stg} WHERE {in_raw}) c ON {on}"
+    con.execute("DROP TABLE IF EXISTS _contested")
+    con.execute(f"""CREATE TEMP TABLE _contested AS
+        SELECT {', '.join('s.' + q(k) for k in src.key)} FROM {stg} s {touched} GROUP BY ALL HAVING count(*) > 1""",
+                params)
+    if con.execute("SELECT count(*) FROM _contested").fetchone()[0]:
+        con.execute(f"""DELETE FROM {stg} WHERE rowid IN (
+            SELECT rid FROM (
+                SELECT s.rowid AS rid, row_number() OVER (PARTITION BY {', '.join('s.' + q(k) for k in src.key)}
+                                                          ORDER BY {_version(src, 's')} DESC) AS rn
+                FROM {stg} s SEMI JOIN _contested c ON {on})
+            WHERE rn > 1)""")
+    con.execute("DROP TABLE _contested")
+    return int(n_rej)

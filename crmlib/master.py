@@ -289,15 +289,14 @@ def name_features(names: list[str | None], sectors: set[str] | None = None, work
     sectors = frozenset(sectors or ())
     names = list(names)
     if workers > 1 and len(names) >= 50000:
-        import multiprocessing as mp
-
         from . import names as nm
+        from ._fork import fork_pool
 
         nm.load_aliases()  # load once before forking
         size = 5000
         chunks = [(names[i:i + size], sectors) for i in range(0, len(names), size)]
         rows = []
-        with mp.get_context("fork").Pool(workers) as pool:
+        with fork_pool(workers) as pool:
             for part in tqdm(pool.imap(_features_chunk, chunks), total=len(chunks), desc="names",
                              unit="chunk", mininterval=2):
                 rows.extend(part)

@@ -257,9 +257,9 @@ def _write_sales(w, ctx, out: Path, lo: int, hi: int, suffix: str, truth, counts
     _SALES_STATE.update(reps=reps, ctx=ctx, folder=folder, lo=start, hi=hi)
     n_proc = min(4, os.cpu_count() or 1)
     if n_proc > 1 and len(jobs) > 200 and hasattr(os, "fork"):
-        import multiprocessing as mp
+        from .._fork import fork_pool
 
-        with mp.get_context("fork").Pool(n_proc) as pool:
+        with fork_pool(n_proc) as pool:
             results = pool.map(_sales_job, jobs, chunksize=16)
     else:
         results = [_sales_job(j) for j in jobs]

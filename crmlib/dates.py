@@ -107,14 +107,16 @@ _SQL_FULL_RE = r"\d{8}|\d{4}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}\s*日?([\
 def sql_timestamp(expr: str) -> str:
     """SQL expression: the VARCHAR ``expr`` as TIMESTAMP (NULL when blank or not a date).
 
-    ``try_strptime`` with the list of formats costs ~2 µs a value; the ISO form (date, or date and time
-    when longer than 10 characters) is tried alone first (~0.15 µs). Same result: a value either ISO
-    form parses is no Excel serial, and no format before it in the list parses it.
+    ``try_strptime`` with the list of formats costs ~2 µs a value; the common form is tried alone first
+    (~0.15 µs): ``-`` or ``/`` separated, date only up to 10 characters, else date and time. Same result:
+    a value such a form parses is no Excel serial, and no format before it in the list parses it.
     """
     fmts = ", ".join(f"'{f}'" for f in _SQL_FORMATS)
     t = f"trim({expr})"
     return (
-        f"coalesce(CASE WHEN length({t}) <= 10 THEN try_strptime({t}, '%Y-%m-%d') "
+        f"coalesce(CASE WHEN contains({t}, '/') THEN (CASE WHEN length({t}) <= 10 THEN try_strptime({t}, '%Y/%m/%d') "
+        f"ELSE try_strptime({t}, '%Y/%m/%d %H:%M:%S') END) "
+        f"WHEN length({t}) <= 10 THEN try_strptime({t}, '%Y-%m-%d') "
         f"ELSE try_strptime({t}, '%Y-%m-%d %H:%M:%S') END, "
         f"CASE WHEN regexp_full_match({t}, '\\d{{5}}(\\.\\d+)?') "
         f"AND TRY_CAST({t} AS DOUBLE) BETWEEN {SERIAL_MIN} AND {SERIAL_MAX} "

@@ -353,15 +353,18 @@ def _run(con, cfg: SourcesConfig, raw_dir: Path, tasks: list[_Task], hashes: dic
             n_rej, n_bad_key = counts.get(r.file, (0, 0))
             r.field_rejects = n_rej
             r.rows_rejected += n_bad_key
-    for t in tasks:
-        r = results[t.rel]
-        if r.status == "skipped":
-            continue
-        con.execute("DELETE FROM load_files WHERE _source_file = ?", [t.rel])
-        con.execute("INSERT INTO load_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [t.source, t.rel, hashes[t.rel], t.path.stat().st_size,
-                     "refused" if r.status == "refused" else "loaded", r.rows, r.rows_rejected,
-                     r.field_rejects, r.message or None, loaded_at])
+    done = [(t, results[t.rel]) for t in tasks if results[t.rel].status != "skipped"]
+    if done:  # two statements for all files (thousands of workbooks), not two per file
+        rows = [[t.source, t.rel, hashes[t.rel], t.path.stat().st_size,
+                 "refused" if r.status == "refused" else "loaded", r.rows, r.rows_rejected, r.field_rejects,
+                 r.message or None] for t, r in done]
+        cols = [list(c) for c in zip(*rows, strict=True)]
+        con.execute("DELETE FROM load_files WHERE _source_file IN (SELECT unnest(?::VARCHAR[]))", [cols[1]])
+        con.execute("""INSERT INTO load_files (source, _source_file, _file_hash, bytes, status, rows, rows_rejected,
+                                               field_rejects, message, _loaded_at)
+                       SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BIGINT[]),
+                              unnest(?::VARCHAR[]), unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::BIGINT[]),
+                              unnest(?::VARCHAR[]), ?""", [*cols, loaded_at])
     return [results[t.rel] for t in tasks], stg_seconds
 
 

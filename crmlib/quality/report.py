@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import db as dbmod
-from .audit import Audit, breakdown, discipline_tables, headline, kinds_table, run_audit, trend, trend_summary
+from .audit import Audit, breakdown, discipline_tables, headline, kinds_table, trend, trend_summary
 from .config import QualityParams, load_params
 from .fixlist import build_fixlist
 
@@ -67,8 +67,9 @@ def build_report(db_path: str | Path, as_of: str | dt.date | None = None,
     con = dbmod.connect(db_path, read_only=True)
     try:
         d = resolve_as_of(con, as_of)
-        audit = run_audit(con, d, params)
-        tr = trend(con, d, params, progress=False, audits={d: audit})  # this week's audit is not run twice
+        audits: dict[dt.date, Audit] = {}
+        tr = trend(con, d, params, progress=False, audits=audits)  # oldest week first, see trend()
+        audit = audits[d]
     finally:
         con.close()
     disc = discipline_tables(audit, params)

@@ -63,5 +63,5 @@ def test_trend_audits_oldest_first_and_hands_back_what_it_ran(tmp_path, monkeypa
     finally:
         con.close()
     assert order == [AS_OF - dt.timedelta(days=14), AS_OF]  # oldest first; the given week not re-run
-    assert sorted(given) == [AS_OF - dt.timedelta(days=d) for d in (14, 7, 0)]
+    assert sorted(given) == [AS_OF - dt.timedelta(days=d) for d in (7, 0)]  # only as_of's is kept
     assert tr["weeks_back"].tolist() == [0, 0, 1, 1, 2, 2]  # rows stay newest first

@@ -507,7 +507,8 @@ def trend(con: duckdb.DuckDBPyConnection, as_of: dt.date, params: QualityParams,
           ) -> pd.DataFrame:
     """Headline figures as of ``as_of``, ``as_of - 7``, ... (``weeks`` audits, newest first), re-run over
     the records that existed at each date. ``audits``: audits already run (same database and params) by
-    date, reused instead of running them again; the ones run here are added to it.
+    date, reused instead of running them again; the audit as of ``as_of`` is added to it (the others are
+    dropped once summarised: at scale 100 an audit holds gigabytes).
 
     Audits run oldest first: the weekly run's metrics step audits as_of, as_of - 7 and as_of - 28 at the
     same time as the quality notebook runs this, and starting from the other end the two processes compute
@@ -516,16 +517,16 @@ def trend(con: duckdb.DuckDBPyConnection, as_of: dt.date, params: QualityParams,
     weeks = weeks or params.trend_weeks
     audits = {} if audits is None else audits
     dates = [as_of - dt.timedelta(days=7 * k) for k in range(weeks)]
-    for d in tqdm(dates[::-1], desc="quality trend", leave=False, disable=not progress):
-        if d not in audits:
-            audits[d] = run_audit(con, d, params)
     rows = []
-    for k, d in enumerate(dates):
-        a = audits[d]
+    for k in tqdm(range(weeks - 1, -1, -1), desc="quality trend", leave=False, disable=not progress):
+        d = dates[k]
+        a = audits.get(d) or run_audit(con, d, params)
+        if d == as_of:
+            audits[d] = a
         for scope in (params.primary_source, None):
             h = headline(a, scope)
             rows.append({"as_of": d, "weeks_back": k, "scope": scope or "all", **h})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).sort_values(["weeks_back"], kind="stable").reset_index(drop=True)
 
 
 def trend_summary(tr: pd.DataFrame, scope: str) -> dict:

@@ -37,12 +37,10 @@ def parse(as_of: str | dt.date | dt.datetime | None, what: str = "as_of") -> dt.
     """``as_of`` as a date (None stays None); a clear error for anything else."""
     if as_of is None or (isinstance(as_of, str) and not as_of.strip()):
         return None
-    if isinstance(as_of, dt.datetime):
+    if isinstance(as_of, dt.datetime):  # also pandas.Timestamp
         return as_of.date()
     if isinstance(as_of, dt.date):
         return as_of
-    if hasattr(as_of, "date") and callable(as_of.date):  # pandas.Timestamp, numpy datetime wrappers
-        return as_of.date()
     try:
         return dt.date.fromisoformat(str(as_of).strip())
     except ValueError:

@@ -56,6 +56,7 @@ import pandas as pd
 from pydantic import field_validator, model_validator
 
 from . import params as params_mod
+from .db import table_exists
 from .encoding import read_text
 from .errors import UserError
 from .i18n import tr
@@ -909,9 +910,6 @@ def compare_with_truth(rates: pd.DataFrame, manifest: dict) -> pd.DataFrame:
 # database readers (thin)
 
 
-def _has(con, table: str) -> bool:
-    from .db import table_exists
-    return table_exists(con, table)
 
 
 def read_opportunities(con, as_of) -> pd.DataFrame:
@@ -921,7 +919,7 @@ def read_opportunities(con, as_of) -> pd.DataFrame:
     (source 'crm', key account_id); when the master is not built yet, ``customer_id`` falls back to
     'crm:' + account_id and region/industry to the CRM account. ``rep_region`` is the owner rep's region.
     """
-    master = _has(con, "customer_xref") and _has(con, "customer_master")
+    master = table_exists(con, "customer_xref") and table_exists(con, "customer_master")
     if master:
         cust = """LEFT JOIN customer_xref x ON x.record_id = 'crm:' || o.account_id
                   LEFT JOIN customer_master m ON m.customer_id = x.customer_id"""
@@ -955,7 +953,7 @@ def read_lifecycle(con, as_of, p: FunnelParams, since=None) -> pd.DataFrame:
     ``since`` (a date) counts only contacts, opportunities and orders dated from it on: the actuals of a
     plan period. Target customers are the same either way."""
     lo = pd.Timestamp(since).date() if since is not None else date(1900, 1, 1)
-    if not all(_has(con, t) for t in ("customer_master", "customer_xref", "customer_records")):
+    if not all(table_exists(con, t) for t in ("customer_master", "customer_xref", "customer_records")):
         raise UserError("the customer master is not built yet", hint="run `crm resolve` first")
     d = pd.Timestamp(as_of).date()
     # a customer first seen after as_of was not a target yet
@@ -972,7 +970,7 @@ def read_lifecycle(con, as_of, p: FunnelParams, since=None) -> pd.DataFrame:
         SELECT DISTINCT x.customer_id FROM stg_crm_opportunities o
         JOIN customer_xref x ON x.record_id = 'crm:' || o.account_id
         WHERE o.created_at BETWEEN ? AND ? AND x.customer_id IS NOT NULL""", [lo, d]).df()["customer_id"]
-    if not _has(con, "stg_orders"):
+    if not table_exists(con, "stg_orders"):
         return lifecycle_stage(customers, contacted, with_opp, [])
     with_order = con.execute("""
         SELECT DISTINCT x.customer_id FROM stg_orders o
@@ -984,7 +982,7 @@ def read_lifecycle(con, as_of, p: FunnelParams, since=None) -> pd.DataFrame:
 def read_region_revenue(con, as_of, months: int = 12) -> pd.DataFrame:
     """ERP revenue per master region in the ``months`` months ending on ``as_of``: revenue (万元; orders
     are in 元), distinct orders, avg_order_value (万元 per order). Orders net of nothing (returns ignored)."""
-    if not all(_has(con, t) for t in ("stg_orders", "customer_xref", "customer_master")):
+    if not all(table_exists(con, t) for t in ("stg_orders", "customer_xref", "customer_master")):
         return pd.DataFrame(columns=["region", "revenue", "orders", "avg_order_value"])
     end = pd.Timestamp(as_of)
     start = (end - pd.DateOffset(months=months) + pd.Timedelta(days=1)).date()
@@ -1076,7 +1074,7 @@ def funnel_weekly_metrics(con, as_of, params: FunnelParams | None = None) -> dic
     None without the master), opp_win_conversion (opportunities whose window has elapsed: share won within
     it), stuck_deals, overdue_deals. Empty dict when the database has no opportunity tables.
     """
-    if not (_has(con, "stg_crm_opportunities") and _has(con, "stg_crm_opportunity_stages")):
+    if not (table_exists(con, "stg_crm_opportunities") and table_exists(con, "stg_crm_opportunity_stages")):
         return {}
     fd = read_funnel(con, as_of, params)
     p, st = fd.params, fd.state

@@ -42,11 +42,12 @@ def notebook_imports(path: Path) -> str:
     return "\n".join(dict.fromkeys(lines))
 
 
-def start_warm_kernel(kernel: str, code: str, cwd: Path, timeout: float = 300):
-    """Start ``kernel`` in ``cwd``, run ``code`` silently, return the running kernel manager."""
+def start_warm_kernel(kernel: str, notebook: Path, cwd: Path, timeout: float = 300):
+    """Start ``kernel`` in ``cwd``, run the notebook's imports silently, return the running kernel manager."""
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
+    code = notebook_imports(notebook)  # a missing or broken notebook fails here, in the background
     km = AsyncKernelManager(kernel_name=kernel)
     run_sync(km.start_kernel)(extra_arguments=list(KERNEL_ARGS), cwd=str(cwd))
     try:
@@ -84,7 +85,7 @@ class WarmKernels:
     def __init__(self, kernel: str, notebooks: dict[str, Path], cwd: Path):
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(notebooks)), thread_name_prefix="warm-kernel")
         self._futures: dict[str, Future] = {
-            name: self._pool.submit(start_warm_kernel, kernel, notebook_imports(path), cwd)
+            name: self._pool.submit(start_warm_kernel, kernel, path, cwd)
             for name, path in notebooks.items()}
 
     def take(self, name: str):

@@ -237,6 +237,7 @@ def strip_trailing_code(name: str | None) -> str | None:
 _FEATURE_COLUMNS = ["name_raw", "is_junk", "canonical", "match_key", "brand", "core", "ambiguous", "hier",
                     "n_province", "n_city", "n_district", "branch_level", "branch_name", "legal_form", "parent_key",
                     "head_written", "bare", "local", "cleaned"]
+_BOOL_FEATURES = ["is_junk", "hier", "ambiguous", "head_written", "bare", "local"]
 
 
 @lru_cache(maxsize=1)
@@ -304,7 +305,7 @@ def name_features(names: list[str | None], sectors: set[str] | None = None, work
         rows = [_features_of(r, sectors) for r in
                 tqdm(names, desc="names", unit="name", mininterval=2, disable=len(names) < 20000)]
     df = pd.DataFrame(rows, columns=_FEATURE_COLUMNS)
-    for c in ["is_junk", "hier", "ambiguous", "head_written", "bare", "local"]:
+    for c in _BOOL_FEATURES:
         df[c] = df[c].fillna(False).astype(bool)
     return df
 
@@ -1070,10 +1071,6 @@ def match_records(records: pd.DataFrame, params: MasterParams, decisions: pd.Dat
 # stable customer ids
 # ------------------------------------------------------------------------------------------------------
 
-def _id_number(cid: str) -> int:
-    return int(cid[1:])
-
-
 def assign_ids(clusters: pd.DataFrame, old_map: pd.DataFrame | None) -> dict:
     """Customer id per cluster label, stable across runs.
 
@@ -1202,34 +1199,30 @@ NAME_CACHE_TABLE = "customer_name_parse"
 
 
 def name_cache_key(params: MasterParams) -> str:
-    """Fingerprint of everything a name's features depend on: the parser's code, the region table, the
-    naming-rule dictionary and the hierarchy sectors. A cached parse is reused only under the same key."""
+    """Fingerprint of everything a name's features depend on: the code of the parser (crmlib/names.py) and
+    of this module (feature extraction and its word lists), the region table, the naming-rule dictionary
+    and the hierarchy sectors. A cached parse is reused only under the same key."""
     import hashlib
-    import inspect
 
     from . import names as nm
 
     h = hashlib.sha256()
-    for path in (Path(nm.__file__), Path(nm.__file__).parent / "data" / "regions.csv", nm.aliases_path()):
+    for path in (Path(nm.__file__), Path(__file__), Path(nm.__file__).parent / "data" / "regions.csv",
+                 nm.aliases_path()):
         h.update(path.read_bytes() if path.exists() else b"-")
-    for fn in (_features_of, strip_trailing_code, name_features):
-        h.update(inspect.getsource(fn).encode())
-    h.update(repr((_TRAILING_CODE_RE.pattern, _UNIT_WORDS, _FEATURE_COLUMNS,
-                   sorted(params.hierarchy_sectors))).encode())
+    h.update(repr(sorted(params.hierarchy_sectors)).encode())
     return h.hexdigest()[:16]
 
 
 def read_name_cache(con: duckdb.DuckDBPyConnection, key: str) -> pd.DataFrame | None:
     """Name features kept by the last resolve of this database under the same parser (else None)."""
-    if not dbmod.table_exists(con, NAME_CACHE_TABLE):
-        return None
-    if set(_FEATURE_COLUMNS) - dbmod.columns(con, NAME_CACHE_TABLE):
+    if set(_FEATURE_COLUMNS) - dbmod.columns(con, NAME_CACHE_TABLE):  # missing, or an older layout
         return None
     cols = ", ".join(_FEATURE_COLUMNS)
     df = con.execute(f"SELECT {cols} FROM {NAME_CACHE_TABLE} WHERE parser = ? ORDER BY name_raw", [key]).df()
     if df.empty:
         return None
-    for c in ["is_junk", "hier", "ambiguous", "head_written", "bare", "local"]:
+    for c in _BOOL_FEATURES:
         df[c] = df[c].fillna(False).astype(bool)
     for c in df.columns:
         if df[c].dtype != bool:  # NULL -> None, as a fresh parse gives

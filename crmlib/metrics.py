@@ -17,17 +17,6 @@ from typing import Any
 import duckdb
 
 
-def newest_data_date(db: str | Path) -> dt.date | None:
-    """The default as of (:func:`crmlib.asof.newest_data_date`) of the database file ``db``."""
-    from .asof import newest_data_date as newest
-
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return newest(con)
-    finally:
-        con.close()
-
-
 def _providers() -> list[Callable[[duckdb.DuckDBPyConnection, dt.date, str | None], dict]]:
     """Each analysis contributes a flat dict; imported here so the list is in one place."""
     from . import funnel, master, pyramid, quality, segments

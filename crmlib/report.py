@@ -190,12 +190,15 @@ def _working_dir(path: Path):
 # the run
 
 def _default_as_of(db: Path) -> dt.date:
-    """Newest data date in the database (loads land whatever the clock says), capped at today."""
-    from .metrics import newest_data_date
+    """:func:`crmlib.asof.newest_data_date` of the database; today while it holds no dated records."""
+    from . import db as dbmod
+    from .asof import newest_data_date
 
-    newest = newest_data_date(db)
-    today = dt.date.today()
-    return min(newest, today) if newest else today
+    con = dbmod.connect(db, read_only=True)
+    try:
+        return newest_data_date(con) or dt.date.today()
+    finally:
+        con.close()
 
 
 def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = None,

@@ -54,16 +54,22 @@ class Context:
 def open_context(as_of: str | None, db_path: str, metrics_path: str | None, truth_dir: str | None,
                  lang: str) -> Context:
     """Read-only connection plus this week's metrics (computed here when run interactively)."""
-    from .metrics import collect_metrics, newest_data_date
+    from .asof import resolve
+    from .metrics import collect_metrics
     from .paths import reports_dir
 
-    day = dt.date.fromisoformat(as_of) if as_of else newest_data_date(db_path)
-    if metrics_path and Path(metrics_path).exists():
-        metrics = json.loads(Path(metrics_path).read_text(encoding="utf-8"))
-    else:
-        metrics = collect_metrics(db_path, day, reports_dir(), truth_dir)
+    con = dbmod.connect(db_path, read_only=True)
+    try:
+        day = resolve(con, as_of)
+        if metrics_path and Path(metrics_path).exists():
+            metrics = json.loads(Path(metrics_path).read_text(encoding="utf-8"))
+        else:
+            metrics = collect_metrics(db_path, day, reports_dir(), truth_dir)
+    except BaseException:
+        con.close()
+        raise
     truth = Path(truth_dir) if truth_dir and Path(truth_dir).exists() else None
-    return Context(dbmod.connect(db_path, read_only=True), db_path, day, metrics, lang, truth)
+    return Context(con, db_path, day, metrics, lang, truth)
 
 
 def _source_note(source: str, lang: str) -> str:

@@ -369,7 +369,6 @@ def volume_factor(scale: float) -> float:
 def build_calls(seed: int, cust: pd.DataFrame, active_from: np.ndarray, scale: float = 1.0):
     rng = rng_for(seed, S_CALLS)
     f = volume_factor(scale)
-    len(cust)
     v = cust["latent_value"].to_numpy()
     g = cust["value_group"].to_numpy()
     churn = cust["churn_at"].to_numpy()
@@ -389,7 +388,7 @@ def build_calls(seed: int, cust: pd.DataFrame, active_from: np.ndarray, scale: f
     segs.append((np.flatnonzero(po), np.maximum(pot[po], 0), np.full(po.sum(), END), np.full(po.sum(), 0.3), False))
     cs, ds, acts = [], [], []
     for ci, s0, s1, r, act in segs:
-        k = rng.poisson((r * f if f != 1.0 else r) * np.maximum(s1 - s0, 0) / 365.0)
+        k = rng.poisson(r * f * np.maximum(s1 - s0, 0) / 365.0)
         c = np.repeat(ci, k)
         d = (np.repeat(s0, k) + rng.random(k.sum()) * np.repeat(np.maximum(s1 - s0, 0), k)).astype(int)
         cs.append(c), ds.append(d), acts.append(np.full(len(c), act))
@@ -418,7 +417,7 @@ def build_tickets(seed: int, cust: pd.DataFrame, active_from: np.ndarray, scale:
     s0 = np.maximum(active_from, 0)
     s1 = np.minimum(cust["churn_at"].to_numpy() + 180, END)
     lam = np.where(s0 < s1, 0.7 * v ** 0.45 * (s1 - s0) / 365.0, 0)
-    k = rng.poisson(lam * f if f != 1.0 else lam)
+    k = rng.poisson(lam * f)
     c = np.repeat(np.arange(len(cust)), k)
     d = (np.repeat(s0, k) + rng.random(k.sum()) * np.repeat(np.maximum(s1 - s0, 0), k)).astype(int)
     o = np.lexsort((c, d))

@@ -771,8 +771,8 @@ def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str],
             continue
         # brackets and other signs are no typo (中信(曲靖) is a short form), nor are legal-form words some
         # records add (控股集团有限责任公司): a typo in those is a legal-form typo above
-        novel = {ch for ch in set(_without_legal_words(c)) if ch.isalnum() and char_count(cid, ch) <= 2
-                 and char_count(cid, ch) < n_rec[cid] / 2}
+        novel = {ch for ch in set(_without_legal_words(c))
+                 if ch.isalnum() and (k := char_count(cid, ch)) <= 2 and k < n_rec[cid] / 2}
         novel -= _region_chars(c)
         if novel or (len(c) > 2 and c[-1] == c[-2]) or (g and len(g) >= 3 and one_sub(b, g) is not None) \
                 or (g and ((b.startswith(g) and misspelt_word(b[len(g):]))

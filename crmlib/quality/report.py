@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import db as dbmod
+from ..asof import resolve
 from .audit import Audit, breakdown, discipline_tables, headline, kinds_table, trend, trend_summary
 from .config import QualityParams, load_params
 from .fixlist import build_fixlist
@@ -39,12 +40,6 @@ class QualityReport:
     fixlist: pd.DataFrame
 
 
-def resolve_as_of(con, as_of: str | dt.date | None) -> dt.date:
-    """``as_of`` as a date; ``None`` = the database's default (:func:`crmlib.asof.resolve`)."""
-    from ..asof import resolve
-    return resolve(con, as_of)
-
-
 def per_rep(audit: Audit, disc: dict, source: str | None = None) -> pd.DataFrame:
     """One row per rep: error rates of their records, timeliness, 日清日结 and rep-only customers."""
     b = breakdown(audit, "rep_id", source)
@@ -66,7 +61,7 @@ def build_report(db_path: str | Path, as_of: str | dt.date | None = None,
     params = params or load_params()
     con = dbmod.connect(db_path, read_only=True)
     try:
-        d = resolve_as_of(con, as_of)
+        d = resolve(con, as_of)
         audits: dict[dt.date, Audit] = {}
         tr = trend(con, d, params, progress=False, audits=audits)  # oldest week first, see trend()
         audit = audits[d]

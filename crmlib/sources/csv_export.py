@@ -47,7 +47,7 @@ def inspect(path: Path, rel: str, src: CsvSource, tmp_dir: Path, full_check_byte
         raise UserError(str(exc).split(": ", 1)[-1], file=rel) from None
     with open(path, "rb") as fh:
         head = fh.read(1 << 16)
-    text = head.decode("utf-8-sig" if det.encoding == "utf-8" else det.encoding, errors="ignore")
+    text = head.decode(encoding.python_codec(det), errors="ignore")
     first = next(csv.reader(io.StringIO(text)), None)
     if not first or not any(h.strip() for h in first):
         raise UserError("no header line", file=rel, row=1, hint="the first line must name the columns")

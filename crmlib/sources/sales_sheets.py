@@ -140,11 +140,20 @@ def read(path: Path, rel: str, cfg: SalesSheets) -> SheetResult:
     n_headers = 0
     try:
         wb = python_calamine.CalamineWorkbook.from_path(str(path))
-        sheets = [(name, _grid(wb.get_sheet_by_name(name))) for name in wb.sheet_names]
-        wb.close()
     except Exception as exc:  # calamine raises several kinds for damaged files
         raise UserError(f"cannot open workbook: {type(exc).__name__}: {exc}", file=rel,
                         hint="open it in Excel and save it again as .xlsx") from None
+    try:
+        sheets = []
+        for name in wb.sheet_names:
+            try:
+                sheet = wb.get_sheet_by_name(name)
+            except Exception as exc:  # a damaged sheet inside a readable workbook
+                raise UserError(f"cannot read sheet {name!r}: {type(exc).__name__}: {exc}", file=rel,
+                                hint="open it in Excel and save it again as .xlsx") from None
+            sheets.append((name, _grid(sheet)))
+    finally:
+        wb.close()
     for title, rows in sheets:
         found = _header(rows, cfg)
         if found is None:

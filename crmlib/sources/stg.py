@@ -104,19 +104,20 @@ def type_into_stg(con: duckdb.DuckDBPyConnection, src: CsvSource, source: str, f
     stg, raw = src.stg_table, src.raw_table
     in_raw, params = _in_files(files)
     cols = ", ".join(q(c) for c, _t in stg_columns(src))
-    typed_cols = ", ".join(f"{typed(c, k)[0]} AS {q(c)}" for c, k in src.columns.items())
+    typing = {c: typed(c, k) for c, k in src.columns.items()}  # (SQL expression, reject reason or None)
+    typed_cols = ", ".join(f"{expr} AS {q(c)}" for c, (expr, _why) in typing.items())
     con.execute(f"INSERT INTO {stg} ({cols}) SELECT {typed_cols}, {', '.join(LINEAGE_TYPES)} FROM {raw} "
                 f"WHERE {in_raw}", params)
 
     # field rejects: a NULL in stg whose raw text was not blank (or a missing key)
-    checked = [c for c, k in src.columns.items() if typed(c, k)[1] is not None or c in src.key]
+    checked = [c for c, (_expr, why) in typing.items() if why is not None or c in src.key]
     n_rej = 0
     if checked:
         in_stg, _ = _in_files(files, "s.")
         in_r, _ = _in_files(files, "r.")
         structs = []
         for col in checked:
-            reason = typed(col, src.columns[col])[1]
+            reason = typing[col][1]
             t, r = f"s.{q(col)}", f"r.{q(col)}"
             blank = f"NULLIF(trim({r}), '') IS NULL"
             if reason is not None:

@@ -303,10 +303,14 @@ def _swap_in(build_dir: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+_WEEK_DIR = re.compile(r"\d{4}-W\d{2}")
+
+
 def _point_latest(reports: Path, final: Path) -> None:
-    """`reports/latest` → the newest week (by name, so re-running an older week does not steal it)."""
-    weeks = sorted(p.name for p in reports.iterdir() if p.is_dir() and not p.name.startswith(".")
-                   and p.name != "latest")
+    """`reports/latest` → the newest week (by name, so re-running an older week does not steal it).
+    Only ISO-week folders count: `reports/` also holds other folders (the browser test's screenshots)."""
+    weeks = sorted(p.name for p in reports.iterdir()
+                   if p.is_dir() and not p.is_symlink() and _WEEK_DIR.fullmatch(p.name))
     newest = weeks[-1] if weeks else final.name
     tmp = reports / f".latest-{os.getpid()}"
     tmp.unlink(missing_ok=True)

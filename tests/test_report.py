@@ -201,3 +201,15 @@ def test_pdf_prints(project, tmp_path):
     pdf = print_pdf(_html(project[1]), tmp_path / "report.pdf")
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF") and len(data) > 20_000
+
+
+def test_latest_points_to_the_newest_week_not_other_folders(tmp_path):
+    """reports/ also holds screenshots/ (the browser test) and whatever people put there."""
+    from crmlib.report import _point_latest
+
+    for name in ("2026-W47", "2026-W48", "screenshots", "zz-notes", ".failed-2026-W49"):
+        (tmp_path / name).mkdir()
+    _point_latest(tmp_path, tmp_path / "2026-W47")
+    assert os.readlink(tmp_path / "latest") == "2026-W48"
+    _point_latest(tmp_path, tmp_path / "2026-W48")  # re-pointing over the old link
+    assert os.readlink(tmp_path / "latest") == "2026-W48"

@@ -17,22 +17,27 @@ from typing import Any
 import duckdb
 
 
-def _providers() -> list[Callable[[duckdb.DuckDBPyConnection, dt.date, str | None], dict]]:
-    """Each analysis contributes a flat dict; imported here so the list is in one place."""
+def _providers(shared: dict) -> list[Callable[[duckdb.DuckDBPyConnection, dt.date, str | None], dict]]:
+    """Each analysis contributes a flat dict; imported here so the list is in one place. ``shared`` lives
+    as long as one run's calls (newest week first): the quality audit of the newest week judges the
+    earlier weeks too (see :func:`crmlib.quality.audit.records_at`)."""
     from . import funnel, master, pyramid, quality, segments
 
     return [
         lambda con, d, truth: master.master_weekly_metrics(con, d, truth_dir=truth),
-        lambda con, d, truth: quality.quality_weekly_metrics(con, d),
+        lambda con, d, truth: quality.quality_weekly_metrics(con, d, judged_with=shared),
         lambda con, d, truth: segments.segments_weekly_metrics(con, d),
         lambda con, d, truth: funnel.funnel_weekly_metrics(con, d),
         lambda con, d, truth: pyramid.pyramid_weekly_metrics(con, d),
     ]
 
 
-def week_metrics(con: duckdb.DuckDBPyConnection, as_of: dt.date, truth_dir: str | None = None) -> dict:
+def week_metrics(con: duckdb.DuckDBPyConnection, as_of: dt.date, truth_dir: str | None = None,
+                 shared: dict | None = None) -> dict:
+    """The flat figures of one week. ``shared``: a dict kept across the calls of one run, newest week
+    first, through which the providers reuse work (the quality audit)."""
     out: dict[str, Any] = {}
-    for provider in _providers():
+    for provider in _providers({} if shared is None else shared):
         for key, value in provider(con, as_of, truth_dir).items():
             if key in out:
                 raise ValueError(f"metric {key!r} reported twice")
@@ -64,7 +69,8 @@ def collect_metrics(db: str | Path, as_of: dt.date, reports_dir: Path, truth_dir
     truth = truth_dir if truth_dir and Path(truth_dir).exists() else None
     con = duckdb.connect(str(db), read_only=True)
     try:
-        now = week_metrics(con, as_of, truth)
+        shared: dict = {}
+        now = week_metrics(con, as_of, truth, shared)
         result: dict[str, Any] = {"week": iso_week(as_of), "as_of": as_of.isoformat(), "metrics": now,
                                   "deltas": {}, "compare": {}}
         for label, days in (("wow", 7), ("4w", 28)):
@@ -74,7 +80,7 @@ def collect_metrics(db: str | Path, as_of: dt.date, reports_dir: Path, truth_dir
                 before = json.loads(stored.read_text(encoding="utf-8"))["metrics"]
                 source = f"reports/{iso_week(then)}/metrics.json"
             else:
-                before = week_metrics(con, then, truth)
+                before = week_metrics(con, then, truth, shared)
                 source = f"recomputed as of {then.isoformat()}"
             result["deltas"][label] = deltas(now, before)
             result["compare"][label] = {"week": iso_week(then), "source": source, "metrics": before}

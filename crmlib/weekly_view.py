@@ -120,8 +120,8 @@ def _table(key: str, df, lang: str, rows: int = 10) -> HTML:
 
 
 def quality_section(ctx: Context) -> list:
-    """This week's audit only; the week-over-week trend is in the KPI cards (the analysts' notebook
-    re-runs the audit for earlier weeks, which managers do not need twice)."""
+    """This week's audit only; the week-over-week trend is in the KPI cards (the analysts' notebook shows
+    the weekly trend, which managers do not need twice)."""
     from .charts import quality as qc
     from .quality import audit as qa
     from .quality.config import load_params

@@ -124,6 +124,39 @@ def test_audit_headline_and_breakdowns(db):
     assert m["quality_reps_not_sending_daily"] == 2
 
 
+def test_records_at_an_earlier_date_recount_duplicates_and_rejects():
+    """records_at on a hand-built audit: a duplicate counts only when the record kept instead existed too;
+    a reject only from the week its file came in; a record's own problem at any date it existed."""
+    import pandas as pd
+
+    from crmlib.quality.audit import Audit, records_at
+
+    d = dt.date
+    rec = pd.DataFrame([
+        # X is a duplicate today only because Y (more complete, kept) came on 03-08
+        ("crm:X", "crm", "C1", d(2024, 1, 1), 1.0), ("crm:Y", "crm", "C1", d(2024, 3, 8), 0.0),
+        # P kept, Q and R duplicates; R came on 03-09
+        ("crm:P", "crm", "C2", d(2024, 1, 1), 2.0), ("crm:Q", "crm", "C2", d(2024, 2, 1), 3.0),
+        ("crm:R", "crm", "C2", None, 4.0),
+        ("crm:Z", "crm", "C3", d(2023, 5, 1), 5.0),
+    ], columns=["record_id", "source", "customer_id", "exists_from", "dup_order"])
+    rec.loc[4, "exists_from"] = d(2024, 3, 9)
+    issues = pd.DataFrame([
+        ("crm:X", "duplicate_record", None), ("crm:Q", "duplicate_record", None),
+        ("crm:R", "duplicate_record", None), ("crm:Z", "wrong_phone", None),
+        ("crm:P", "load_reject", d(2024, 3, 4)),     # file of ISO week 2024-W10 (ends 03-10)
+    ], columns=["record_id", "kind", "since"])
+    rec["erroneous"] = rec["record_id"].isin(issues["record_id"])
+    a = Audit(d(2024, 3, 10), rec, issues, None, None, None, None, None)
+    err = lambda day: sorted(records_at(a, day).query("erroneous")["record_id"])  # noqa: E731
+    assert err(d(2024, 3, 3)) == ["crm:Q", "crm:Z"]              # X, P, Q, Z existed; X kept then
+    assert err(d(2024, 3, 4)) == ["crm:P", "crm:Q", "crm:Z"]     # P's reject counts from its week
+    assert err(d(2024, 3, 8)) == ["crm:P", "crm:Q", "crm:X", "crm:Z"]  # Y kept from 03-08
+    assert err(d(2024, 3, 10)) == ["crm:P", "crm:Q", "crm:R", "crm:X", "crm:Z"]
+    h = quality.headline(a, "crm", at=d(2024, 3, 3))
+    assert (h["n_records"], h["n_records_erroneous"], h["n_customers"], h["n_customers_erroneous"]) == (4, 2, 3, 2)
+
+
 def test_fixlist_xlsx_reads_back_with_chinese(db, tmp_path):
     from openpyxl import load_workbook
 

@@ -45,23 +45,33 @@ def test_same_audit_wanted_twice_at_once_is_computed_once(tmp_path, monkeypatch)
     assert list((tmp_path / ".cache" / "quality-audit").glob("*.pkl"))
 
 
-def test_trend_audits_oldest_first_and_hands_back_what_it_ran(tmp_path, monkeypatch):
-    """The weekly metrics step audits as_of first; the quality notebook's trend starts from the oldest
-    week, so the two processes do not queue on the same date's lock."""
+def test_trend_runs_one_audit_and_judges_earlier_weeks_with_it(tmp_path, monkeypatch):
+    """The trend and the weekly figures of earlier weeks restrict the newest audit to the records of
+    then (records_at) instead of auditing every week again: one audit however many weeks are shown."""
     import datetime as dt
 
+    monkeypatch.setenv("CRM_NO_AUDIT_CACHE", "1")
     path = tmp_path / "crm.duckdb"
     build_db(path)
-    order = []
-    real = audit_mod.run_audit
-    monkeypatch.setattr(audit_mod, "run_audit", lambda con, d, p: order.append(d) or real(con, d, p))
+    calls = []
+    real = audit_mod.run_checks
+    monkeypatch.setattr(audit_mod, "run_checks", lambda inp, p: calls.append(inp.as_of) or real(inp, p))
     params = quality.load_params()
     con = duckdb.connect(str(path), read_only=True)
     try:
-        given = {AS_OF - dt.timedelta(days=7): real(con, AS_OF - dt.timedelta(days=7), params)}
-        tr = audit_mod.trend(con, AS_OF, params, weeks=3, progress=False, audits=given)
+        audits = {}
+        tr = audit_mod.trend(con, AS_OF, params, weeks=3, progress=False, audits=audits)
+        shared = {}
+        now = quality.quality_weekly_metrics(con, AS_OF, params, judged_with=shared)
+        before = quality.quality_weekly_metrics(con, AS_OF - dt.timedelta(days=7), params, judged_with=shared)
     finally:
         con.close()
-    assert order == [AS_OF - dt.timedelta(days=14), AS_OF]  # oldest first; the given week not re-run
-    assert sorted(given) == [AS_OF - dt.timedelta(days=d) for d in (7, 0)]  # only as_of's is kept
-    assert tr["weeks_back"].tolist() == [0, 0, 1, 1, 2, 2]  # rows stay newest first
+    assert calls == [AS_OF, AS_OF]  # the trend's audit, then the metrics' (the cache is off here)
+    assert list(audits) == [AS_OF]
+    assert tr["weeks_back"].tolist() == [0, 0, 1, 1, 2, 2]
+    crm = tr[tr["scope"] == "crm"].set_index("weeks_back")
+    # as of a week earlier A4 (created 2024-03-08) did not exist: A1 clean, A2 bad code, A3 junk
+    assert crm.loc[0, "n_records"] == 4 and crm.loc[1, "n_records"] == 3
+    assert crm.loc[1, "n_records_erroneous"] == 2 and crm.loc[1, "customer_error_rate"] == 0.5
+    assert now["quality_record_error_rate"] == 0.75 and before["quality_record_error_rate"] == 2 / 3
+    assert before["quality_rejects_this_week"] == 0 and now["quality_rejects_this_week"] == 1

@@ -95,5 +95,10 @@ def test_weekly_metrics_trend_and_fixlist_on_demo(demo_db, audit, tmp_path):
     rows = list(load_workbook(out).active.iter_rows(values_only=True))
     assert len(rows) == len(fix) + 1 and rows[1][0] == 1
     assert fix["rank"].max() >= audit.records["erroneous"].sum() * 0.9
+    # the restriction to an earlier date, applied at the audit's own date, gives the audit's own verdicts
+    from crmlib.quality.audit import _records_at
+    same = _records_at(audit, audit.as_of)
+    assert len(same) == len(audit.records)
+    assert (same["erroneous"].to_numpy() == audit.records["erroneous"].to_numpy()).all()
     disc = quality.discipline_tables(audit, params)
     assert len(disc["rep_only"]) > 0 and (disc["timeliness"]["mean_lag_days"] >= 0).all()

@@ -280,32 +280,40 @@ def run_checks(inp: AuditInputs, params: QualityParams) -> Audit:
     dup_sources = list(params.duplicate_sources)
     cust_rec = rec[rec["source"] != "crm_contacts"]
     seven = frozenset(params.seven_digit_area_codes)
+    dup_order = checks.duplicate_order(cust_rec, dup_sources, params.key_fields)
     parts = [
         checks.check_junk(cust_rec),
         checks.check_validity(cust_rec, seven),
         checks.check_required(cust_rec, params.required_fields),
         checks.check_city_province(cust_rec),
         checks.check_consistency(cust_rec, master, params.consistency_fields, params.industry_keywords),
-        checks.check_duplicates(cust_rec, dup_sources, params.key_fields),
+        checks.check_duplicates(cust_rec, dup_sources, params.key_fields, order=dup_order),
         checks.check_names(cust_rec, master, sorted(set(cust_rec["source"]))),
         checks.check_contacts(inp.contacts, seven) if inp.contacts is not None and len(inp.contacts) else issues_frame([]),
         inp.extra_issues,
     ]
+    parts = [p.assign(since=None) for p in parts]
     rj = inp.rejects.dropna(subset=["record_id"])
     if len(rj):
-        parts.append(issues_frame([{
-            "record_id": r["record_id"], "source": r["record_id"].split(":", 1)[0],
-            "source_key": r["record_id"].split(":", 1)[1], "kind": r["kind"], "field": r["column"],
-            "value": r["value"], "reason": f"{reason(r['kind'], r['column'])}：{r['reason']}"}
-            for r in rj.to_dict("records")]))
+        # a rejected value counts from the week its file came in (read_rejects keeps files of weeks ending
+        # up to 6 days after the audit date): an earlier week's figure (records_at) leaves it out
+        rows = [{"record_id": r["record_id"], "source": r["record_id"].split(":", 1)[0],
+                 "source_key": r["record_id"].split(":", 1)[1], "kind": r["kind"], "field": r["column"],
+                 "value": r["value"], "reason": f"{reason(r['kind'], r['column'])}：{r['reason']}"}
+                for r in rj.to_dict("records")]
+        since = [None if w is None or pd.isna(w) else w - dt.timedelta(days=6) for w in rj["file_week_end"]]
+        parts.append(issues_frame(rows).assign(since=since))
     issues = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) \
-        else issues_frame([])
-    issues = issues_frame(issues)
+        else issues_frame([]).assign(since=None)
+    since = issues["since"]
+    issues = issues_frame(issues).assign(since=since.astype(object).where(since.notna(), None).to_numpy())
     cust = rec.set_index("record_id")["customer_id"]
     issues["customer_id"] = issues["record_id"].map(cust)
     issues = issues[issues["record_id"].isin(cust.index) | ~issues["source"].isin(set(rec["source"]))]
-    issues = issues.drop_duplicates(["record_id", "kind", "field"]).sort_values(
-        ["record_id", "kind", "field"]).reset_index(drop=True)
+    # one issue per (record, kind, field); found by a check that holds at any date (since None) beats a reject
+    issues = issues.assign(_s=pd.to_datetime(issues["since"])).sort_values(
+        ["record_id", "kind", "field", "_s"], na_position="first", kind="stable")
+    issues = issues.drop_duplicates(["record_id", "kind", "field"]).drop(columns="_s").reset_index(drop=True)
 
     err = issues[~issues["kind"].isin(NOT_ERRORS)]
     kinds = err.groupby("record_id")["kind"].agg(lambda s: ";".join(sorted(set(s))))
@@ -317,8 +325,42 @@ def run_checks(inp: AuditInputs, params: QualityParams) -> Audit:
     rec["region"] = rec["customer_id"].map(region)
     # junk records have no customer: fall back to the rep's region so they still land somewhere
     rec["region"] = rec["region"].fillna(rec["rep_id"].map(rep_region))
+    rec["dup_order"] = dup_order.reindex(rec.index)
     comp = checks.completeness(rec, params.key_fields)
     return Audit(inp.as_of, rec, issues, comp, master, inp.rejects, inp.visits, inp.reps)
+
+
+def records_at(audit: Audit, d: dt.date | None) -> pd.DataFrame:
+    """The audit's records that existed at an earlier date ``d``, with ``erroneous`` as of then.
+
+    Judged with today's knowledge: the checks of one record (formats, required fields, junk names, place
+    names) hold at any date; a duplicate counts only when the record kept instead of it existed then too
+    (the keep order of :func:`checks.duplicate_order` restricted to the records of then); a load reject
+    only from the week its file came in. Agreement with a customer's other records (consistency, name
+    typos) is judged against the customer's records of today, as the master mapping is today's: a record
+    shown wrong by a later record was wrong then too. This is what the trend and the earlier weeks of
+    the weekly figures use, so one audit per week serves them all (at ``--scale 100`` one audit is
+    minutes of work). ``d`` on or after the audit date (or None) gives the audit's own records."""
+    if d is None or d >= audit.as_of:
+        return audit.records
+    return _records_at(audit, d)
+
+
+def _records_at(audit: Audit, d: dt.date) -> pd.DataFrame:
+    rec = audit.records
+    ef = pd.to_datetime(rec["exists_from"])
+    rec = rec[ef.isna() | (ef <= pd.Timestamp(d))]
+    iss = audit.issues
+    iss = iss[~iss["kind"].isin(NOT_ERRORS) & (iss["kind"] != "duplicate_record")]
+    if "since" in iss.columns:
+        s = pd.to_datetime(iss["since"])
+        iss = iss[s.isna() | (s <= pd.Timestamp(d))]
+    err = rec["record_id"].isin(set(iss["record_id"]))
+    if "dup_order" in rec.columns:
+        dup = rec[rec["dup_order"].notna()].sort_values("dup_order")
+        later = dup.groupby(["source", "customer_id"]).cumcount() > 0
+        err |= pd.Series(later.reindex(rec.index, fill_value=False).to_numpy(dtype=bool), index=rec.index)
+    return rec.assign(erroneous=err.to_numpy(dtype=bool))
 
 
 def run_audit(con: duckdb.DuckDBPyConnection, as_of: dt.date, params: QualityParams) -> Audit:
@@ -451,15 +493,16 @@ def _cache_store(key: tuple | None, audit: Audit) -> None:
 
 # ---------------------------------------------------------------- aggregating
 
-def headline(audit: Audit, source: str | None) -> dict:
+def headline(audit: Audit, source: str | None, at: dt.date | None = None) -> dict:
     """Seed-style figures over one source (``None`` = all sources).
 
     Record error rate = erroneous records / records of the source. Customer error rate = master customers
     with at least one erroneous record / master customers with at least one record, where a source's
     records include its satellite rows (CRM: the accounts' contacts), as the seed counted a customer wrong
-    when anything the CRM held about it was wrong.
+    when anything the CRM held about it was wrong. ``at``: the figures of an earlier date, over the
+    records that existed then (:func:`records_at`).
     """
-    recs = audit.records
+    recs = records_at(audit, at)
     rec = recs if source is None else recs[recs["source"] == source]
     n_rec, n_err = len(rec), int(rec["erroneous"].sum())
     crec = recs if source is None else recs[recs["source"].isin([source, f"{source}_contacts"])]
@@ -505,28 +548,21 @@ def discipline_tables(audit: Audit, params: QualityParams) -> dict[str, pd.DataF
 def trend(con: duckdb.DuckDBPyConnection, as_of: dt.date, params: QualityParams,
           weeks: int | None = None, progress: bool = True, audits: dict[dt.date, Audit] | None = None
           ) -> pd.DataFrame:
-    """Headline figures as of ``as_of``, ``as_of - 7``, ... (``weeks`` audits, newest first), re-run over
-    the records that existed at each date. ``audits``: audits already run (same database and params) by
-    date, reused instead of running them again; the audit as of ``as_of`` is added to it (the others are
-    dropped once summarised: at scale 100 an audit holds gigabytes).
-
-    Audits run oldest first: the weekly run's metrics step audits as_of, as_of - 7 and as_of - 28 at the
-    same time as the quality notebook runs this, and starting from the other end the two processes compute
-    different dates instead of queueing on the same cache lock (:func:`run_audit`)."""
-    from tqdm.auto import tqdm
+    """Headline figures as of ``as_of``, ``as_of - 7``, ... (``weeks`` dates, newest first), each over the
+    records that existed at that date, judged by the audit as of ``as_of`` (:func:`records_at`): one audit,
+    not one per week. ``audits``: audits already run (same database and params) by date; the audit as of
+    ``as_of`` is taken from it, else run and added to it."""
     weeks = weeks or params.trend_weeks
     audits = {} if audits is None else audits
-    dates = [as_of - dt.timedelta(days=7 * k) for k in range(weeks)]
+    if as_of not in audits:
+        audits[as_of] = run_audit(con, as_of, params)
+    a = audits[as_of]
     rows = []
-    for k in tqdm(range(weeks - 1, -1, -1), desc="quality trend", leave=False, disable=not progress):
-        d = dates[k]
-        a = audits.get(d) or run_audit(con, d, params)
-        if d == as_of:
-            audits[d] = a
+    for k in range(weeks):
+        d = as_of - dt.timedelta(days=7 * k)
         for scope in (params.primary_source, None):
-            h = headline(a, scope)
-            rows.append({"as_of": d, "weeks_back": k, "scope": scope or "all", **h})
-    return pd.DataFrame(rows).sort_values(["weeks_back"], kind="stable").reset_index(drop=True)
+            rows.append({"as_of": d, "weeks_back": k, "scope": scope or "all", **headline(a, scope, at=d)})
+    return pd.DataFrame(rows)
 
 
 def trend_summary(tr: pd.DataFrame, scope: str) -> dict:
@@ -549,16 +585,27 @@ def rejects_in_week(rejects: pd.DataFrame, as_of: dt.date) -> int:
 
 
 def quality_weekly_metrics(con: duckdb.DuckDBPyConnection, as_of: dt.date,
-                           params: QualityParams | None = None) -> dict:
-    """Flat figures for ``metrics.json``; empty when the master is not built yet."""
+                           params: QualityParams | None = None, judged_with: dict | None = None) -> dict:
+    """Flat figures for ``metrics.json``; empty when the master is not built yet.
+
+    ``judged_with``: a dict shared by the calls of one weekly run, newest date first. The first call keeps
+    its audit there; a later call for an earlier date takes its figures from that audit over the records
+    that existed then (:func:`records_at`), as the quality trend does, instead of auditing again."""
     from .config import load_params
     params = params or load_params()
     if not dbmod.table_exists(con, "customer_records"):
         return {}
-    a = run_audit(con, as_of, params)
-    prim = headline(a, params.primary_source)
-    allh = headline(a, None)
-    comp = a.completeness["share"].dropna()
+    held = (judged_with or {}).get("quality_audit")
+    if held is not None and held.as_of >= as_of:
+        a = held
+    else:
+        a = run_audit(con, as_of, params)
+        if judged_with is not None:
+            judged_with["quality_audit"] = a
+    prim = headline(a, params.primary_source, at=as_of)
+    allh = headline(a, None, at=as_of)
+    comp = checks.completeness(records_at(a, as_of), params.key_fields)["share"].dropna() \
+        if as_of < a.as_of else a.completeness["share"].dropna()
     daily = daily_sending(a.visits, a.reps, as_of, params)
     return {
         "quality_customer_error_rate": prim["customer_error_rate"],

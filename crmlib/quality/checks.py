@@ -356,25 +356,42 @@ def check_consistency(records: pd.DataFrame, master: pd.DataFrame, fields: list[
     return issues_frame(out)
 
 
-def check_duplicates(records: pd.DataFrame, sources: list[str], key_fields: dict[str, list[str]]) -> pd.DataFrame:
-    """Second and later records of one customer in one master-data source.
+def duplicate_order(records: pd.DataFrame, sources: list[str], key_fields: dict[str, list[str]]) -> pd.Series:
+    """Which record of a customer in a master-data source is kept: rank in the keep order (0 = kept), on
+    the records' index; NaN for records of other sources or without a customer.
 
-    The record kept is the most complete (most key fields filled), then the earliest, then the smallest key;
-    the others are flagged with the kept record as the suggestion (merge into it).
-    """
-    rec = records[records["source"].isin(sources) & records["customer_id"].notna()].copy()
+    The order is the most complete (most key fields filled) first, then the earliest, then the smallest
+    key. Restricted to the records that existed at an earlier date, the same order says which record was
+    kept then (:func:`crmlib.quality.audit.records_at`)."""
+    rec = records[records["source"].isin(sources) & records["customer_id"].notna()]
+    out = pd.Series(np.nan, index=records.index)
     if rec.empty:
-        return issues_frame([])
+        return out
     filled = pd.Series(0, index=rec.index)
     for source, fields in key_fields.items():
         of_source = (rec["source"] == source).to_numpy()
         if of_source.any():
             for f in fields:
                 filled += of_source & ~blank_mask(_column(rec, f))
-    rec["_filled"] = filled
-    rec["_date"] = pd.to_datetime(rec["record_date"])
-    rec = rec.sort_values(["source", "customer_id", "_filled", "_date", "source_key"],
+    key = pd.DataFrame({"source": rec["source"], "customer_id": rec["customer_id"], "_filled": filled,
+                        "_date": pd.to_datetime(rec["record_date"]), "source_key": rec["source_key"]})
+    key = key.sort_values(["source", "customer_id", "_filled", "_date", "source_key"],
                           ascending=[True, True, False, True, True], na_position="last")
+    out.loc[key.index] = np.arange(len(key), dtype=float)
+    return out
+
+
+def check_duplicates(records: pd.DataFrame, sources: list[str], key_fields: dict[str, list[str]],
+                     order: pd.Series | None = None) -> pd.DataFrame:
+    """Second and later records of one customer in one master-data source.
+
+    The record kept is the first in :func:`duplicate_order`; the others are flagged with the kept record as
+    the suggestion (merge into it). ``order``: that order when the caller has it already.
+    """
+    order = duplicate_order(records, sources, key_fields) if order is None else order
+    rec = records[order.notna()].assign(_o=order[order.notna()]).sort_values("_o")
+    if rec.empty:
+        return issues_frame([])
     rec["_n"] = rec.groupby(["source", "customer_id"]).cumcount()
     keep = rec[rec["_n"] == 0].set_index(["source", "customer_id"])["record_id"]
     keep = keep.to_dict()
@@ -681,25 +698,33 @@ def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str],
         return out
 
     lone = [n for n in rec.loc[rec["customer_id"].map(n_rec_s) < 2, "name_raw"].unique()]
-    query: dict[str, list[tuple[str, bool, str]]] = {}
+    # one-substitution key -> lone form -> its names: a key many names share under the same form (the
+    # brand 中国工商银行 of thousands of branches) is visited once per form, not once per name
+    query: dict[str, dict[str, list[tuple[bool, str]]]] = {}
     for n in lone:
         for f, whole in forms(n).items():
             for k, _ in _masked(f, _region_spans(f)):
-                query.setdefault(k, []).append((f, whole, n))
-    hits: dict[str, list[tuple[str, bool, int, str, str, str]]] = {}
+                query.setdefault(k, {}).setdefault(f, []).append((whole, n))
+    # every customer's forms, each form once with the customers writing it (the brand 中国工商银行 is a form
+    # of thousands of branch customers: its neighbours are looked up once, not once per customer)
+    owners: dict[str, list[tuple[str, str]]] = {}   # form -> [(customer, its name giving that form)]
     exact: dict[str, set[str]] = {}
     for cid, names in names_of.items():
         fs: dict[str, str] = {}
-        for n in set(names):
+        for n in sorted(set(names)):
             for f in forms(n):
                 fs.setdefault(f, n)
             if n_rec[cid] >= 2:
                 exact.setdefault(cleaned[n], set()).add(cid)
         for f, n_of in fs.items():
-            for k, i in _masked(f):
-                for qf, whole, n in query.get(k, ()):
-                    if qf != f:
-                        hits.setdefault(n, []).append((qf, whole, i, cid, f, n_of))
+            owners.setdefault(f, []).append((cid, n_of))
+    hits: dict[str, list[tuple[str, bool, int, str]]] = {}  # lone name -> (its form, whole, position, other form)
+    for f in owners:
+        for k, i in _masked(f):
+            for qf, entries in query.get(k, {}).items():
+                if qf != f:
+                    for whole, n in entries:
+                        hits.setdefault(n, []).append((qf, whole, i, f))
 
     def trade_name_at(form: str, name: str, i: int) -> bool:
         """Whether position ``i`` of a form of ``name`` is in the first two characters of its brand when the
@@ -739,15 +764,19 @@ def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str],
             strong: set[str] = set()
             weak: set[str] = set()
             known = parsed[name].brand_known
-            for qf, whole, i, ocid, of, oname in hits.get(name, ()):
-                if ocid == cid:
-                    continue
+            for qf, whole, i, of in hits.get(name, ()):
                 ft, fq = around(of, i), around(qf, i)
-                if ft >= COMMON_PAIR_MIN and ft >= COMMON_PAIR_RATIO * fq \
-                        and not (known and parse(oname).brand_known) and not trade_name_at(of, oname, i):
-                    strong.add(ocid)
-                elif whole and n_rec[ocid] >= 2 and ft >= fq and i not in _region_spans(of):
-                    weak.add(ocid)
+                common = ft >= COMMON_PAIR_MIN and ft >= COMMON_PAIR_RATIO * fq
+                near = whole and ft >= fq and i not in _region_spans(of)
+                if not (common or near):
+                    continue
+                for ocid, oname in owners[of]:
+                    if ocid == cid:
+                        continue
+                    if common and not (known and parse(oname).brand_known) and not trade_name_at(of, oname, i):
+                        strong.add(ocid)
+                    elif near and n_rec[ocid] >= 2:
+                        weak.add(ocid)
             if len(c) > 2 and c[-1] == c[-2]:
                 strong |= exact.get(c[:-1], set()) - {cid}
             if weak and not strong:

@@ -718,13 +718,25 @@ def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str],
                 exact.setdefault(cleaned[n], set()).add(cid)
         for f, n_of in fs.items():
             owners.setdefault(f, []).append((cid, n_of))
-    hits: dict[str, list[tuple[str, bool, int, str]]] = {}  # lone name -> (its form, whole, position, other form)
+    # lone name -> (its form, position, other form, common, near) of the neighbours that can count below:
+    # the correction restores a common pair of characters (common), or the whole name is one character off
+    # a customer with several records outside its place names (near); at scale 100 the others are tens of
+    # millions (trade names one character apart are everywhere)
+    multi = {f: any(n_rec[o] >= 2 for o, _ in owned) for f, owned in owners.items()}
+    hits: dict[str, list[tuple[str, int, str, bool, bool]]] = {}
     for f in owners:
         for k, i in _masked(f):
             for qf, entries in query.get(k, {}).items():
-                if qf != f:
-                    for whole, n in entries:
-                        hits.setdefault(n, []).append((qf, whole, i, f))
+                if qf == f:
+                    continue
+                ft, fq = around(f, i), around(qf, i)
+                common = ft >= COMMON_PAIR_MIN and ft >= COMMON_PAIR_RATIO * fq
+                near_f = multi[f] and ft >= fq and i not in _region_spans(f)
+                if not (common or near_f):
+                    continue
+                for whole, n in entries:
+                    if common or whole:
+                        hits.setdefault(n, []).append((qf, i, f, common, near_f and whole))
 
     def trade_name_at(form: str, name: str, i: int) -> bool:
         """Whether position ``i`` of a form of ``name`` is in the first two characters of its brand when the
@@ -764,12 +776,7 @@ def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str],
             strong: set[str] = set()
             weak: set[str] = set()
             known = parsed[name].brand_known
-            for qf, whole, i, of in hits.get(name, ()):
-                ft, fq = around(of, i), around(qf, i)
-                common = ft >= COMMON_PAIR_MIN and ft >= COMMON_PAIR_RATIO * fq
-                near = whole and ft >= fq and i not in _region_spans(of)
-                if not (common or near):
-                    continue
+            for _qf, i, of, common, near in hits.get(name, ()):
                 for ocid, oname in owners[of]:
                     if ocid == cid:
                         continue

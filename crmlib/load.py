@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -393,6 +394,33 @@ def _reject_samples(db_path: Path, files: list[str], per_file: int = 5) -> list[
     return out
 
 
+def _scratch_dir(db_path: Path):
+    """A scratch folder for converted copies of input files, beside the database (``.load-tmp/``): a load
+    killed midway (SIGKILL, out of memory) cannot clean up, and at ``--scale 100`` its copies are
+    gigabytes; the next load removes what dead loads left there. Falls back to the system temp folder
+    when the database folder is read-only."""
+    base = db_path.parent / ".load-tmp"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        for old in base.glob("crm-load-*"):
+            pid = old.name.split("-")[2]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(old, ignore_errors=True)
+        return tempfile.TemporaryDirectory(prefix=f"crm-load-{os.getpid()}-", dir=base)
+    except OSError:
+        return tempfile.TemporaryDirectory(prefix="crm-load-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
 def load_all(raw_dir: str | Path | None = None, db_path: str | Path | None = None, progress: bool = True,
              wait_s: float = 10.0, config: SourcesConfig | None = None) -> LoadSummary:
     """Load every new or changed raw file; see the module doc. Returns what happened."""
@@ -410,7 +438,7 @@ def load_all(raw_dir: str | Path | None = None, db_path: str | Path | None = Non
         hashes[t.rel] = file_hash(t.path)
         hash_seconds[t.rel] = time.perf_counter() - t0
     refused: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="crm-load-") as tmp:
+    with _scratch_dir(db_path) as tmp:
         for _attempt in range(len(tasks) + 1):
             try:
                 with db.writer(db_path, wait_s=wait_s) as con:

@@ -232,6 +232,52 @@ def transaction_indicators(orders: pd.DataFrame, as_of) -> pd.DataFrame:
     return out[list(INDICATORS["transaction"])]
 
 
+# order lines of master customers up to a date; $1 = as_of
+_ORDER_LINES_SQL = """
+    SELECT x.customer_id, o.order_id, o.line_no, CAST(o.order_date AS DATE) AS order_date, o.amount, o.cost,
+           o.returned_amount
+    FROM stg_orders o JOIN customer_xref x ON x.record_id = 'erp:' || o.erp_customer_id
+    WHERE x.customer_id IS NOT NULL AND o.order_date <= $1"""
+
+
+def transaction_indicators_sql(con, as_of) -> pd.DataFrame:
+    """:func:`transaction_indicators` of the database's order lines, aggregated inside DuckDB: the same
+    frame (a test holds the two equal), without moving every order line into pandas (9.3M lines at
+    ``--scale 100``: 16 s of pandas grouping and 7 s of conversion per date, against about 2 s here)."""
+    t = _as_ts(as_of).date()
+    df = con.execute(f"""
+        WITH o AS (SELECT customer_id, order_id, order_date AS day, amount, cost,
+                          coalesce(returned_amount, 0.0) AS ret FROM ({_ORDER_LINES_SQL})),
+        per_order AS (SELECT customer_id, order_id, coalesce(sum(amount), 0.0) AS value, sum(ret) AS returned,
+                             min(day) AS day
+                      FROM o WHERE order_id IS NOT NULL GROUP BY customer_id, order_id),
+        po AS (SELECT customer_id, max(value) AS max_order, count(*) FILTER (WHERE returned > 0) AS ret_orders,
+                      min(day) AS first_day, max(day) AS last_day FROM per_order GROUP BY customer_id),
+        c AS (SELECT customer_id, coalesce(sum(amount), 0.0) AS gross, sum(ret) AS return_amount,
+                     sum(cost) AS cost, count(DISTINCT order_id) AS n_orders,
+                     count(*) FILTER (WHERE order_id IS NULL AND ret > 0) AS loose,
+                     count(DISTINCT day) FILTER (WHERE order_id IS NOT NULL) AS n_days
+              FROM o GROUP BY customer_id)
+        SELECT c.customer_id, c.n_orders, c.gross - c.return_amount AS revenue,
+               c.gross - c.return_amount - c.cost AS profit,
+               CASE WHEN c.gross - c.return_amount > 0
+                    THEN (c.gross - c.return_amount - c.cost) / (c.gross - c.return_amount) END AS gross_margin,
+               c.gross / c.n_orders AS avg_order, po.max_order, c.return_amount,
+               coalesce(po.ret_orders, 0) + c.loose AS return_count,
+               CASE WHEN c.gross > 0 THEN c.return_amount / c.gross END AS return_rate,
+               date_diff('day', po.first_day, $1) AS tenure_days,
+               CASE WHEN c.n_days > 1 THEN date_diff('day', po.first_day, po.last_day) / (c.n_days - 1) END
+                   AS purchase_interval
+        FROM c LEFT JOIN po USING (customer_id)
+        WHERE c.n_orders > 0
+        ORDER BY c.customer_id""", [t]).df()
+    df = df.set_index("customer_id")
+    for c in df.columns:
+        if c not in ("n_orders", "return_count", "tenure_days"):
+            df[c] = df[c].astype(float)
+    return df[list(INDICATORS["transaction"])]
+
+
 def finance_indicators(receipts: pd.DataFrame, as_of) -> pd.DataFrame:
     """Per customer from ``customer_id, invoice_date, due_date, paid_date, amount``.
 
@@ -285,22 +331,25 @@ def profile_indicators(profile: pd.DataFrame, params: ValueModel) -> pd.DataFram
         spec = params.indicators.get(name)
         col = p[name] if name in p else pd.Series(np.nan, index=p.index)
         if spec is not None and spec.levels is not None:
-            out[name] = col.map(lambda v, lv=spec.levels: lv.get(str(v).strip(), np.nan)
-                                if pd.notna(v) else np.nan).astype(float)
+            # one lookup per distinct value (312k master customers at --scale 100, a handful of levels)
+            level = {v: spec.levels.get(str(v).strip(), np.nan) for v in col.dropna().unique()}
+            out[name] = col.map(level).astype(float)
         else:
             out[name] = pd.to_numeric(col, errors="coerce")
     return out
 
 
-def compute_indicators(orders: pd.DataFrame, as_of, params: ValueModel, receipts: pd.DataFrame | None = None,
-                       activities: pd.DataFrame | None = None, calls: pd.DataFrame | None = None,
-                       profile: pd.DataFrame | None = None) -> pd.DataFrame:
+def compute_indicators(orders: pd.DataFrame | None, as_of, params: ValueModel,
+                       receipts: pd.DataFrame | None = None, activities: pd.DataFrame | None = None,
+                       calls: pd.DataFrame | None = None, profile: pd.DataFrame | None = None,
+                       transactions: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per customer with an order on or before ``as_of`` (index ``customer_id``, sorted).
 
     Families whose source frame is None are absent (columns not present); counts and amounts of a
-    present family are 0 for a customer with no rows in it.
+    present family are 0 for a customer with no rows in it. ``transactions``: the transaction family
+    already computed (:func:`transaction_indicators_sql`), instead of from ``orders``.
     """
-    tx = transaction_indicators(orders, as_of)
+    tx = transaction_indicators(orders, as_of) if transactions is None else transactions
     out = tx
     if receipts is not None:
         fin = finance_indicators(receipts, as_of).reindex(out.index)
@@ -499,19 +548,19 @@ def migration(prev: pd.Series, cur: pd.Series) -> tuple[pd.DataFrame, pd.DataFra
 
 
 # ---------------------------------------------------------------- database (thin)
-def read_inputs(con, as_of=None) -> dict[str, pd.DataFrame | None]:
-    """Frames for :func:`compute_indicators` keyed by master ``customer_id`` (via ``customer_xref``)."""
+def read_inputs(con, as_of=None, lines: bool = True) -> dict[str, pd.DataFrame | None]:
+    """Frames for :func:`compute_indicators` keyed by master ``customer_id`` (via ``customer_xref``).
+    ``lines=False`` leaves the order lines out (``orders`` is None): :func:`indicators_from_db` aggregates
+    them in the database."""
     for t in ("stg_orders", "customer_xref", "customer_master"):
         if not table_exists(con, t):
             raise UserError(f"table {t} missing from the database", hint="run `crm load` and `crm resolve`")
     as_of = resolve_as_of(con, as_of)
     q = lambda sql: con.execute(sql, [as_of]).df()  # noqa: E731
     out: dict[str, pd.DataFrame | None] = {"as_of": as_of}
-    out["orders"] = q("""
-        SELECT x.customer_id, o.order_id, o.order_date, o.amount, o.cost, o.returned_amount
-        FROM stg_orders o JOIN customer_xref x ON x.record_id = 'erp:' || o.erp_customer_id
-        WHERE x.customer_id IS NOT NULL AND o.order_date <= ?
-        ORDER BY x.customer_id, o.order_id, o.line_no""")
+    out["orders"] = con.execute(f"""
+        SELECT customer_id, order_id, order_date, amount, cost, returned_amount FROM ({_ORDER_LINES_SQL})
+        ORDER BY customer_id, order_id, line_no""", [as_of]).df() if lines else None
     out["receipts"] = q("""
         SELECT x.customer_id, r.invoice_date, r.due_date, r.paid_date, r.amount
         FROM stg_receipts r JOIN customer_xref x ON x.record_id = 'erp:' || r.erp_customer_id
@@ -540,9 +589,10 @@ def read_inputs(con, as_of=None) -> dict[str, pd.DataFrame | None]:
 
 
 def indicators_from_db(con, as_of, params: ValueModel) -> pd.DataFrame:
-    f = read_inputs(con, as_of)
-    return compute_indicators(f["orders"], f["as_of"], params, receipts=f["receipts"],
-                              activities=f["activities"], calls=f["calls"], profile=f["profile"])
+    f = read_inputs(con, as_of, lines=False)
+    return compute_indicators(None, f["as_of"], params, receipts=f["receipts"], activities=f["activities"],
+                              calls=f["calls"], profile=f["profile"],
+                              transactions=transaction_indicators_sql(con, f["as_of"]))
 
 
 def _score_or_empty(ind: pd.DataFrame, params: ValueModel) -> pd.DataFrame:

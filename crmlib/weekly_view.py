@@ -219,7 +219,7 @@ def pyramid_section(ctx: Context) -> list:
     prev = pm.score(pm.indicators_from_db(ctx.con, ctx.as_of - dt.timedelta(days=params.migration_days),
                                           params), params)
     matrix, movers = pm.migration(prev["tier"], scored["tier"])
-    names = pm.read_inputs(ctx.con, ctx.as_of)["profile"].set_index("customer_id")["name"]
+    names = pm.read_inputs(ctx.con, ctx.as_of, lines=False)["profile"].set_index("customer_id")["name"]
     return [
         _h2("pyramid", lang),
         cp.pyramid_figure(table, lang, ctx.as_of.isoformat()),

@@ -65,9 +65,12 @@ def test_sigkill_midway_leaves_database_unchanged(loaded_once):
     proc.wait(timeout=10)
     assert proc.returncode == -signal.SIGKILL
     assert snapshot(dbp) == before
+    left = list((dbp.parent / ".load-tmp").glob(f"crm-load-{proc.pid}-*"))
+    assert len(left) == 1     # the killed load could not clean up its scratch folder ...
     # and the next load does the whole job
     s = load_all(raw, dbp, progress=False)
     assert s.exit_code == 0
+    assert not left[0].exists() and not list((dbp.parent / ".load-tmp").iterdir())  # ... the next one does
     con = duckdb.connect(str(dbp), read_only=True)
     assert con.execute("SELECT count(*) FROM stg_orders").fetchone() == (150_000,)
     assert con.execute("SELECT count(*) FROM stg_crm_accounts").fetchone() == (2,)

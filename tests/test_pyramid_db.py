@@ -75,6 +75,19 @@ def test_indicators_from_db(con):
     assert resolve_as_of(con, None) == pd.Timestamp("2024-02-04").date()
 
 
+def test_transactions_aggregated_in_duckdb_equal_the_pandas_ones(con):
+    # a return line that belongs to no order, and a line without cost, on top of the fixture
+    con.execute("""INSERT INTO stg_orders VALUES (NULL, 1, '2024-01-06', 'E2', 'y', 'p', 1, 0, NULL, 40, 'R2'),
+                   ('O7', 1, '2024-01-21', 'E4', 'w', 'p', 1, 70, NULL, 0, 'R2')""")
+    for day in ("2024-01-02", "2024-01-06", "2024-01-25", "2024-02-04"):
+        lines = pm.read_inputs(con, day)["orders"]
+        want = pm.transaction_indicators(lines, day)
+        got = pm.transaction_indicators_sql(con, day)
+        pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    c2 = got.loc["C000002"]
+    assert (c2.return_count, c2.return_amount, c2.revenue) == (1, 40.0, 260.0)
+
+
 def test_weekly_metrics(con):
     m = pm.pyramid_weekly_metrics(con, "2024-01-30", pm.load_params())
     assert all(k.startswith("pyramid_") for k in m)

@@ -37,3 +37,17 @@ def test_weekly_metrics_on_demo(demo_db):
         con.close()
     assert m["pyramid_customers"] == sum(m[f"pyramid_{t}"] for t in pm.TIERS) > 50
     assert 0.2 < m["pyramid_top20_revenue_share"] < 1 and 0 < m["pyramid_gini"] < 1
+
+
+def test_transactions_in_duckdb_equal_pandas_on_demo(demo_db):
+    import pandas as pd
+
+    con = connect(demo_db / "crm.duckdb", read_only=True)
+    try:
+        f = pm.read_inputs(con, None)
+        want = pm.transaction_indicators(f["orders"], f["as_of"])
+        got = pm.transaction_indicators_sql(con, f["as_of"])
+    finally:
+        con.close()
+    assert len(got) > 50
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)

@@ -22,34 +22,41 @@ import duckdb
 def _providers(shared: dict) -> dict[str, Callable[[duckdb.DuckDBPyConnection, dt.date, str | None], dict]]:
     """Each analysis contributes a flat dict; imported here so the list is in one place. ``shared`` lives
     as long as one run's calls (newest week first): the quality audit of the newest week judges the
-    earlier weeks too (see :func:`crmlib.quality.audit.records_at`)."""
+    earlier weeks too (see :func:`crmlib.quality.audit.records_at`). Quality comes last: its audit is the
+    longest piece, and in a weekly run the quality notebook computes it at the same time (the audit cache
+    hands it over), so the other analyses go first instead of waiting."""
     from . import funnel, master, pyramid, quality, segments
 
     return {
         "master": lambda con, d, truth: master.master_weekly_metrics(con, d, truth_dir=truth),
-        "quality": lambda con, d, truth: quality.quality_weekly_metrics(con, d, judged_with=shared),
         "segments": lambda con, d, truth: segments.segments_weekly_metrics(con, d),
         "funnel": lambda con, d, truth: funnel.funnel_weekly_metrics(con, d),
         "pyramid": lambda con, d, truth: pyramid.pyramid_weekly_metrics(con, d),
+        "quality": lambda con, d, truth: quality.quality_weekly_metrics(con, d, judged_with=shared),
     }
 
 
-def week_metrics(con: duckdb.DuckDBPyConnection, as_of: dt.date, truth_dir: str | None = None,
-                 shared: dict | None = None, seconds: dict | None = None) -> dict:
-    """The flat figures of one week. ``shared``: a dict kept across the calls of one run, newest week
-    first, through which the providers reuse work (the quality audit). ``seconds``: filled with the wall
-    time of each analysis."""
-    out: dict[str, Any] = {}
-    for name, provider in _providers({} if shared is None else shared).items():
-        t0 = time.perf_counter()
-        figures = provider(con, as_of, truth_dir)
-        if seconds is not None:
-            seconds[name] = round(time.perf_counter() - t0, 2)
-        for key, value in figures.items():
-            if key in out:
-                raise ValueError(f"metric {key!r} reported twice")
-            out[key] = _plain(value)
-    return dict(sorted(out.items()))
+def weeks_metrics(con: duckdb.DuckDBPyConnection, dates: dict[str, dt.date], truth_dir: str | None = None,
+                  seconds: dict | None = None) -> dict[str, dict]:
+    """The flat figures of several weeks (label -> date, newest first), one analysis at a time over all
+    the weeks. ``seconds``: filled with the wall time per week label and analysis."""
+    out: dict[str, dict[str, Any]] = {label: {} for label in dates}
+    for name, provider in _providers({}).items():
+        for label, day in dates.items():
+            t0 = time.perf_counter()
+            figures = provider(con, day, truth_dir)
+            if seconds is not None:
+                seconds.setdefault(label, {})[name] = round(time.perf_counter() - t0, 2)
+            for key, value in figures.items():
+                if key in out[label]:
+                    raise ValueError(f"metric {key!r} reported twice")
+                out[label][key] = _plain(value)
+    return {label: dict(sorted(f.items())) for label, f in out.items()}
+
+
+def week_metrics(con: duckdb.DuckDBPyConnection, as_of: dt.date, truth_dir: str | None = None) -> dict:
+    """The flat figures of one week."""
+    return weeks_metrics(con, {"this_week": as_of}, truth_dir)["this_week"]
 
 
 def _plain(value: Any) -> Any:
@@ -76,23 +83,25 @@ def collect_metrics(db: str | Path, as_of: dt.date, reports_dir: Path, truth_dir
     truth = truth_dir if truth_dir and Path(truth_dir).exists() else None
     con = duckdb.connect(str(db), read_only=True)
     try:
-        shared: dict = {}
-        seconds: dict[str, dict] = {"this_week": {}}
-        now = week_metrics(con, as_of, truth, shared, seconds["this_week"])
-        result: dict[str, Any] = {"week": iso_week(as_of), "as_of": as_of.isoformat(), "metrics": now,
-                                  "deltas": {}, "compare": {}, "seconds": seconds}
+        dates = {"this_week": as_of}
+        compare: dict[str, dict] = {}
         for label, days in (("wow", 7), ("4w", 28)):
             then = as_of - dt.timedelta(days=days)
             stored = reports_dir / iso_week(then) / "metrics.json"
             if stored.exists():
-                before = json.loads(stored.read_text(encoding="utf-8"))["metrics"]
-                source = f"reports/{iso_week(then)}/metrics.json"
+                compare[label] = {"week": iso_week(then), "source": f"reports/{iso_week(then)}/metrics.json",
+                                  "metrics": json.loads(stored.read_text(encoding="utf-8"))["metrics"]}
             else:
-                seconds[label] = {}
-                before = week_metrics(con, then, truth, shared, seconds[label])
-                source = f"recomputed as of {then.isoformat()}"
-            result["deltas"][label] = deltas(now, before)
-            result["compare"][label] = {"week": iso_week(then), "source": source, "metrics": before}
+                dates[label] = then
+                compare[label] = {"week": iso_week(then), "source": f"recomputed as of {then.isoformat()}"}
+        seconds: dict[str, dict] = {}
+        figures = weeks_metrics(con, dates, truth, seconds)
+        now = figures["this_week"]
+        for label in compare:
+            compare[label].setdefault("metrics", figures.get(label))
+        result: dict[str, Any] = {"week": iso_week(as_of), "as_of": as_of.isoformat(), "metrics": now,
+                                  "deltas": {label: deltas(now, c["metrics"]) for label, c in compare.items()},
+                                  "compare": compare, "seconds": seconds}
         return result
     finally:
         con.close()

@@ -81,7 +81,7 @@ def rep_only_customers(records: pd.DataFrame) -> pd.DataFrame:
     rec = records[records["customer_id"].notna()]
     g = rec.groupby("customer_id").agg(
         n_sources=("source", "nunique"), first_source=("source", "first"),
-        n_reps=("rep_id", lambda s: s.dropna().nunique()), rep_id=("rep_id", "first"),
+        n_reps=("rep_id", "nunique"), rep_id=("rep_id", "first"),  # nunique leaves NA out
         n_records=("record_id", "size"))
     only = g[(g["n_sources"] == 1) & (g["first_source"] == "sales") & (g["n_reps"] == 1)]
     rep = rec[rec["customer_id"].isin(only.index)].dropna(subset=["rep_id"]).groupby("customer_id")["rep_id"].first()

@@ -603,6 +603,50 @@ def _ref_brands(rec: pd.DataFrame, gold: dict, freq: dict) -> dict:
     return ref
 
 
+def _one_substitution_pairs(lone_forms: dict, multi: dict[str, bool], freq: Counter) -> list[tuple]:
+    """Pairs of a lone name's form and another customer's form of the same length differing in exactly one
+    character, at a position outside the lone form's place names: ``(lone form, position, other form,
+    around(other), around(lone))``, where ``around`` is the commonest pair of characters touching the
+    position (in how many customers' names it occurs). Only pairs that can count are returned: the other
+    form's pair is common (COMMON_PAIR_MIN) or it belongs to a customer with several records (``multi``)
+    and is at least as common.
+
+    A self-join in DuckDB on "the form with one character masked" (≈ 30M masked keys at scale 100). The same
+    search in Python dictionaries gave the same 48,309 name issues at scale 100 in 223 s against 149 s here
+    (both measured with another job on one core), at 0.7 GB less peak memory (7.9 against 8.6 GB)."""
+    import duckdb
+    import pyarrow as pa
+
+    lone = list(lone_forms)
+    spans = [sorted(_region_spans(f)) for f in lone]
+    owners = list(multi)
+    pairs = [(k, n) for k, n in freq.items() if len(k) == 2]
+    con = duckdb.connect()
+    try:
+        con.register("lone_t", pa.table({"qf": lone, "spans": pa.array(spans, type=pa.list_(pa.int64()))}))
+        con.register("owner_t", pa.table({"f": owners, "multi": [multi[f] for f in owners]}))
+        con.register("pair_t", pa.table({"pair": [k for k, _ in pairs], "n": [n for _, n in pairs]}))
+        # around(text, i): the pairs text[i-1:i+1] and text[i:i+2] (DuckDB strings count characters, 1-based)
+        around = ("greatest(coalesce((SELECT n FROM pair_t WHERE pair = substr({t}, {i}, 2) AND {i} >= 1), 0), "
+                  "coalesce((SELECT n FROM pair_t WHERE pair = substr({t}, {i} + 2 - 1, 2) AND {i} + 2 <= length({t})),"
+                  " 0))")
+        sql = f"""
+            WITH q AS (SELECT qf, i, substr(qf, 1, i) || chr(1) || substr(qf, i + 2) AS k
+                       FROM (SELECT qf, spans, unnest(range(length(qf))) AS i FROM lone_t)
+                       WHERE NOT list_contains(spans, i)),
+                 o AS (SELECT f, multi, i, substr(f, 1, i) || chr(1) || substr(f, i + 2) AS k
+                       FROM (SELECT f, multi, unnest(range(length(f))) AS i FROM owner_t)),
+                 m AS (SELECT q.qf, o.i, o.f, o.multi FROM q JOIN o USING (k) WHERE q.qf <> o.f),
+                 s AS (SELECT qf, i, f, multi, {around.format(t="f", i="i")} AS ft,
+                              {around.format(t="qf", i="i")} AS fq FROM m)
+            SELECT qf, i, f, ft, fq FROM s
+            WHERE (ft >= {COMMON_PAIR_MIN} AND ft >= {COMMON_PAIR_RATIO} * fq) OR (multi AND ft >= fq)
+            ORDER BY qf, i, f"""
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
 def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str],
                 min_len: int = 6) -> pd.DataFrame:
     """Records whose customer name is mistyped.
@@ -698,13 +742,10 @@ def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str],
         return out
 
     lone = [n for n in rec.loc[rec["customer_id"].map(n_rec_s) < 2, "name_raw"].unique()]
-    # one-substitution key -> lone form -> its names: a key many names share under the same form (the
-    # brand 中国工商银行 of thousands of branches) is visited once per form, not once per name
-    query: dict[str, dict[str, list[tuple[bool, str]]]] = {}
+    lone_forms: dict[str, list[tuple[bool, str]]] = {}  # form of a lone name -> [(whole, name)]
     for n in lone:
         for f, whole in forms(n).items():
-            for k, _ in _masked(f, _region_spans(f)):
-                query.setdefault(k, {}).setdefault(f, []).append((whole, n))
+            lone_forms.setdefault(f, []).append((whole, n))
     # every customer's forms, each form once with the customers writing it (the brand 中国工商银行 is a form
     # of thousands of branch customers: its neighbours are looked up once, not once per customer)
     owners: dict[str, list[tuple[str, str]]] = {}   # form -> [(customer, its name giving that form)]
@@ -720,23 +761,17 @@ def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str],
             owners.setdefault(f, []).append((cid, n_of))
     # lone name -> (its form, position, other form, common, near) of the neighbours that can count below:
     # the correction restores a common pair of characters (common), or the whole name is one character off
-    # a customer with several records outside its place names (near); at scale 100 the others are tens of
-    # millions (trade names one character apart are everywhere)
+    # a customer with several records outside its place names (near)
     multi = {f: any(n_rec[o] >= 2 for o, _ in owned) for f, owned in owners.items()}
     hits: dict[str, list[tuple[str, int, str, bool, bool]]] = {}
-    for f in owners:
-        for k, i in _masked(f):
-            for qf, entries in query.get(k, {}).items():
-                if qf == f:
-                    continue
-                ft, fq = around(f, i), around(qf, i)
-                common = ft >= COMMON_PAIR_MIN and ft >= COMMON_PAIR_RATIO * fq
-                near_f = multi[f] and ft >= fq and i not in _region_spans(f)
-                if not (common or near_f):
-                    continue
-                for whole, n in entries:
-                    if common or whole:
-                        hits.setdefault(n, []).append((qf, i, f, common, near_f and whole))
+    for qf, i, f, ft, fq in _one_substitution_pairs(lone_forms, multi, freq):
+        common = ft >= COMMON_PAIR_MIN and ft >= COMMON_PAIR_RATIO * fq
+        near_f = multi[f] and ft >= fq and i not in _region_spans(f)
+        if not (common or near_f):
+            continue
+        for whole, n in lone_forms[qf]:
+            if common or whole:
+                hits.setdefault(n, []).append((qf, i, f, common, near_f and whole))
 
     def trade_name_at(form: str, name: str, i: int) -> bool:
         """Whether position ``i`` of a form of ``name`` is in the first two characters of its brand when the

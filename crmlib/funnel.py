@@ -242,7 +242,7 @@ def _prepare_history(history: pd.DataFrame, p: FunnelParams, as_of) -> pd.DataFr
     h = history[["opp_id", "stage", "entered_at"]].copy()
     h["entered_at"] = pd.to_datetime(h["entered_at"])
     rank = p.rank()
-    unknown = sorted(set(h["stage"]) - set(rank))
+    unknown = sorted(set(h["stage"].unique()) - set(rank))  # unique(): no per-row iteration
     if unknown:
         # unknown stage names cannot be placed in the order: drop them rather than guess
         h = h[h["stage"].isin(rank)]

@@ -145,3 +145,24 @@ def test_timeliness_ignores_visits_after_the_sheet():
                       "report_date": pd.to_datetime(["2024-03-03", "2024-03-01"])})
     t = discipline.timeliness(v, limit_days=1)
     assert t[["n_rows", "mean_lag_days", "n_late"]].values.tolist() == [[1, 2.0, 1]]
+
+
+def test_one_substitution_pairs_in_duckdb():
+    """The name-neighbour search: same length, one character apart, not inside the lone name's place name,
+    with the pair counts ('around') of both spellings at that position; only pairs that can count."""
+    from collections import Counter
+
+    from crmlib.quality.checks import _one_substitution_pairs
+
+    lone = {"杭州华信电子": [(True, "杭州华信电子")]}
+    multi = {
+        "杭州华兴电子": False,   # 信 -> 兴 at 3: 华兴 in 12 customers' names, 华信 in 3: common
+        "湖州华信电子": True,    # 杭 -> 湖 at 0: 湖州 50 >= 杭州 30, but inside the place name 杭州
+        "杭州华信电器": False,   # 子 -> 器 at 5: 电器 5 >= 电子 1 but a lone customer, 5 < 10: cannot count
+        "杭州华信电机": True,    # 子 -> 机 at 5: a customer with several records, 电机 4 >= 电子 1: near
+        "杭州华信电子": True,    # the same form is no neighbour
+        "杭州华信电子科": True,  # another length
+    }
+    freq = Counter({"华兴": 12, "兴电": 2, "华信": 3, "信电": 1, "电器": 5, "电机": 4, "电子": 1, "杭州": 30, "湖州": 50, "华": 40})
+    got = _one_substitution_pairs(lone, multi, freq)
+    assert got == [("杭州华信电子", 3, "杭州华兴电子", 12, 3), ("杭州华信电子", 5, "杭州华信电机", 4, 1)]

@@ -2,8 +2,9 @@
 
 Usage: .venv/bin/python benchmarks/quality_audit.py [--scale 1] [--seed 42] [--root DIR] [--kind name_typo]
 Builds the demo (generate, load, resolve) into a temp folder unless --root names one built before (raw/,
-truth/, crm.duckdb). Then runs the audit for the newest demo date and the 4 weeks before, as the weekly
-run does, with the on-disk audit cache off: wall and CPU seconds of the first audit (which fills the
+truth/, crm.duckdb). Then runs the audit for the newest demo date and the 4 weeks before (the weekly run
+used to; since the trend restricts one audit, `crmlib.quality.audit.records_at`, it audits only the
+newest date), with the on-disk audit cache off: wall and CPU seconds of the first audit (which fills the
 per-process caches) and of the other four. Recall per injected kind as `crmlib.quality.truth` measures it;
 precision of a kind = share of the records it flags that carry that injected kind.
 """

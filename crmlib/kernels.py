@@ -13,7 +13,6 @@ gets a fresh kernel from papermill as before, which reports the problem the usua
 from __future__ import annotations
 
 import ast
-import json
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -27,7 +26,9 @@ def notebook_imports(path: Path) -> str:
     """The top-level ``import`` / ``from … import`` statements of a notebook's code cells, one per line.
     Cells Python cannot parse (IPython magics) are skipped; imports are idempotent, so running them
     before the notebook changes nothing but the time its first cell takes."""
-    nb = json.loads(path.read_text(encoding="utf-8"))
+    from .workspace import load_notebook
+
+    nb = load_notebook(path)
     lines: list[str] = []
     for cell in nb.get("cells", []):
         if cell.get("cell_type") != "code":

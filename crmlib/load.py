@@ -178,16 +178,20 @@ def _ensure_table(con, name: str, cols: list[tuple[str, str]]) -> None:
         con.execute(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {stg.q(c)} {t}")
 
 
+_FILES_COLS = [
+    ("source", "VARCHAR"), ("_source_file", "VARCHAR"), ("_file_hash", "VARCHAR"), ("bytes", "BIGINT"),
+    ("status", "VARCHAR"), ("rows", "BIGINT"), ("rows_rejected", "BIGINT"), ("field_rejects", "BIGINT"),
+    ("message", "VARCHAR"), ("_loaded_at", "TIMESTAMP")]
+_REJECTS_COLS = [
+    ("source", "VARCHAR"), ("_source_file", "VARCHAR"), ("_sheet", "VARCHAR"), ("_row", "BIGINT"),
+    ("column_name", "VARCHAR"), ("value", "VARCHAR"), ("reason", "VARCHAR"), ("step", "VARCHAR"),
+    ("_file_hash", "VARCHAR"), ("_loaded_at", "TIMESTAMP")]
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection, cfg: SourcesConfig) -> None:
     lineage = list(stg.LINEAGE_TYPES.items())
-    _ensure_table(con, "load_files", [
-        ("source", "VARCHAR"), ("_source_file", "VARCHAR"), ("_file_hash", "VARCHAR"), ("bytes", "BIGINT"),
-        ("status", "VARCHAR"), ("rows", "BIGINT"), ("rows_rejected", "BIGINT"), ("field_rejects", "BIGINT"),
-        ("message", "VARCHAR"), ("_loaded_at", "TIMESTAMP")])
-    _ensure_table(con, "load_rejects", [
-        ("source", "VARCHAR"), ("_source_file", "VARCHAR"), ("_sheet", "VARCHAR"), ("_row", "BIGINT"),
-        ("column_name", "VARCHAR"), ("value", "VARCHAR"), ("reason", "VARCHAR"), ("step", "VARCHAR"),
-        ("_file_hash", "VARCHAR"), ("_loaded_at", "TIMESTAMP")])
+    _ensure_table(con, "load_files", _FILES_COLS)
+    _ensure_table(con, "load_rejects", _REJECTS_COLS)
     for src in cfg.csv.values():
         _ensure_table(con, src.raw_table, [(c, "VARCHAR") for c in src.columns] + lineage)
         _ensure_table(con, src.stg_table, stg.stg_columns(src))
@@ -295,13 +299,10 @@ def _run(con, cfg: SourcesConfig, raw_dir: Path, tasks: list[_Task], hashes: dic
                 if t.rel in prior and _delete_file_rows(con, t.rel, [src.raw_table, src.stg_table]):
                     rebuild.add(t.source)  # earlier versions of its keys may win again
                 n, line_rejects = csv_export.insert_raw(con, plan, src, t.rel, h, loaded_at)
-                if line_rejects:  # one statement, not one per line
-                    lines, cols, vals, whys = (list(c) for c in zip(*line_rejects, strict=True))
-                    con.execute("""INSERT INTO load_rejects (source, _source_file, _sheet, _row, column_name, value,
-                                                             reason, step, _file_hash, _loaded_at)
-                                   SELECT ?, ?, NULL, unnest(?::BIGINT[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]),
-                                          unnest(?::VARCHAR[]), 'read', ?, ?""",
-                                [t.source, t.rel, lines, cols, vals, whys, h, loaded_at])
+                _insert_rows(con, "load_rejects", [  # one statement, not one per line
+                    dict(source=t.source, _source_file=t.rel, _sheet=None, _row=line, column_name=col, value=val,
+                         reason=why, step="read", _file_hash=h, _loaded_at=loaded_at)
+                    for line, col, val, why in line_rejects], _REJECTS_COLS)
                 notes[t.rel] += plan.notes
                 if n == 0 and not line_rejects:
                     notes[t.rel].append("no data rows (header only)")
@@ -324,22 +325,14 @@ def _run(con, cfg: SourcesConfig, raw_dir: Path, tasks: list[_Task], hashes: dic
                  + [(c, "VARCHAR") for c in sales_sheets.RAW_EXTRA] + lineage)
     _insert_rows(con, sc.stg_table, sales_typed, [(c, "VARCHAR") for c in sales_sheets.STG_EXTRA]
                  + _sales_types(cfg) + lineage)
-    _insert_rows(con, "load_rejects", sales_rej, [
-        ("source", "VARCHAR"), ("_source_file", "VARCHAR"), ("_sheet", "VARCHAR"), ("_row", "BIGINT"),
-        ("column_name", "VARCHAR"), ("value", "VARCHAR"), ("reason", "VARCHAR"), ("step", "VARCHAR"),
-        ("_file_hash", "VARCHAR"), ("_loaded_at", "TIMESTAMP")])
+    _insert_rows(con, "load_rejects", sales_rej, _REJECTS_COLS)
 
     # CSV sources: raw → stg in SQL
     stg_seconds = {SALES: time.perf_counter() - t_sales}
     for name, files in new_files.items():
         t0 = time.perf_counter()
         src = cfg.csv[name]
-        if name in rebuild:
-            con.execute(f"DELETE FROM {src.stg_table}")
-            con.execute("DELETE FROM load_rejects WHERE source = ? AND step = 'type'", [name])
-            stg.type_into_stg(con, src, name, None)
-        else:
-            stg.type_into_stg(con, src, name, files)
+        stg.type_into_stg(con, src, name, None if name in rebuild else files)
         stg_seconds[name] = time.perf_counter() - t0
 
     read_now = [r for r in results.values() if r.status in ("loaded", "replaced")]
@@ -356,16 +349,13 @@ def _run(con, cfg: SourcesConfig, raw_dir: Path, tasks: list[_Task], hashes: dic
             r.rows_rejected += n_bad_key
     done = [(t, results[t.rel]) for t in tasks if results[t.rel].status != "skipped"]
     if done:  # two statements for all files (thousands of workbooks), not two per file
-        rows = [[t.source, t.rel, hashes[t.rel], t.path.stat().st_size,
-                 "refused" if r.status == "refused" else "loaded", r.rows, r.rows_rejected, r.field_rejects,
-                 r.message or None] for t, r in done]
-        cols = [list(c) for c in zip(*rows, strict=True)]
-        con.execute("DELETE FROM load_files WHERE _source_file IN (SELECT unnest(?::VARCHAR[]))", [cols[1]])
-        con.execute("""INSERT INTO load_files (source, _source_file, _file_hash, bytes, status, rows, rows_rejected,
-                                               field_rejects, message, _loaded_at)
-                       SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BIGINT[]),
-                              unnest(?::VARCHAR[]), unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::BIGINT[]),
-                              unnest(?::VARCHAR[]), ?""", [*cols, loaded_at])
+        con.execute("DELETE FROM load_files WHERE _source_file IN (SELECT unnest(?::VARCHAR[]))",
+                    [[t.rel for t, _r in done]])
+        _insert_rows(con, "load_files", [
+            dict(source=t.source, _source_file=t.rel, _file_hash=hashes[t.rel], bytes=t.path.stat().st_size,
+                 status="refused" if r.status == "refused" else "loaded", rows=r.rows,
+                 rows_rejected=r.rows_rejected, field_rejects=r.field_rejects, message=r.message or None,
+                 _loaded_at=loaded_at) for t, r in done], _FILES_COLS)
     return [results[t.rel] for t in tasks], stg_seconds
 
 
@@ -397,28 +387,21 @@ def _reject_samples(db_path: Path, files: list[str], per_file: int = 5) -> list[
 def _scratch_dir(db_path: Path):
     """A scratch folder for converted copies of input files, beside the database (``.load-tmp/``): a load
     killed midway (SIGKILL, out of memory) cannot clean up, and at ``--scale 100`` its copies are
-    gigabytes; the next load removes what dead loads left there. Falls back to the system temp folder
-    when the database folder is read-only."""
+    gigabytes. Called while holding the database's writer lock, so no running load of this database owns
+    any of its scratch folders: those a dead load left are removed (folders are tagged with the database
+    name's hash, as another database in the same folder has its own lock). Falls back to the system temp
+    folder when the database folder is read-only."""
+    import hashlib
+
+    tag = hashlib.sha1(db_path.name.encode()).hexdigest()[:8]
     base = db_path.parent / ".load-tmp"
     try:
         base.mkdir(parents=True, exist_ok=True)
-        for old in base.glob("crm-load-*"):
-            pid = old.name.split("-")[2]
-            if pid.isdigit() and not _alive(int(pid)):
-                shutil.rmtree(old, ignore_errors=True)
-        return tempfile.TemporaryDirectory(prefix=f"crm-load-{os.getpid()}-", dir=base)
+        for old in base.glob(f"crm-load-*-{tag}-*"):
+            shutil.rmtree(old, ignore_errors=True)
+        return tempfile.TemporaryDirectory(prefix=f"crm-load-{os.getpid()}-{tag}-", dir=base)
     except OSError:
         return tempfile.TemporaryDirectory(prefix="crm-load-")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
 
 
 def load_all(raw_dir: str | Path | None = None, db_path: str | Path | None = None, progress: bool = True,
@@ -438,15 +421,14 @@ def load_all(raw_dir: str | Path | None = None, db_path: str | Path | None = Non
         hashes[t.rel] = file_hash(t.path)
         hash_seconds[t.rel] = time.perf_counter() - t0
     refused: dict[str, str] = {}
-    with _scratch_dir(db_path) as tmp:
-        for _attempt in range(len(tasks) + 1):
-            try:
-                with db.writer(db_path, wait_s=wait_s) as con:
-                    results, stg_seconds = _run(con, cfg, raw_dir, tasks, hashes, refused, progress,
-                                                Path(tmp), hash_seconds)
-                break
-            except _FileFailed as exc:
-                refused[exc.rel] = exc.message
+    for _attempt in range(len(tasks) + 1):
+        try:
+            with db.writer(db_path, wait_s=wait_s) as con, _scratch_dir(db_path) as tmp:
+                results, stg_seconds = _run(con, cfg, raw_dir, tasks, hashes, refused, progress, Path(tmp),
+                                            hash_seconds)
+            break
+        except _FileFailed as exc:
+            refused[exc.rel] = exc.message
     summary = LoadSummary(str(db_path), results + ignored, stg_seconds=stg_seconds)
     summary.problems += [f.message for f in summary.refused]
     with_rejects = [f.file for f in summary.read if f.field_rejects]

@@ -34,6 +34,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import db as dbmod
+from . import names as nm
 from . import paths
 from .encoding import read_user_csv
 from .errors import UserError
@@ -243,15 +244,11 @@ _BOOL_FEATURES = ["is_junk", "hier", "ambiguous", "head_written", "bare", "local
 @lru_cache(maxsize=1)
 def _homonym_provinces() -> frozenset:
     """Provinces whose short name is also a city's (吉林): 中国工商银行吉林分行 may be either branch."""
-    from . import names as nm
-
     r = nm.regions()
     return frozenset(set(r.province_full) & (set(r.city_full) - set(nm.MUNICIPALITIES)))
 
 
 def _features_of(raw: str | None, sectors: frozenset) -> tuple:
-    from . import names as nm
-
     p = nm.parse(strip_trailing_code(raw)) if raw is not None else None
     if p is None or p.is_junk or not p.canonical:
         return (raw, True) + (None,) * 4 + (False, False) + (None,) * 7 + (False, False, False, None)
@@ -290,7 +287,6 @@ def name_features(names: list[str | None], sectors: set[str] | None = None, work
     sectors = frozenset(sectors or ())
     names = list(names)
     if workers > 1 and len(names) >= 50000:
-        from . import names as nm
         from ._fork import fork_pool
 
         nm.load_aliases()  # load once before forking
@@ -349,8 +345,6 @@ def prepare_records(records: pd.DataFrame, params: MasterParams,
 
     ``known``: name features parsed by an earlier run with the same parser (see :func:`name_cache_key`);
     only names not in it are parsed."""
-    from . import names as nm
-
     recs = records.copy()
     for c in ["uscc", "phone", "contact_name", "city", "address", "province"]:
         if c not in recs:
@@ -1089,11 +1083,11 @@ def assign_ids(clusters: pd.DataFrame, old_map: pd.DataFrame | None) -> dict:
         if old_map is None or old_map.empty:
             return {c: f"C{i + 1:06d}" for i, c in enumerate(order)}
         con.register("_o", old_map[["record_id", "customer_id"]])
-        con.execute("CREATE TEMP TABLE _first AS SELECT * FROM first")
         # candidates per cluster in preference order; claims settled strongest first
         votes = con.execute("""
             SELECT c.cluster, o.customer_id, count(*) AS n, min(f.first) AS first
-            FROM _c c JOIN _o o USING (record_id) JOIN _first f USING (cluster)
+            FROM _c c JOIN _o o USING (record_id)
+                 JOIN (SELECT cluster, min(record_id) AS first FROM _c GROUP BY cluster) f USING (cluster)
             GROUP BY c.cluster, o.customer_id ORDER BY n DESC, o.customer_id, first""").df()
         top = con.execute("SELECT max(CAST(substr(customer_id, 2) AS BIGINT)) FROM _o "
                           "WHERE customer_id IS NOT NULL").fetchall()[0][0]
@@ -1204,10 +1198,8 @@ def name_cache_key(params: MasterParams) -> str:
     and the hierarchy sectors. A cached parse is reused only under the same key."""
     import hashlib
 
-    from . import names as nm
-
     h = hashlib.sha256()
-    for path in (Path(nm.__file__), Path(__file__), Path(nm.__file__).parent / "data" / "regions.csv",
+    for path in (Path(nm.__file__), Path(__file__), nm._DATA / "regions.csv",
                  nm.aliases_path()):
         h.update(path.read_bytes() if path.exists() else b"-")
     h.update(repr(sorted(params.hierarchy_sectors)).encode())

@@ -3,7 +3,7 @@
 ``metrics.json`` (one per ``reports/<ISO week>/``) holds ``metrics`` (this week) and ``deltas``. A delta
 is computed against the earlier week's own ``metrics.json`` when that report exists, so the report
 agrees with what managers saw last week; otherwise the earlier week is recomputed from the database as
-of that date (``compare_source`` says which). ``seconds`` records how long each analysis took per week
+of that date (``compare.<label>.kind`` says which). ``seconds`` records how long each analysis took per week
 computed (where the time of the ``metrics`` step in ``timings.json`` went).
 """
 from __future__ import annotations
@@ -54,11 +54,6 @@ def weeks_metrics(con: duckdb.DuckDBPyConnection, dates: dict[str, dt.date], tru
     return {label: dict(sorted(f.items())) for label, f in out.items()}
 
 
-def week_metrics(con: duckdb.DuckDBPyConnection, as_of: dt.date, truth_dir: str | None = None) -> dict:
-    """The flat figures of one week."""
-    return weeks_metrics(con, {"this_week": as_of}, truth_dir)["this_week"]
-
-
 def _plain(value: Any) -> Any:
     """JSON-safe scalar: numpy numbers → Python, NaN → None, floats rounded for stable diffs."""
     if hasattr(value, "item"):
@@ -78,30 +73,38 @@ def deltas(now: dict, before: dict) -> dict:
 
 
 def collect_metrics(db: str | Path, as_of: dt.date, reports_dir: Path, truth_dir: str | None) -> dict:
+    """:func:`metrics_from` over a read-only connection to ``db``."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return metrics_from(con, as_of, reports_dir, truth_dir)
+    finally:
+        con.close()
+
+
+def metrics_from(con: duckdb.DuckDBPyConnection, as_of: dt.date, reports_dir: Path, truth_dir: str | None) -> dict:
+    """The content of ``metrics.json``. Each ``compare`` entry says where its figures came from:
+    ``kind`` "report" (that week's ``metrics.json``) or "recomputed" (as of ``as_of`` from this database),
+    and ``source`` in words."""
     from .report import iso_week
 
     truth = truth_dir if truth_dir and Path(truth_dir).exists() else None
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        dates = {"this_week": as_of}
-        compare: dict[str, dict] = {}
-        for label, days in (("wow", 7), ("4w", 28)):
-            then = as_of - dt.timedelta(days=days)
-            stored = reports_dir / iso_week(then) / "metrics.json"
-            if stored.exists():
-                compare[label] = {"week": iso_week(then), "source": f"reports/{iso_week(then)}/metrics.json",
-                                  "metrics": json.loads(stored.read_text(encoding="utf-8"))["metrics"]}
-            else:
-                dates[label] = then
-                compare[label] = {"week": iso_week(then), "source": f"recomputed as of {then.isoformat()}"}
-        seconds: dict[str, dict] = {}
-        figures = weeks_metrics(con, dates, truth, seconds)
-        now = figures["this_week"]
-        for label in compare:
-            compare[label].setdefault("metrics", figures.get(label))
-        result: dict[str, Any] = {"week": iso_week(as_of), "as_of": as_of.isoformat(), "metrics": now,
-                                  "deltas": {label: deltas(now, c["metrics"]) for label, c in compare.items()},
-                                  "compare": compare, "seconds": seconds}
-        return result
-    finally:
-        con.close()
+    dates = {"this_week": as_of}
+    compare: dict[str, dict] = {}
+    for label, days in (("wow", 7), ("4w", 28)):
+        then = as_of - dt.timedelta(days=days)
+        stored = reports_dir / iso_week(then) / "metrics.json"
+        entry = {"week": iso_week(then), "as_of": then.isoformat()}
+        if stored.exists():
+            compare[label] = {**entry, "kind": "report", "source": f"reports/{iso_week(then)}/metrics.json",
+                              "metrics": json.loads(stored.read_text(encoding="utf-8"))["metrics"]}
+        else:
+            dates[label] = then
+            compare[label] = {**entry, "kind": "recomputed", "source": f"recomputed as of {then.isoformat()}"}
+    seconds: dict[str, dict] = {}
+    figures = weeks_metrics(con, dates, truth, seconds)
+    now = figures["this_week"]
+    for label in compare:
+        compare[label].setdefault("metrics", figures.get(label))
+    return {"week": iso_week(as_of), "as_of": as_of.isoformat(), "metrics": now,
+            "deltas": {label: deltas(now, c["metrics"]) for label, c in compare.items()},
+            "compare": compare, "seconds": seconds}

@@ -588,6 +588,12 @@ def read_inputs(con, as_of=None, lines: bool = True) -> dict[str, pd.DataFrame |
     return out
 
 
+def customer_names(con) -> pd.Series:
+    """Master customer names by ``customer_id`` (for tables of customers)."""
+    return con.execute("SELECT customer_id, name FROM customer_master ORDER BY customer_id").df() \
+        .set_index("customer_id")["name"]
+
+
 def indicators_from_db(con, as_of, params: ValueModel) -> pd.DataFrame:
     f = read_inputs(con, as_of, lines=False)
     return compute_indicators(None, f["as_of"], params, receipts=f["receipts"], activities=f["activities"],

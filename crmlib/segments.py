@@ -453,10 +453,11 @@ def payment_facts(receipts: pd.DataFrame, as_of, cap_days: int = 90) -> pd.DataF
     Negative = paid early. Columns: customer_id, days_late, invoices_due.
     """
     t = _ts(as_of)
-    r = receipts[pd.to_datetime(receipts["due_date"]) <= t]
+    due = pd.to_datetime(receipts["due_date"])
+    r, due = receipts[due <= t], due[due <= t]
     paid = pd.to_datetime(r["paid_date"])
     paid = paid.where(paid <= t, t)   # NaT compares False -> as_of
-    late = ((paid - pd.to_datetime(r["due_date"])).dt.days).clip(upper=cap_days).astype(float)
+    late = ((paid - due).dt.days).clip(upper=cap_days).astype(float)
     g = late.groupby(r["customer_id"])
     out = pd.DataFrame({"days_late": g.mean(), "invoices_due": g.size()})
     return out.rename_axis("customer_id").reset_index()

@@ -55,7 +55,7 @@ def open_context(as_of: str | None, db_path: str, metrics_path: str | None, trut
                  lang: str) -> Context:
     """Read-only connection plus this week's metrics (computed here when run interactively)."""
     from .asof import resolve
-    from .metrics import collect_metrics
+    from .metrics import metrics_from
     from .paths import reports_dir
 
     con = dbmod.connect(db_path, read_only=True)
@@ -64,7 +64,7 @@ def open_context(as_of: str | None, db_path: str, metrics_path: str | None, trut
         if metrics_path and Path(metrics_path).exists():
             metrics = json.loads(Path(metrics_path).read_text(encoding="utf-8"))
         else:
-            metrics = collect_metrics(db_path, day, reports_dir(), truth_dir)
+            metrics = metrics_from(con, day, reports_dir(), truth_dir)
     except BaseException:
         con.close()
         raise
@@ -72,13 +72,17 @@ def open_context(as_of: str | None, db_path: str, metrics_path: str | None, trut
     return Context(con, db_path, day, metrics, lang, truth)
 
 
-def _source_note(source: str, lang: str) -> str:
-    """Where an earlier week's figures came from: its own report, or recomputed from today's database."""
-    if source.startswith("recomputed as of ") and lang == "zh":
-        return f"该周无报告，按当前数据重算（截至 {source.rsplit(' ', 1)[-1]}）"
-    if source.startswith("reports/") and lang == "zh":
-        return f"该周报告 {source}"
-    return source
+def _source_note(entry: dict, lang: str) -> str:
+    """Where an earlier week's figures came from (a ``compare`` entry of metrics.json): its own report, or
+    recomputed from today's database. metrics.json files written before ``kind`` existed say it in
+    ``source`` only."""
+    source = entry["source"]
+    kind = entry.get("kind") or ("recomputed" if source.startswith("recomputed as of ") else "report")
+    if lang != "zh":
+        return source
+    if kind == "recomputed":
+        return f"该周无报告，按当前数据重算（截至 {entry.get('as_of') or source.rsplit(' ', 1)[-1]}）"
+    return f"该周报告 {source}"
 
 
 def header(ctx: Context) -> list:
@@ -88,7 +92,7 @@ def header(ctx: Context) -> list:
     title = f"<h1>{tr(LABELS, 'title', lang)} · {iso_week(ctx.as_of)}</h1>"
     sub = f"<p>{tr(LABELS, 'as_of', lang)} {ctx.as_of.isoformat()}</p>"
     compare = ctx.metrics.get("compare", {})
-    note = " · ".join(f"{tr(LABELS, k, lang)}: {_source_note(v['source'], lang)}" for k, v in compare.items())
+    note = " · ".join(f"{tr(LABELS, k, lang)}: {_source_note(v, lang)}" for k, v in compare.items())
     cards = rv.kpi_cards(ctx.metrics, KPIS, lang)
     return [HTML(title + sub + f"<h2>{tr(LABELS, 'kpis', lang)}</h2>" + cards
                  + f'<p style="font-size:11px;color:#888">{tr(LABELS, "compare_note", lang)} — {note}</p>')]
@@ -219,7 +223,7 @@ def pyramid_section(ctx: Context) -> list:
     prev = pm.score(pm.indicators_from_db(ctx.con, ctx.as_of - dt.timedelta(days=params.migration_days),
                                           params), params)
     matrix, movers = pm.migration(prev["tier"], scored["tier"])
-    names = pm.read_inputs(ctx.con, ctx.as_of, lines=False)["profile"].set_index("customer_id")["name"]
+    names = pm.customer_names(ctx.con)
     return [
         _h2("pyramid", lang),
         cp.pyramid_figure(table, lang, ctx.as_of.isoformat()),

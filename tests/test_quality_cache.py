@@ -60,7 +60,7 @@ def test_trend_runs_one_audit_and_judges_earlier_weeks_with_it(tmp_path, monkeyp
     con = duckdb.connect(str(path), read_only=True)
     try:
         audits = {}
-        tr = audit_mod.trend(con, AS_OF, params, weeks=3, progress=False, audits=audits)
+        tr = audit_mod.trend(con, AS_OF, params, weeks=3, audits=audits)
         shared = {}
         now = quality.quality_weekly_metrics(con, AS_OF, params, judged_with=shared)
         before = quality.quality_weekly_metrics(con, AS_OF - dt.timedelta(days=7), params, judged_with=shared)

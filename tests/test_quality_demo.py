@@ -80,7 +80,7 @@ def test_weekly_metrics_trend_and_fixlist_on_demo(demo_db, audit, tmp_path):
     try:
         m = quality.quality_weekly_metrics(con, audit.as_of, params)
         before = quality.quality_weekly_metrics(con, audit.as_of - dt.timedelta(days=7), params)
-        tr = quality.trend(con, audit.as_of, params, progress=False)
+        tr = quality.trend(con, audit.as_of, params)
     finally:
         con.close()
     assert set(m) == set(before) and all(k.startswith("quality_") for k in m)

@@ -292,21 +292,20 @@ def run_checks(inp: AuditInputs, params: QualityParams) -> Audit:
         checks.check_contacts(inp.contacts, seven) if inp.contacts is not None and len(inp.contacts) else issues_frame([]),
         inp.extra_issues,
     ]
-    parts = [p.assign(since=None) for p in parts]
     rj = inp.rejects.dropna(subset=["record_id"])
     if len(rj):
         # a rejected value counts from the week its file came in (read_rejects keeps files of weeks ending
         # up to 6 days after the audit date): an earlier week's figure (records_at) leaves it out
-        rows = [{"record_id": r["record_id"], "source": r["record_id"].split(":", 1)[0],
-                 "source_key": r["record_id"].split(":", 1)[1], "kind": r["kind"], "field": r["column"],
-                 "value": r["value"], "reason": f"{reason(r['kind'], r['column'])}：{r['reason']}"}
-                for r in rj.to_dict("records")]
-        since = [None if w is None or pd.isna(w) else w - dt.timedelta(days=6) for w in rj["file_week_end"]]
-        parts.append(issues_frame(rows).assign(since=since))
+        parts.append(issues_frame([{
+            "record_id": r["record_id"], "source": r["record_id"].split(":", 1)[0],
+            "source_key": r["record_id"].split(":", 1)[1], "kind": r["kind"], "field": r["column"],
+            "value": r["value"], "reason": f"{reason(r['kind'], r['column'])}：{r['reason']}",
+            "since": None if r["file_week_end"] is None or pd.isna(r["file_week_end"])
+            else r["file_week_end"] - dt.timedelta(days=6)}
+            for r in rj.to_dict("records")]))
     issues = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) \
-        else issues_frame([]).assign(since=None)
-    since = issues["since"]
-    issues = issues_frame(issues).assign(since=since.astype(object).where(since.notna(), None).to_numpy())
+        else issues_frame([])
+    issues = issues_frame(issues)
     cust = rec.set_index("record_id")["customer_id"]
     issues["customer_id"] = issues["record_id"].map(cust)
     issues = issues[issues["record_id"].isin(cust.index) | ~issues["source"].isin(set(rec["source"]))]
@@ -357,15 +356,13 @@ def _records_at(audit: Audit, d: dt.date) -> pd.DataFrame:
     ef = pd.to_datetime(rec["exists_from"])
     rec = rec[ef.isna() | (ef <= pd.Timestamp(d))]
     iss = audit.issues
-    iss = iss[~iss["kind"].isin(NOT_ERRORS) & (iss["kind"] != "duplicate_record")]
-    if "since" in iss.columns:
-        s = pd.to_datetime(iss["since"])
-        iss = iss[s.isna() | (s <= pd.Timestamp(d))]
+    since = pd.to_datetime(iss["since"])
+    iss = iss[~iss["kind"].isin(NOT_ERRORS) & (iss["kind"] != "duplicate_record")
+              & (since.isna() | (since <= pd.Timestamp(d)))]
     err = rec["record_id"].isin(set(iss["record_id"]))
-    if "dup_order" in rec.columns:
-        dup = rec[rec["dup_order"].notna()].sort_values("dup_order")
-        later = dup.groupby(["source", "customer_id"]).cumcount() > 0
-        err |= pd.Series(later.reindex(rec.index, fill_value=False).to_numpy(dtype=bool), index=rec.index)
+    dup = rec[rec["dup_order"].notna()].sort_values("dup_order")
+    later = dup.groupby(["source", "customer_id"]).cumcount() > 0
+    err |= pd.Series(later.reindex(rec.index, fill_value=False).to_numpy(dtype=bool), index=rec.index)
     return rec.assign(erroneous=err.to_numpy(dtype=bool))
 
 
@@ -508,7 +505,11 @@ def headline(audit: Audit, source: str | None, at: dt.date | None = None) -> dic
     when anything the CRM held about it was wrong. ``at``: the figures of an earlier date, over the
     records that existed then (:func:`records_at`).
     """
-    recs = records_at(audit, at)
+    return _headline(records_at(audit, at), source)
+
+
+def _headline(recs: pd.DataFrame, source: str | None) -> dict:
+    """:func:`headline` over a records frame (one :func:`records_at` serves several scopes)."""
     rec = recs if source is None else recs[recs["source"] == source]
     n_rec, n_err = len(rec), int(rec["erroneous"].sum())
     crec = recs if source is None else recs[recs["source"].isin([source, f"{source}_contacts"])]
@@ -552,8 +553,7 @@ def discipline_tables(audit: Audit, params: QualityParams) -> dict[str, pd.DataF
 
 
 def trend(con: duckdb.DuckDBPyConnection, as_of: dt.date, params: QualityParams,
-          weeks: int | None = None, progress: bool = True, audits: dict[dt.date, Audit] | None = None
-          ) -> pd.DataFrame:
+          weeks: int | None = None, audits: dict[dt.date, Audit] | None = None) -> pd.DataFrame:
     """Headline figures as of ``as_of``, ``as_of - 7``, ... (``weeks`` dates, newest first), each over the
     records that existed at that date, judged by the audit as of ``as_of`` (:func:`records_at`): one audit,
     not one per week. ``audits``: audits already run (same database and params) by date; the audit as of
@@ -566,8 +566,9 @@ def trend(con: duckdb.DuckDBPyConnection, as_of: dt.date, params: QualityParams,
     rows = []
     for k in range(weeks):
         d = as_of - dt.timedelta(days=7 * k)
+        recs = records_at(a, d)
         for scope in (params.primary_source, None):
-            rows.append({"as_of": d, "weeks_back": k, "scope": scope or "all", **headline(a, scope, at=d)})
+            rows.append({"as_of": d, "weeks_back": k, "scope": scope or "all", **_headline(recs, scope)})
     return pd.DataFrame(rows)
 
 
@@ -608,10 +609,9 @@ def quality_weekly_metrics(con: duckdb.DuckDBPyConnection, as_of: dt.date,
         a = run_audit(con, as_of, params)
         if judged_with is not None:
             judged_with["quality_audit"] = a
-    prim = headline(a, params.primary_source, at=as_of)
-    allh = headline(a, None, at=as_of)
-    comp = checks.completeness(records_at(a, as_of), params.key_fields)["share"].dropna() \
-        if as_of < a.as_of else a.completeness["share"].dropna()
+    recs = records_at(a, as_of)
+    prim, allh = _headline(recs, params.primary_source), _headline(recs, None)
+    comp = (checks.completeness(recs, params.key_fields) if as_of < a.as_of else a.completeness)["share"].dropna()
     daily = daily_sending(a.visits, a.reps, as_of, params)
     return {
         "quality_customer_error_rate": prim["customer_error_rate"],

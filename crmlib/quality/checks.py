@@ -1,7 +1,8 @@
 """Pure record checks: frames in, issue frames out.
 
 An *issue* is one problem of one record in one field: ``record_id, source, source_key, customer_id, kind,
-field, value, suggested, reason``. A record is *erroneous* when it has at least one issue. ``kind`` uses the
+field, value, suggested, reason, suggested_customer_id, since`` (``since``: the date from which the issue
+holds when that is not "as long as the record exists", e.g. a load reject from its file's week). A record is *erroneous* when it has at least one issue. ``kind`` uses the
 demo generator's error-kind names where one exists, so measured and injected errors compare directly.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 ISSUE_COLS = ["record_id", "source", "source_key", "customer_id", "kind", "field", "value", "suggested",
-              "reason", "suggested_customer_id"]
+              "reason", "suggested_customer_id", "since"]
 
 EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}$")
 
@@ -628,7 +629,7 @@ def _one_substitution_pairs(lone_forms: dict, multi: dict[str, bool], freq: Coun
         con.register("pair_t", pa.table({"pair": [k for k, _ in pairs], "n": [n for _, n in pairs]}))
         # around(text, i): the pairs text[i-1:i+1] and text[i:i+2] (DuckDB strings count characters, 1-based)
         around = ("greatest(coalesce((SELECT n FROM pair_t WHERE pair = substr({t}, {i}, 2) AND {i} >= 1), 0), "
-                  "coalesce((SELECT n FROM pair_t WHERE pair = substr({t}, {i} + 2 - 1, 2) AND {i} + 2 <= length({t})),"
+                  "coalesce((SELECT n FROM pair_t WHERE pair = substr({t}, {i} + 1, 2) AND {i} + 2 <= length({t})),"
                   " 0))")
         sql = f"""
             WITH q AS (SELECT qf, i, substr(qf, 1, i) || chr(1) || substr(qf, i + 2) AS k
@@ -777,7 +778,7 @@ def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str],
         """Whether position ``i`` of a form of ``name`` is in the first two characters of its brand when the
         brand is not one of the naming rule's: the trade name (字号), where one character tells two
         companies apart (伟信能源 / 伟智能源)."""
-        p = parsed.get(name) or parse(name)
+        p = parsed[name]
         if p.brand_known or not p.brand:
             return False
         at = form.find(p.brand)
@@ -815,7 +816,7 @@ def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str],
                 for ocid, oname in owners[of]:
                     if ocid == cid:
                         continue
-                    if common and not (known and parse(oname).brand_known) and not trade_name_at(of, oname, i):
+                    if common and not (known and parsed[oname].brand_known) and not trade_name_at(of, oname, i):
                         strong.add(ocid)
                     elif near and n_rec[ocid] >= 2:
                         weak.add(ocid)

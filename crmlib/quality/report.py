@@ -9,7 +9,7 @@ import pandas as pd
 
 from .. import db as dbmod
 from ..asof import resolve
-from .audit import Audit, breakdown, discipline_tables, headline, kinds_table, trend, trend_summary
+from .audit import Audit, breakdown, discipline_tables, headline, kinds_table, run_audit, trend, trend_summary
 from .config import QualityParams, load_params
 from .fixlist import build_fixlist
 
@@ -62,9 +62,8 @@ def build_report(db_path: str | Path, as_of: str | dt.date | None = None,
     con = dbmod.connect(db_path, read_only=True)
     try:
         d = resolve(con, as_of)
-        audits: dict[dt.date, Audit] = {}
-        tr = trend(con, d, params, progress=False, audits=audits)  # oldest week first, see trend()
-        audit = audits[d]
+        audit = run_audit(con, d, params)
+        tr = trend(con, d, params, audits={d: audit})  # the earlier weeks restrict this audit
     finally:
         con.close()
     disc = discipline_tables(audit, params)

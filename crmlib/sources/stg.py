@@ -92,8 +92,10 @@ def _version(src: CsvSource, alias: str) -> str:
     return "row(" + ", ".join(parts) + ")"
 
 
-def type_into_stg(con: duckdb.DuckDBPyConnection, src: CsvSource, source: str, files: list[str] | None) -> int:
-    """Type the raw rows of ``files`` (None = all raw rows) into the stg table; returns the field rejects.
+def type_into_stg(con: duckdb.DuckDBPyConnection, src: CsvSource, source: str, files: list[str] | None) -> None:
+    """Type the raw rows of ``files`` into the stg table; ``None`` = rebuild the stg table and the source's
+    typing rejects from all raw rows (after a changed file replaced rows: earlier versions of its keys may
+    win again).
 
     One typing pass: every row goes into stg with one INSERT … SELECT (no temporary copy). Then, from stg,
     the fields that typed to NULL although their raw text was not blank are written to ``load_rejects``
@@ -102,6 +104,9 @@ def type_into_stg(con: duckdb.DuckDBPyConnection, src: CsvSource, source: str, f
     stays (highest ``version_by``, then later file, then later row).
     """
     stg, raw = src.stg_table, src.raw_table
+    if files is None:
+        con.execute(f"DELETE FROM {stg}")
+        con.execute("DELETE FROM load_rejects WHERE source = ? AND step = 'type'", [source])
     in_raw, params = _in_files(files)
     cols = ", ".join(q(c) for c, _t in stg_columns(src))
     typing = {c: typed(c, k) for c, k in src.columns.items()}  # (SQL expression, reject reason or None)
@@ -111,7 +116,6 @@ def type_into_stg(con: duckdb.DuckDBPyConnection, src: CsvSource, source: str, f
 
     # field rejects: a NULL in stg whose raw text was not blank (or a missing key)
     checked = [c for c, (_expr, why) in typing.items() if why is not None or c in src.key]
-    n_rej = 0
     if checked:
         in_stg, _ = _in_files(files, "s.")
         in_r, _ = _in_files(files, "r.")
@@ -128,7 +132,7 @@ def type_into_stg(con: duckdb.DuckDBPyConnection, src: CsvSource, source: str, f
                 structs.append(f"CASE WHEN {t} IS NULL AND {blank} THEN {{'column_name': '{col}', "
                                f"'value': NULL::VARCHAR, 'reason': 'missing key; row not loaded'}} END")
         any_null = " OR ".join(f"s.{q(c)} IS NULL" for c in checked)
-        n_rej = con.execute(
+        con.execute(
             f"""INSERT INTO load_rejects (source, _source_file, _sheet, _row, column_name, value, reason, step,
                                           _file_hash, _loaded_at)
             SELECT ?, _source_file, _sheet, _row, e.column_name, e.value, e.reason, 'type', _file_hash, _loaded_at
@@ -136,7 +140,7 @@ def type_into_stg(con: duckdb.DuckDBPyConnection, src: CsvSource, source: str, f
                          unnest(list_filter([{', '.join(structs)}], lambda e: e IS NOT NULL)) AS e
                   FROM (SELECT * FROM {stg} s WHERE {in_stg} AND ({any_null})) s
                   JOIN (SELECT * FROM {raw} r WHERE {in_r}) r USING (_source_file, _row))""",
-            [source, *params, *params]).fetchone()[0]
+            [source, *params, *params])
         key_null = " OR ".join(f"{q(k)} IS NULL" for k in src.key)
         con.execute(f"DELETE FROM {stg} WHERE {in_raw} AND ({key_null})", params)
 
@@ -144,16 +148,10 @@ def type_into_stg(con: duckdb.DuckDBPyConnection, src: CsvSource, source: str, f
     keys = ", ".join(q(k) for k in src.key)
     on = " AND ".join(f"s.{q(k)} = c.{q(k)}" for k in src.key)
     touched = "" if files is None else f"SEMI JOIN (SELECT {keys} FROM {stg} WHERE {in_raw}) c ON {on}"
-    con.execute("DROP TABLE IF EXISTS _contested")
-    con.execute(f"""CREATE TEMP TABLE _contested AS
-        SELECT {', '.join('s.' + q(k) for k in src.key)} FROM {stg} s {touched} GROUP BY ALL HAVING count(*) > 1""",
-                params)
-    if con.execute("SELECT count(*) FROM _contested").fetchone()[0]:
-        con.execute(f"""DELETE FROM {stg} WHERE rowid IN (
-            SELECT rid FROM (
-                SELECT s.rowid AS rid, row_number() OVER (PARTITION BY {', '.join('s.' + q(k) for k in src.key)}
-                                                          ORDER BY {_version(src, 's')} DESC) AS rn
-                FROM {stg} s SEMI JOIN _contested c ON {on})
-            WHERE rn > 1)""")
-    con.execute("DROP TABLE _contested")
-    return int(n_rej)
+    part = ", ".join("s." + q(k) for k in src.key)
+    con.execute(f"""DELETE FROM {stg} WHERE rowid IN (
+        SELECT rid FROM (
+            SELECT s.rowid AS rid, row_number() OVER (PARTITION BY {part} ORDER BY {_version(src, 's')} DESC) AS rn
+            FROM {stg} s SEMI JOIN (SELECT {part} FROM {stg} s {touched} GROUP BY ALL HAVING count(*) > 1) c
+                ON {on})
+        WHERE rn > 1)""", params)

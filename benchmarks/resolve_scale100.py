@@ -56,6 +56,9 @@ BASELINE = """
 import duckdb, numpy as np, pandas as pd
 from crmlib import master
 params = master.load_master_params()
+# PLAIN_MEMORY_LIMIT / PLAIN_THREADS / PLAIN_TEMP_DIR: let the baseline spill where ours fits in 6 GB
+params.memory_limit = os.environ.get("PLAIN_MEMORY_LIMIT", params.memory_limit)
+params.threads = int(os.environ.get("PLAIN_THREADS", params.threads))
 con = duckdb.connect(DB, read_only=True)
 recs = con.execute("SELECT * FROM customer_records ORDER BY record_id").df()
 con.close()
@@ -80,6 +83,8 @@ recs["city_n"] = recs["city"]
 recs["address_n"] = recs["address"]
 groups = master.build_groups(recs, params, key=raw)
 ecn = master._engine_connection(params)
+if os.environ.get("PLAIN_TEMP_DIR"):
+    ecn.execute(f"SET temp_directory = '{os.environ['PLAIN_TEMP_DIR']}'")
 pairs, model = master.score_groups(groups, params, con=ecn, progress=False)
 acc = pairs[pairs["match_probability"] >= params.threshold]
 from splink import DuckDBAPI

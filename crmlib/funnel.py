@@ -29,13 +29,16 @@ Definitions (the tests pin each of them down):
 * **Current state** as of a date = the last stage entry by then (ties broken by stage order, 输单 last);
   open unless that is 赢单 or 输单. An opportunity with no entry by then is open in the first stage since
   its creation date.
-* **Lifecycle funnel** (per master customer): 目标客户 = every customer in the master in scope;
+* **Lifecycle funnel** (per master customer): 目标客户 = every customer in the master in scope, plus the
+  companies on marketing's target lists (``stg_targets``) that are not customers yet (:mod:`crmlib.target_lists`);
   潜在客户 = had any contact (a sales-sheet visit or a call-center call) by ``as_of``; 机会客户 = has a CRM
   opportunity created by ``as_of``; 订单 = has an ERP order dated by ``as_of``. Stages are cumulative
   like the opportunity funnel: a customer with an order also counts as potential and opportunity customer
   even if no contact was recorded. These are stock counts (most known customers already buy).
 * **Plan rates** (``crm plan`` without ``--rates``, :func:`historical_rates`) are flow rates, as the seed's
-  plan means them: target→potential = contacted / target customers (lifecycle); potential→opportunity =
+  plan means them: target→potential = share of listed targets that became potentials within
+  ``target_window_days`` (:func:`crmlib.target_lists.target_conversion`; without target lists: contacted /
+  target customers of the lifecycle funnel, a stock ratio); potential→opportunity =
   share of *new* potentials that got an opportunity (:func:`new_potential_conversion`); opportunity→order =
   win rate of decided deals, won / (won + lost) (:func:`opportunity_win_rate`). Plans round up at each stage
   with exact fractions.
@@ -78,12 +81,13 @@ class FunnelParams(params_mod.Params):
     contact_sources: list[str] = ["sales", "callcenter"]
     new_potential_burn_in_days: int = 180
     new_potential_mature_days: int = 120
+    target_window_days: int = 365
     plan_targets: dict[str, float] = {}
     plan_growth: float = 0.2
     plan_avg_order_value: float | None = None
     plan_rates: list[float] | None = None
 
-    @field_validator("window_months", "stuck_days", "win_rate_days")
+    @field_validator("window_months", "stuck_days", "win_rate_days", "target_window_days")
     @classmethod
     def _positive(cls, v: int) -> int:
         if v <= 0:
@@ -585,15 +589,18 @@ def lifecycle_funnel(stages: pd.DataFrame, by="region") -> pd.DataFrame:
     """Customers reaching each lifecycle stage per group with step rates (per master customer).
 
     ``rate`` of a stage = customers reaching it / customers reaching the previous stage (target: 1).
+    A row stands for ``n`` customers when ``stages`` has that column (listed targets, counted per group).
     """
     dims = _dims(by)
     rows = []
+    if "n" not in stages.columns:
+        stages = stages.assign(n=1)
     groups = stages.groupby(dims, observed=True, dropna=False) if dims else [((), stages)]
     for gkey, g in groups:
         gkey = gkey if isinstance(gkey, tuple) else (gkey,)
         prev = None
         for i, s in enumerate(LIFECYCLE_STAGES):
-            n = int((g["lifecycle_rank"] >= i).sum())
+            n = int(g.loc[g["lifecycle_rank"] >= i, "n"].fillna(1).sum())
             rows.append({**dict(zip(dims, gkey, strict=False)), "stage": s, "stage_rank": i, "customers": n,
                          "rate": (n / prev if prev else np.nan) if i else 1.0})
             prev = n
@@ -887,8 +894,8 @@ RATE_NAMES = ["target_to_potential", "potential_to_opportunity", "opportunity_to
 
 def truth_rates(manifest: dict, which: str = "by_region") -> pd.DataFrame:
     """The demo generator's conversion rates per region from ``manifest.json``: ``by_region`` (the nominal
-    rates it simulates with) or ``realized_by_region`` (what its world actually produced; it has no
-    target→potential). One row per region, columns RATE_NAMES (missing = NaN)."""
+    rates it simulates with) or ``realized_by_region`` (what its world actually produced, target→potential
+    measured on its target lists over ``target_window_days``). One row per region, columns RATE_NAMES (missing = NaN)."""
     src = (manifest.get("conversion_rates") or {}).get(which) or {}
     rows = [{"region": r, **{n: (v or {}).get(n) for n in RATE_NAMES}} for r, v in sorted(src.items())]
     return pd.DataFrame(rows, columns=["region", *RATE_NAMES]).astype({n: float for n in RATE_NAMES})
@@ -970,13 +977,26 @@ def read_lifecycle(con, as_of, p: FunnelParams, since=None) -> pd.DataFrame:
         SELECT DISTINCT x.customer_id FROM stg_crm_opportunities o
         JOIN customer_xref x ON x.record_id = 'crm:' || o.account_id
         WHERE o.created_at BETWEEN ? AND ? AND x.customer_id IS NOT NULL""", [lo, d]).df()["customer_id"]
-    if not table_exists(con, "stg_orders"):
-        return lifecycle_stage(customers, contacted, with_opp, [])
-    with_order = con.execute("""
+    with_order = [] if not table_exists(con, "stg_orders") else con.execute("""
         SELECT DISTINCT x.customer_id FROM stg_orders o
         JOIN customer_xref x ON x.record_id = 'erp:' || o.erp_customer_id
         WHERE o.order_date BETWEEN ? AND ? AND x.customer_id IS NOT NULL""", [lo, d]).df()["customer_id"]
-    return lifecycle_stage(customers, contacted, with_opp, with_order)
+    return lifecycle_stage(_with_listed_targets(con, customers, d), contacted, with_opp, with_order)
+
+
+def _with_listed_targets(con, customers: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """Customers plus the listed targets that are not customers yet, one row per region and industry with
+    their count in ``n`` (customers count 1 each; :func:`lifecycle_funnel` weighs rows by it)."""
+    from . import target_lists as tg
+
+    if not tg.has_targets(con):
+        return customers
+    t = tg.read_unmatched_counts(con, as_of)
+    if t.empty:
+        return customers
+    extra = t.assign(customer_id="targets:" + t["region"].fillna("").astype(str) + "|"
+                     + t["industry"].fillna("").astype(str), scope=None, owner_rep_id=None)
+    return pd.concat([customers.assign(n=1), extra], ignore_index=True)
 
 
 def read_region_revenue(con, as_of, months: int = 12) -> pd.DataFrame:
@@ -1024,10 +1044,19 @@ def read_customer_firsts(con, as_of) -> pd.DataFrame:
 
 def historical_rates(con, as_of, p: FunnelParams) -> pd.DataFrame:
     """The plan's historical rates per region (one row each, columns RATE_NAMES plus their counts):
-    target→potential from the lifecycle funnel (contacted / target customers), potential→opportunity from
-    new potentials (:func:`new_potential_conversion`), opportunity→order = win rate of decided deals
-    (:func:`opportunity_win_rate`). The last two are flow rates, which is what the seed's plan means."""
-    lc = lifecycle_rates(lifecycle_funnel(read_lifecycle(con, as_of, p), by="region"))
+    target→potential from marketing's target lists (``target`` = listed targets whose window is complete,
+    ``potential`` = those that became potentials; :func:`crmlib.target_lists.target_conversion`) or, without
+    lists, from the lifecycle funnel (contacted / target customers, a stock ratio); potential→opportunity
+    from new potentials (:func:`new_potential_conversion`), opportunity→order = win rate of decided deals
+    (:func:`opportunity_win_rate`). The list rate and the last two are flow rates, which is what the
+    seed's plan means."""
+    from . import target_lists as tg
+
+    if tg.has_targets(con):
+        lc = (tg.read_target_conversion(con, as_of, p.target_window_days)
+              .rename(columns={"targets": "target", "converted": "potential"}))
+    else:
+        lc = lifecycle_rates(lifecycle_funnel(read_lifecycle(con, as_of, p), by="region"))
     npc = new_potential_conversion(read_customer_firsts(con, as_of), as_of, p.new_potential_burn_in_days,
                                    p.new_potential_mature_days)
     fd = read_funnel(con, as_of, p)
@@ -1124,6 +1153,9 @@ def _cmd_plan(args) -> int:
             from .asof import resolve
             as_of = resolve(con, args.as_of, "--as-of")
             wide = historical_rates(con, as_of, p)
+            from .target_lists import has_targets
+            t2p = (f"target→potential = listed targets that became potentials within {p.target_window_days} days"
+                   if has_targets(con) else "target→potential = contacted / target customers")
         finally:
             con.close()
         fallbacks: list[str] = []
@@ -1131,7 +1163,7 @@ def _cmd_plan(args) -> int:
         lines = [f"  {r}: {float(v.target_to_potential):.4f}, {float(v.potential_to_opportunity):.4f}, "
                  f"{float(v.opportunity_to_order):.4f}" for r, v in rates.items()]
         note = ("no --rates given: using each region's historical rates from the database "
-                f"(as of {as_of}; target→potential = contacted / target customers, potential→opportunity = "
+                f"(as of {as_of}; {t2p}, potential→opportunity = "
                 "new potentials that got an opportunity, opportunity→order = win rate of decided deals):\n"
                 + "\n".join(lines) + "".join(f"\n  note: {n}" for n in fallbacks))
     plan = resource_plan(targets, aov, rates)

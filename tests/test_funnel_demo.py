@@ -1,8 +1,8 @@
 """Acceptance on demo data: generate → crm load → crm resolve → funnel; recovered rates vs the generator's.
 
 What the generator means by its rates (crmlib/demo): opportunity→order = win rate of decided
-opportunities, potential→opportunity = share of *new* potentials that get an opportunity; it simulates no
-target pool, so target→potential is nominal only and cannot be checked. The recovered
+opportunities, potential→opportunity = share of *new* potentials that get an opportunity; target→potential
+(its marketing target lists) is checked in tests/test_target_lists.py. The recovered
 opportunity→order (:func:`crmlib.funnel.opportunity_win_rate` through the master's region) must match the
 generator's realized rate per region within OPP_TOL; measured max |diff| 0.0014 (scale 1, seed 42) and 0.0061
 (scale 0.3, seed 7): the only differences are customers whose master region differs from the true one.

@@ -88,6 +88,8 @@ def build_world(seed: int, scale: float) -> World:
     w.ticket_weeks = week_of(tickets["opened"].to_numpy())
     from .write import erp_customers
     w.erp_customers = erp_customers(w)
+    from .targets import build_targets
+    w.extra["targets"] = build_targets(seed, cust, wd.END)
     return w
 
 
@@ -176,7 +178,10 @@ def _write_windows(w: World, out: Path, truth_dir: Path, windows, fresh: bool, l
     def add(k, v):
         counts[k] = counts.get(k, 0) + int(v)
 
+    from .targets import write_targets
+
     truth = wr.Truth(w.cust)
+    target_truth: list = []
     won = w.opps[w.opps["won_day"] < 10 ** 6]
     ctx = SalesContext(w)
     for lo, hi, suffix in windows:
@@ -198,7 +203,10 @@ def _write_windows(w: World, out: Path, truth_dir: Path, windows, fresh: bool, l
         log(f"  call center + service written {time.process_time():.1f}s cpu{_rss()}")
         add("sales_sheets/rows", _write_sales(w, ctx, out, lo, hi, suffix, truth, counts))
         log(f"  sales sheets written ({counts.get('sales_sheets/files', 0)} workbooks) {time.process_time():.1f}s cpu")
+        add("marketing/targets", write_targets(out, w.extra["targets"], w.cust["cid"].to_numpy(), lo, hi, suffix,
+                                               target_truth))
     w.extra["truth"] = truth
+    w.extra["target_truth"] = target_truth
     return counts
 
 
@@ -317,6 +325,8 @@ def _write_truth(w: World, truth_dir: Path, state, as_of: dt.date, counts: dict,
                             ignore_index=True)
     write_csv(truth_dir / "records.csv", rec_all, "utf-8")
     write_csv(truth_dir / "errors.csv", err_all, "utf-8")
+    tt = pd.concat(w.extra["target_truth"], ignore_index=True)
+    write_csv(truth_dir / "targets.csv", tt, "utf-8", mode="w" if fresh else "a", header=fresh)
     # customers seen by the as-of
     cust = w.cust
     seen = np.zeros(len(cust), bool)
@@ -339,12 +349,16 @@ def _write_truth(w: World, truth_dir: Path, state, as_of: dt.date, counts: dict,
     rates = error_rates(rec_all)
     from .world import BASE_RATES, region_rates
     realized = _realized_rates(w, day)
+    from .targets import WINDOW_DAYS
+    from .targets import realized as target_realized
+    for region, v in target_realized(w.extra["targets"], w.cust, day, WINDOW_DAYS).items():
+        realized.setdefault(region, {}).update(v)
     manifest = {
         "seed": w.seed, "scale": w.scale,
         "as_of_dates": (state["as_of_dates"] if state and not fresh else []) + [as_of.isoformat()],
         "world": {"start": wd.WORLD_START.isoformat(), "end": wd.WORLD_END.isoformat()},
         "conversion_rates": {"base": BASE_RATES, "by_region": {r: region_rates(r) for r in sorted(realized)},
-                             "realized_by_region": realized},
+                             "realized_by_region": realized, "target_window_days": WINDOW_DAYS},
         "error_rates": rates,
         "counts_last_run": counts,
         "n_customers_seen": int(seen.sum()),

@@ -1,0 +1,153 @@
+"""Marketing's target lists (目标客户名单, table ``stg_targets``): which listed companies are already master
+customers, and how many of them became potentials — the funnel's target→potential rate.
+
+Definitions (tests pin them down on hand-built lists):
+
+* **Match.** A listed company is a master customer when its credit code (normalised, check character
+  valid) is on that customer's records and on no other customer's, or, failing that, when its name
+  (trimmed) is written exactly so on one customer's records or is that customer's master name — unless
+  both carry valid credit codes that differ (two companies with one name). Names are not parsed: a list
+  is a directory extract with registered names, and a wrong match would count a conversion that did not
+  happen. A list written loosely (abbreviations, typos) matches less; its rate is then biased low.
+* **Potential since** (per customer) = the earliest of its first contact (a sales-sheet visit or a
+  call-center call), the creation of its first CRM account, its first opportunity and its first order:
+  the day the center first knew it as more than a name on a list.
+* **Cohort and conversion.** A target belongs to the cohort when it was listed at least ``window_days``
+  before ``as_of`` (its window is complete) and was not already a potential when listed. It converted
+  when its customer became a potential after the listing day and at most ``window_days`` later.
+  target→potential = converted / cohort, per region of the list entry (the matched customer's region
+  when the list has none).
+
+Everything aggregates in DuckDB: a list holds 50 entries per new customer (the seed's 0.02), millions at
+scale 100, and only counts leave the database.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from .db import table_exists
+
+
+def has_targets(con) -> bool:
+    return table_exists(con, "stg_targets")
+
+
+_FULL = "０１２３４５６７８９ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ"
+_HALF = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _code_sql(col: str) -> str:
+    """SQL for a credit code as written → upper case, full-width folded, separators removed; NULL unless 18
+    characters of the GB 32100 alphabet (same rule as :func:`crmlib.names.normalise_uscc`, in SQL: it runs
+    over every list entry)."""
+    c = f"translate(upper(regexp_replace({col}, '[\\s\\-_.·]', '', 'g')), '{_FULL}', '{_HALF}')"
+    return f"CASE WHEN regexp_full_match({c}, '[0-9A-HJ-NPQRTUWXY]{{18}}') THEN {c} END"
+
+
+def _matched_sql() -> str:
+    """SELECT of the list entries known at the parameter date with their matched customer (see the module
+    doc): target_id, company_name, region, city, industry, listed_at, customer_id, match."""
+    return f"""
+        WITH t AS (
+            SELECT target_id, trim(company_name) AS company_name, {_code_sql('uscc')} AS code, region, city,
+                   industry, listed_at
+            FROM stg_targets WHERE listed_at IS NOT NULL AND listed_at <= ?),
+        codes AS (  -- valid credit codes on each customer's records (check character verified)
+            SELECT DISTINCT x.customer_id, c.code
+            FROM (SELECT record_id, {_code_sql('uscc')} AS code FROM customer_records WHERE uscc IS NOT NULL) c
+            JOIN customer_xref x USING (record_id)
+            WHERE x.customer_id IS NOT NULL AND c.code IS NOT NULL AND uscc_is_valid(c.code)),
+        by_code AS (  -- equal to a valid code, so the list's code is valid too
+            SELECT t.target_id, min(c.customer_id) AS customer_id FROM t JOIN codes c ON c.code = t.code
+            GROUP BY t.target_id HAVING count(DISTINCT c.customer_id) = 1),
+        names AS (  -- names as written on records, and master names
+            SELECT DISTINCT trim(r.name_raw) AS name, x.customer_id
+            FROM customer_records r JOIN customer_xref x USING (record_id)
+            WHERE x.customer_id IS NOT NULL AND r.name_raw IS NOT NULL
+            UNION SELECT trim(name), customer_id FROM customer_master WHERE name IS NOT NULL),
+        by_name AS (
+            SELECT t.target_id, min(n.customer_id) AS customer_id FROM t JOIN names n ON n.name = t.company_name
+            WHERE t.target_id NOT IN (SELECT target_id FROM by_code)
+            GROUP BY t.target_id HAVING count(DISTINCT n.customer_id) = 1),
+        by_name_ok AS (  -- not when both sides carry valid codes and they differ
+            SELECT b.* FROM by_name b JOIN t USING (target_id)
+            WHERE t.code IS NULL OR NOT uscc_is_valid(t.code)
+               OR NOT EXISTS (SELECT 1 FROM codes c WHERE c.customer_id = b.customer_id))
+        SELECT t.target_id, t.company_name, t.region, t.city, t.industry, t.listed_at,
+               coalesce(c.customer_id, n.customer_id) AS customer_id,
+               CASE WHEN c.customer_id IS NOT NULL THEN 'uscc' WHEN n.customer_id IS NOT NULL THEN 'name' END
+                   AS "match"
+        FROM t LEFT JOIN by_code c USING (target_id) LEFT JOIN by_name_ok n USING (target_id)"""
+
+
+def _since_sql(con) -> str:
+    """SELECT customer_id, potential_since (see the module doc) over every activity up to the parameter date."""
+    parts = ["""SELECT x.customer_id, r.record_date AS day FROM customer_xref x JOIN customer_records r USING (record_id)
+                WHERE r.source IN ('sales', 'callcenter')"""]
+    if table_exists(con, "stg_crm_accounts"):
+        parts.append("""SELECT x.customer_id, CAST(a.created_at AS DATE) FROM stg_crm_accounts a
+                        JOIN customer_xref x ON x.record_id = 'crm:' || a.account_id""")
+    if table_exists(con, "stg_crm_opportunities"):
+        parts.append("""SELECT x.customer_id, CAST(o.created_at AS DATE) FROM stg_crm_opportunities o
+                        JOIN customer_xref x ON x.record_id = 'crm:' || o.account_id""")
+    if table_exists(con, "stg_orders"):
+        parts.append("""SELECT x.customer_id, o.order_date FROM stg_orders o
+                        JOIN customer_xref x ON x.record_id = 'erp:' || o.erp_customer_id""")
+    return f"""SELECT customer_id, min(day) AS potential_since FROM ({' UNION ALL '.join(parts)})
+               WHERE customer_id IS NOT NULL AND day <= ? GROUP BY customer_id"""
+
+
+def read_matched_targets(con, as_of) -> pd.DataFrame:
+    """List entries known at ``as_of`` with the matched ``customer_id`` (NULL = not a customer) and
+    ``match`` ('uscc', 'name' or NULL), one row each (for reading and tests; the figures aggregate in SQL)."""
+    from .names import register_duckdb_functions
+
+    register_duckdb_functions(con)
+    return con.execute(_matched_sql() + " ORDER BY t.target_id", [pd.Timestamp(as_of).date()]).df()
+
+
+def read_potential_since(con, as_of) -> pd.DataFrame:
+    """Per master customer: ``potential_since`` (see the module doc), on or before ``as_of``."""
+    return con.execute(_since_sql(con) + " ORDER BY customer_id", [pd.Timestamp(as_of).date()]).df()
+
+
+def read_target_conversion(con, as_of, window_days: int, by: str | None = "region") -> pd.DataFrame:
+    """target→potential per region (``by="region"``) or over all (``by=None``): ``targets`` (the cohort),
+    ``converted``, ``target_to_potential`` (definitions in the module doc). A blank list region takes the
+    matched customer's region, else '(未知)'."""
+    from .names import register_duckdb_functions
+
+    register_duckdb_functions(con)
+    d = pd.Timestamp(as_of).date()
+    w = int(window_days)
+    group = "coalesce(nullif(trim(m.region), ''), cm.region, '(未知)')" if by == "region" else "'all'"
+    if by not in ("region", None):
+        raise ValueError(f"by must be 'region' or None, not {by!r}")
+    g = con.execute(f"""
+        WITH m AS ({_matched_sql()}), s AS ({_since_sql(con)}),
+        x AS (SELECT {group} AS grp, m.listed_at, s.potential_since
+              FROM m LEFT JOIN s USING (customer_id) LEFT JOIN customer_master cm USING (customer_id))
+        SELECT grp, count(*) AS targets,
+               count(*) FILTER (WHERE potential_since > listed_at
+                                  AND potential_since <= listed_at + {w}) AS converted
+        FROM x
+        WHERE listed_at <= CAST(? AS DATE) - {w} AND NOT coalesce(potential_since <= listed_at, false)
+        GROUP BY grp ORDER BY grp""", [d, d, d]).df()
+    g["target_to_potential"] = g["converted"] / g["targets"].where(g["targets"] > 0)
+    if by is None:
+        if g.empty:
+            g = pd.DataFrame([{"grp": "all", "targets": 0, "converted": 0, "target_to_potential": float("nan")}])
+        return g.drop(columns="grp")
+    return g.rename(columns={"grp": "region"})
+
+
+def read_unmatched_counts(con, as_of) -> pd.DataFrame:
+    """Listed targets known at ``as_of`` that are not customers, counted per region and industry (``n``): the
+    lifecycle funnel's targets beyond the master."""
+    from .names import register_duckdb_functions
+
+    register_duckdb_functions(con)
+    return con.execute(f"""
+        WITH m AS ({_matched_sql()})
+        SELECT region, industry, count(*) AS n FROM m WHERE customer_id IS NULL
+        GROUP BY ALL ORDER BY ALL""", [pd.Timestamp(as_of).date()]).df()

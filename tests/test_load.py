@@ -232,3 +232,27 @@ def test_consecutive_malformed_lines_keep_line_numbers(raw, dbp):
     assert [r[0] for r in q(dbp, "SELECT _row FROM load_rejects WHERE step = 'read' ORDER BY 1")] == [3, 4, 6, 8, 9, 10]
     assert q(dbp, "SELECT order_id, qty, _row FROM stg_orders ORDER BY _row") == [
         ("SO4", 2, 5), ("SO6", 2, 7), ("SO10", 2, 11), ("SO1", 5, 12)]   # the later row of SO1/1 wins
+
+
+def test_line_numbers_of_a_file_read_in_parallel(raw, dbp):
+    """A file several of DuckDB's read buffers long (read by both threads at once): every row's _row is
+    its line number, also after malformed lines far apart, and a second file of the run numbers from 2."""
+    n = 1_200_000  # ≈ 55 MB: more than one 32 MB CSV buffer
+    (raw / "erp").mkdir()
+    path = raw / "erp" / "orders.csv"
+    con = duckdb.connect()
+    # order_id carries its own line number (header = line 1); lines 300,001 and 1,000,001 are malformed
+    con.execute(f"""COPY (SELECT CASE WHEN i IN (300000, 1000000) THEN 'SO' || (i + 1) || ',1'
+                                     ELSE 'SO' || (i + 1) || ',1,2026-11-02,E1,某公司,X1,2,1000,800,0,R01' END AS line
+                         FROM range(1, {n}) t(i))
+                   TO '{path}' (HEADER false, QUOTE '', DELIMITER '\t')""")
+    con.close()
+    text = path.read_bytes()
+    path.write_bytes(b"order_id,line_no,order_date,erp_customer_id,customer_name,product,qty,amount,cost,"
+                     b"returned_amount,rep_id\n" + text)
+    orders_csv(raw, "orders_2026-W48.csv", ["SO9,1,2026-11-02,E1,甲公司,X1,2,1000,800,0,R01"])
+    load_all(raw, dbp, progress=False)
+    assert q(dbp, """SELECT count(*), count(*) FILTER (WHERE _row <> CAST(substr(order_id, 3) AS BIGINT))
+                     FROM raw_orders WHERE _source_file = 'erp/orders.csv'""") == [(n - 3, 0)]
+    assert q(dbp, "SELECT _row FROM load_rejects WHERE step = 'read' ORDER BY 1") == [(300_001,), (1_000_001,)]
+    assert q(dbp, "SELECT _row FROM raw_orders WHERE _source_file = 'erp/orders_2026-W48.csv'") == [(2,)]

@@ -91,14 +91,26 @@ def insert_raw(con: duckdb.DuckDBPyConnection, plan: CsvPlan, src: CsvSource, re
     select = ", ".join(f"c{by_canon[c]}" if c in by_canon else "NULL" for c in src.columns)
     target = ", ".join(f'"{c}"' for c in list(src.columns) + LINEAGE)
     con.execute("DROP TABLE IF EXISTS _csv_rejects; DROP TABLE IF EXISTS _csv_scans")
-    n = con.execute(
-        f"""INSERT INTO {src.raw_table} ({target})
-        SELECT {select}, ?, NULL, ordinality + 1, ?, ?
-        FROM read_csv({_sql_str(str(plan.path))}, auto_detect=false, header=true, delim=',', quote='"',
-                      escape='"', columns={{{cols}}}, null_padding=false, store_rejects=true,
-                      rejects_table='_csv_rejects', rejects_scan='_csv_scans') WITH ORDINALITY""",
-        [rel, file_hash, loaded_at],
-    ).fetchone()[0]
+    # Line numbers without WITH ORDINALITY (which makes the whole insert single-threaded): an insert that
+    # preserves insertion order gives the file's rows consecutive row ids in file order, even when DuckDB
+    # reads the file in parallel; _row is then the row id's offset from the file's first row, set by one
+    # UPDATE (tests compare it with the line numbers of files of every shape).
+    con.execute("SET SESSION preserve_insertion_order = true")
+    try:
+        n = con.execute(
+            f"""INSERT INTO {src.raw_table} ({target})
+            SELECT {select}, ?, NULL, NULL, ?, ?
+            FROM read_csv({_sql_str(str(plan.path))}, auto_detect=false, header=true, delim=',', quote='"',
+                          escape='"', columns={{{cols}}}, null_padding=false, store_rejects=true,
+                          rejects_table='_csv_rejects', rejects_scan='_csv_scans')""",
+            [rel, file_hash, loaded_at],
+        ).fetchone()[0]
+    finally:
+        con.execute("SET SESSION preserve_insertion_order = false")
+    if n:
+        con.execute(f"""UPDATE {src.raw_table} SET _row = rowid - b.first + 2
+            FROM (SELECT min(rowid) AS first FROM {src.raw_table} WHERE _source_file = ? AND _row IS NULL) b
+            WHERE _source_file = ? AND _row IS NULL""", [rel, rel])
     bad = con.execute(
         "SELECT line, column_name, csv_line, error_type, error_message FROM _csv_rejects ORDER BY line"
     ).fetchall()

@@ -4,6 +4,7 @@ Clusters vs the generator's latent value groups (truth mapped through the resolv
 customer takes the true customer most of its records belong to). Only customers with orders are
 clustered; the no-order group carries no behavioural value signal.
 """
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -66,6 +67,9 @@ def test_clusters_line_up_with_value_groups(demo_db):
     # and so does the payment discipline: the high-value cluster pays on time, the low one late
     assert res.profile.loc[[0, 1, 2], "days_late"].is_monotonic_increasing, res.profile
     assert res.stability["ari"].min() >= 0.95   # measured 1.0
+    # the reference: the hidden value itself, clustered with the same k
+    ref = sg.latent_reference_ari(res.labels, truth, res.k, sg.load_params().clusters)
+    assert ref == pytest.approx(0.702, abs=0.005), ref   # measured 0.702 (clusters from behaviour: 0.465)
 
 
 def test_clusters_on_the_shared_demo(demo_resolved):
@@ -90,3 +94,20 @@ def test_weekly_metrics_on_demo(demo_db):
     then = sg.segments_weekly_metrics(con, week_before)
     assert then["segments_customers"] <= now["segments_customers"]
     assert now["segments_customers"] - then["segments_customers"] == now["segments_new_customers_week"]
+
+
+def test_latent_reference_ari_on_hand_built_values():
+    """The reference clusters the hidden value itself: three far-apart blobs give back groups that follow
+    them exactly (ARI 1); groups cut across a blob cannot be recovered (the same partition's ARI)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    labels = pd.DataFrame({"customer_id": [f"C{i}" for i in range(10)], "cluster": [0] * 9 + [-1]})
+    latent = [1, 1.1, 1.2, 100, 110, 120, 10_000, 11_000, 12_000, 5]
+    cp = sg.load_params().clusters
+    same = pd.DataFrame({"customer_id": labels["customer_id"], "latent_value": latent,
+                         "value_group": [1, 1, 1, 2, 2, 2, 3, 3, 3, 1]})
+    assert sg.latent_reference_ari(labels, same, 3, cp) == 1.0   # C9 (not clustered) is left out
+    cut = same.assign(value_group=[1, 1, 2, 2, 2, 3, 3, 3, 3, 1])
+    expected = adjusted_rand_score([1, 1, 2, 2, 2, 3, 3, 3, 3], [0, 0, 0, 1, 1, 1, 2, 2, 2])
+    assert sg.latent_reference_ari(labels, cut, 3, cp) == pytest.approx(expected)
+    assert np.isnan(sg.latent_reference_ari(labels, same.drop(columns="latent_value"), 3, cp))

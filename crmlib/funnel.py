@@ -1099,8 +1099,8 @@ def funnel_weekly_metrics(con, as_of, params: FunnelParams | None = None) -> dic
 
     open_count/open_amount (open deals, 万元), weighted_pipeline (Σ amount × stage probability),
     win_rate_90d (won / closed among deals closed in the ``win_rate_days`` days ending on as_of, both
-    ends inclusive) and closed_90d, lead_to_order (lifecycle: customers with an order / target customers;
-    None without the master), opp_win_conversion (opportunities whose window has elapsed: share won within
+    ends inclusive) and closed_90d, lead_to_order (lifecycle: customers with an order / target customers,
+    listed targets included; None without the master), opp_win_conversion (opportunities whose window has elapsed: share won within
     it), stuck_deals, overdue_deals. Empty dict when the database has no opportunity tables.
     """
     if not (table_exists(con, "stg_crm_opportunities") and table_exists(con, "stg_crm_opportunity_stages")):

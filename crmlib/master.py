@@ -67,6 +67,7 @@ class MasterParams(Params):
     unregioned_brand_is_local: bool = False
     hierarchy_sectors: list[str] = ["bank", "insurance", "securities", "telecom", "energy", "transport"]
     source_trust: list[str] = list(SOURCES)
+    ambiguity_margin: float = 3.0
 
 
 def load_master_params(path: str | Path | None = None) -> MasterParams:
@@ -886,6 +887,7 @@ def cluster_groups(groups: pd.DataFrame, edges: pd.DataFrame, cannot: set[tuple[
 
     ids = groups["group_id"].to_numpy()
     e = edges[["group_id_l", "group_id_r", "match_probability"]]
+    weights = edges[["group_id_l", "group_id_r", "match_weight"]] if "match_weight" in edges else None
     if forced:
         f = pd.DataFrame(forced, columns=["group_id_l", "group_id_r"]).assign(match_probability=1.0)
         e = pd.concat([f, e], ignore_index=True)
@@ -929,12 +931,82 @@ def cluster_groups(groups: pd.DataFrame, edges: pd.DataFrame, cannot: set[tuple[
             uf.union(a, b, force=True)
     sub = e[e["group_id_l"].isin(members) & e["group_id_r"].isin(members)]
     sub = sub.sort_values(["match_probability", "group_id_l", "group_id_r"], ascending=[False, True, True])
+    if weights is not None:  # for the ambiguity check (forced matches: infinitely strong)
+        w = weights.drop_duplicates(["group_id_l", "group_id_r"]).set_index(["group_id_l", "group_id_r"])["match_weight"]
+        sub = sub.assign(match_weight=w.reindex(pd.MultiIndex.from_arrays(
+            [sub["group_id_l"], sub["group_id_r"]])).to_numpy()).fillna({"match_weight": np.inf})
     for a, b in zip(sub["group_id_l"].to_numpy(), sub["group_id_r"].to_numpy(), strict=False):
         uf.union(int(a), int(b))
     rebuilt = sorted(members)
     lab = lab.astype(object)
     lab.loc[rebuilt] = [f"r{uf.find(int(gid))}" for gid in rebuilt]
+    detached = _detach_ambiguous(groups, sub, uf, members, {x for f in forced for x in f}, params)
+    # (sub without match_weight: no weights given, nothing is detached)
+    for gid in detached:
+        lab.loc[gid] = f"a{gid}"
+    lab.attrs["ambiguous_groups"] = sorted(detached)
     return lab
+
+
+def _detach_ambiguous(groups: pd.DataFrame, edges: pd.DataFrame, uf: _UnionFind, members: set[int],
+                      pinned: set[int], params: MasterParams) -> set[int]:
+    """Name groups with no place at all (no region in the name, no city, no credit code on any record:
+    和和商贸集团 written bare in a call log) that the greedy rebuild joined to one customer although an edge
+    almost as strong (match weight within ``ambiguity_margin`` bits) led to another customer it could not
+    join (another city): the evidence cannot tell which one it is, so the group stays a customer of its own
+    and its pairs go to the review queue. Only a group whose customer stays connected without it is
+    detached; groups in a reviewer's match decision stay where the reviewer put them. Without match
+    weights (``edges`` lacks them) nothing is detached."""
+    if "match_weight" not in edges:
+        return set()
+    g = groups.set_index("group_id")
+    cand = [int(x) for x in sorted(members) if x not in pinned
+            and not isinstance(g.at[x, "brand"], str) and not isinstance(g.at[x, "n_province"], str)
+            and not isinstance(g.at[x, "n_city"], str) and not g.at[x, "city"] and not g.at[x, "uscc"]]
+    if not cand:
+        return set()
+    root = {int(x): uf.find(int(x)) for x in members}
+    el, er, ep = (edges["group_id_l"].to_numpy(), edges["group_id_r"].to_numpy(),
+                  edges["match_weight"].to_numpy())
+    by_group: dict[int, list[tuple[float, int]]] = {}
+    for a, b, p in zip(el, er, ep, strict=True):
+        by_group.setdefault(int(a), []).append((float(p), int(b)))
+        by_group.setdefault(int(b), []).append((float(p), int(a)))
+    inside: dict[int, list[tuple[int, int]]] = {}  # edges within each customer
+    nodes: dict[int, list[int]] = {}
+    for a, b in zip(el, er, strict=True):
+        if root[int(a)] == root[int(b)]:
+            inside.setdefault(root[int(a)], []).append((int(a), int(b)))
+    for y in members:
+        nodes.setdefault(root[int(y)], []).append(int(y))
+    out = set()
+    for x in cand:
+        own = [p for p, y in by_group.get(x, []) if root[y] == root[x]]
+        other = [p for p, y in by_group.get(x, []) if root[y] != root[x]]
+        if not own or not other or max(other) < max(own) - params.ambiguity_margin:
+            continue
+        # the rest of its customer must stay connected without it
+        rest = [y for y in nodes[root[x]] if y != x]
+        if rest and not _connected(rest, inside.get(root[x], []), exclude=x):
+            continue
+        out.add(x)
+    return out
+
+
+def _connected(nodes: list[int], edges: list[tuple[int, int]], exclude: int) -> bool:
+    """Whether ``nodes`` form one component over ``edges`` not touching ``exclude``."""
+    parent = {n: n for n in nodes}
+
+    def find(n):
+        while parent[n] != n:
+            parent[n] = parent[parent[n]]
+            n = parent[n]
+        return n
+
+    for a, b in edges:
+        if a != exclude and b != exclude:
+            parent[find(a)] = find(b)
+    return len({find(n) for n in nodes}) == 1
 
 
 def read_decisions(path: str | Path | None = None) -> pd.DataFrame:
@@ -1035,6 +1107,9 @@ def match_records(records: pd.DataFrame, params: MasterParams, decisions: pd.Dat
         lab = cluster_groups(groups, accepted, cannot, forced, params, con=con)
     finally:
         con.close()
+    amb = set(lab.attrs.get("ambiguous_groups", []))
+    pairs["ambiguous"] = (pairs["group_id_l"].isin(amb) | pairs["group_id_r"].isin(amb)) if len(pairs) else False
+    stats["ambiguous_groups"] = len(amb)
     # cluster numbers in order of each cluster's first record, so outputs are stable
     groups["cluster_label"] = lab.to_numpy()
     # numpy, not groupby().min(): pandas reduces object strings group by group in Python (32 s at scale 100)
@@ -1356,15 +1431,17 @@ def resolve(con: duckdb.DuckDBPyConnection, params: MasterParams | None = None,
 
 
 def review_queue(res: MatchResult, params: MasterParams, decisions: pd.DataFrame | None) -> pd.DataFrame:
-    """Pairs of name groups scored in [review_low, review_high), not ruled out by a hard rule and not
-    decided yet; one representative record (the group's smallest record_id) per side."""
+    """Pairs of name groups scored in [review_low, review_high), or touching a group left on its own as
+    ambiguous (see ``_detach_ambiguous``), not ruled out by a hard rule and not decided yet; one
+    representative record (the group's smallest record_id) per side."""
     cols = ["record_id_l", "record_id_r", "name_l", "name_r", "match_probability", "match_weight",
             "same_cluster", "n_records_l", "n_records_r"]
     p = res.pairs
     if p is None or p.empty:
         return pd.DataFrame(columns=cols)
-    q = p[p["violation"].isna() & p["decision"].isna() & (p["match_probability"] >= params.review_low)
-          & (p["match_probability"] < params.review_high)].copy()
+    band = (p["match_probability"] >= params.review_low) & (p["match_probability"] < params.review_high)
+    amb = p["ambiguous"].fillna(False).astype(bool) if "ambiguous" in p else False
+    q = p[p["violation"].isna() & p["decision"].isna() & (band | amb)].copy()
     g = res.groups.set_index("group_id")
     a = g.loc[q["group_id_l"]]
     b = g.loc[q["group_id_r"]]

@@ -257,3 +257,39 @@ def test_name_parse_cache_reused_and_keyed_on_the_parser(db):
     assert con.execute(f"SELECT count(*), count(DISTINCT parser) FROM {master.NAME_CACHE_TABLE}").fetchall()[0] \
         == (17, 1)
     con.close()
+
+
+def _place_less(bare_phone, margin=None):
+    """和和商贸 in 南京 (3 records, one phone) and in 克拉玛依 (2 records, another phone), and one record of the
+    bare trade name with no city or credit code: with no phone it could be either; with 南京's phone it is
+    南京's."""
+    recs = pd.DataFrame([
+        {"record_id": "a1", "name_raw": "南京和和商贸有限公司", "city": "南京", "phone": "025-83000001"},
+        {"record_id": "a2", "name_raw": "南京和和商贸有限公司", "city": "南京", "phone": "025-83000001"},
+        {"record_id": "a3", "name_raw": "和和商贸（南京）有限公司", "city": "南京", "phone": "025-83000001"},
+        {"record_id": "b1", "name_raw": "克拉玛依和和商贸有限公司", "city": "克拉玛依", "phone": "0990-6200002"},
+        {"record_id": "b2", "name_raw": "克拉玛依和和商贸有限公司", "city": "克拉玛依", "phone": "0990-6200002"},
+        {"record_id": "x", "name_raw": "和和商贸有限公司", "city": None, "phone": bare_phone},
+    ])
+    p = master.load_master_params()
+    if margin is not None:
+        p.ambiguity_margin = margin
+    res = master.match_records(recs, p, progress=False)
+    cl = res.records.set_index("record_id")["cluster"]
+    return cl, master.review_queue(res, p, None), res
+
+
+def test_place_less_name_matching_two_cities_stays_alone_and_goes_to_review():
+    cl, queue, res = _place_less(None)
+    assert cl["a1"] == cl["a2"] == cl["a3"] != cl["b1"] == cl["b2"]
+    assert cl["x"] not in (cl["a1"], cl["b1"])
+    assert res.stats["ambiguous_groups"] == 1
+    assert sorted(map(tuple, queue[["record_id_l", "record_id_r"]].to_numpy())) == [("a1", "x"), ("b1", "x")]
+    cl, queue, res = _place_less(None, margin=-1)           # check off: the first of two equal edges wins
+    assert cl["x"] in (cl["a1"], cl["b1"]) and queue.empty
+
+
+def test_place_less_name_with_evidence_joins_its_city():
+    cl, queue, res = _place_less("025 8300 0001")
+    assert cl["x"] == cl["a1"] != cl["b1"]
+    assert res.stats["ambiguous_groups"] == 0 and queue.empty

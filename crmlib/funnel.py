@@ -38,7 +38,8 @@ Definitions (the tests pin each of them down):
 * **Plan rates** (``crm plan`` without ``--rates``, :func:`historical_rates`) are flow rates, as the seed's
   plan means them: target→potential = share of listed targets that became potentials within
   ``target_window_days`` (:func:`crmlib.target_lists.target_conversion`; without target lists: contacted /
-  target customers of the lifecycle funnel, a stock ratio); potential→opportunity =
+  target customers of the lifecycle funnel, a stock ratio; also while every list is younger than the
+  window); potential→opportunity =
   share of *new* potentials that got an opportunity (:func:`new_potential_conversion`); opportunity→order =
   win rate of decided deals, won / (won + lost) (:func:`opportunity_win_rate`). Plans round up at each stage
   with exact fractions.
@@ -1042,6 +1043,20 @@ def read_customer_firsts(con, as_of) -> pd.DataFrame:
         ORDER BY m.customer_id""", [d, d, d]).df()
 
 
+def target_rates(con, as_of, p: FunnelParams) -> pd.DataFrame:
+    """target→potential per region with its counts (``region, target, potential, target_to_potential``):
+    from the target lists when they hold a complete window (:func:`crmlib.target_lists.read_target_conversion`;
+    target = the cohort, potential = its conversions), else the lifecycle funnel's stock ratio."""
+    from . import target_lists as tg
+
+    if tg.has_targets(con):
+        lc = (tg.read_target_conversion(con, as_of, p.target_window_days)
+              .rename(columns={"targets": "target", "converted": "potential"}))
+        if len(lc) and lc["target"].sum() > 0:
+            return lc
+    return lifecycle_rates(lifecycle_funnel(read_lifecycle(con, as_of, p), by="region"))
+
+
 def historical_rates(con, as_of, p: FunnelParams) -> pd.DataFrame:
     """The plan's historical rates per region (one row each, columns RATE_NAMES plus their counts):
     target→potential from marketing's target lists (``target`` = listed targets whose window is complete,
@@ -1050,13 +1065,7 @@ def historical_rates(con, as_of, p: FunnelParams) -> pd.DataFrame:
     from new potentials (:func:`new_potential_conversion`), opportunity→order = win rate of decided deals
     (:func:`opportunity_win_rate`). The list rate and the last two are flow rates, which is what the
     seed's plan means."""
-    from . import target_lists as tg
-
-    if tg.has_targets(con):
-        lc = (tg.read_target_conversion(con, as_of, p.target_window_days)
-              .rename(columns={"targets": "target", "converted": "potential"}))
-    else:
-        lc = lifecycle_rates(lifecycle_funnel(read_lifecycle(con, as_of, p), by="region"))
+    lc = target_rates(con, as_of, p)
     npc = new_potential_conversion(read_customer_firsts(con, as_of), as_of, p.new_potential_burn_in_days,
                                    p.new_potential_mature_days)
     fd = read_funnel(con, as_of, p)
@@ -1153,9 +1162,10 @@ def _cmd_plan(args) -> int:
             from .asof import resolve
             as_of = resolve(con, args.as_of, "--as-of")
             wide = historical_rates(con, as_of, p)
-            from .target_lists import has_targets
+            from .target_lists import has_targets, read_target_conversion
+            lists = has_targets(con) and read_target_conversion(con, as_of, p.target_window_days)["targets"].sum() > 0
             t2p = (f"target→potential = listed targets that became potentials within {p.target_window_days} days"
-                   if has_targets(con) else "target→potential = contacted / target customers")
+                   if lists else "target→potential = contacted / target customers")
         finally:
             con.close()
         fallbacks: list[str] = []

@@ -985,16 +985,17 @@ def _detach_ambiguous(groups: pd.DataFrame, edges: pd.DataFrame, uf: _UnionFind,
         other = [p for p, y in by_group.get(x, []) if root[y] != root[x]]
         if not own or not other or max(other) < max(own) - params.ambiguity_margin:
             continue
-        # the rest of its customer must stay connected without it
-        rest = [y for y in nodes[root[x]] if y != x]
-        if rest and not _connected(rest, inside.get(root[x], []), exclude=x):
+        # the rest of its customer must stay connected without it (and without the groups detached before)
+        gone = out | {x}
+        rest = [y for y in nodes[root[x]] if y not in gone]
+        if rest and not _connected(rest, inside.get(root[x], []), exclude=gone):
             continue
         out.add(x)
     return out
 
 
-def _connected(nodes: list[int], edges: list[tuple[int, int]], exclude: int) -> bool:
-    """Whether ``nodes`` form one component over ``edges`` not touching ``exclude``."""
+def _connected(nodes: list[int], edges: list[tuple[int, int]], exclude: set[int]) -> bool:
+    """Whether ``nodes`` form one component over ``edges`` touching none of ``exclude``."""
     parent = {n: n for n in nodes}
 
     def find(n):
@@ -1004,7 +1005,7 @@ def _connected(nodes: list[int], edges: list[tuple[int, int]], exclude: int) -> 
         return n
 
     for a, b in edges:
-        if a != exclude and b != exclude:
+        if a not in exclude and b not in exclude:
             parent[find(a)] = find(b)
     return len({find(n) for n in nodes}) == 1
 

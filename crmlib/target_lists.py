@@ -18,6 +18,9 @@ Definitions (tests pin them down on hand-built lists):
   target→potential = converted / cohort, per region of the list entry (the matched customer's region
   when the list has none).
 
+Counts are per list entry: a company on two lists (a directory and a trade-show list) counts twice, as
+marketing's effort does; the demo lists each company once.
+
 Everything aggregates in DuckDB: a list holds 50 entries per new customer (the seed's 0.02), millions at
 scale 100, and only counts leave the database.
 """
@@ -78,12 +81,14 @@ def _matched_sql() -> str:
             FROM t JOIN names n ON n.name = t.company_name
             WHERE t.target_id NOT IN (SELECT target_id FROM by_code)
             GROUP BY t.target_id HAVING count(DISTINCT n.customer_id) = 1),
-        coded AS MATERIALIZED (  -- candidates of a name match that carry a valid code of their own
+        coded AS MATERIALIZED (  -- the codes of the customers a name points at
             SELECT DISTINCT c.customer_id, c.code FROM codes c SEMI JOIN by_name b USING (customer_id)),
-        valid_coded AS (SELECT DISTINCT customer_id FROM (SELECT *, uscc_is_valid(code) AS ok FROM coded) WHERE ok),
-        by_name_ok AS (  -- not when both sides carry valid codes and they differ
-            SELECT target_id, customer_id FROM (SELECT *, coalesce(uscc_is_valid(code), false) AS ok FROM by_name)
-            WHERE NOT ok OR customer_id NOT IN (SELECT customer_id FROM valid_coded))
+        valid_coded AS (SELECT customer_id, code FROM (SELECT *, uscc_is_valid(code) AS ok FROM coded) WHERE ok),
+        by_name_ok AS (  -- not when both sides carry valid codes and the list's is none of the customer's
+            SELECT b.target_id, b.customer_id
+            FROM (SELECT *, coalesce(uscc_is_valid(code), false) AS ok FROM by_name) b
+            WHERE NOT b.ok OR b.customer_id NOT IN (SELECT customer_id FROM valid_coded)
+               OR EXISTS (SELECT 1 FROM valid_coded v WHERE v.customer_id = b.customer_id AND v.code = b.code))
         SELECT t.target_id, t.company_name, t.region, t.city, t.industry, t.listed_at,
                coalesce(c.customer_id, n.customer_id) AS customer_id,
                CASE WHEN c.customer_id IS NOT NULL THEN 'uscc' WHEN n.customer_id IS NOT NULL THEN 'name' END
@@ -153,12 +158,16 @@ def read_target_conversion(con, as_of, window_days: int, by: str | None = "regio
 
 
 def read_unmatched_counts(con, as_of) -> pd.DataFrame:
-    """Listed targets known at ``as_of`` that are not customers, counted per region and industry (``n``): the
-    lifecycle funnel's targets beyond the master."""
+    """Listed targets known at ``as_of`` that are not customers at ``as_of`` (not matched, or matched to a
+    customer first seen later), counted per region and industry (``n``): the lifecycle funnel's targets
+    beyond the master."""
     from .names import register_duckdb_functions
 
     register_duckdb_functions(con)
+    d = pd.Timestamp(as_of).date()
     return con.execute(f"""
         WITH m AS ({_matched_sql()})
-        SELECT region, industry, count(*) AS n FROM m WHERE customer_id IS NULL
-        GROUP BY ALL ORDER BY ALL""", [pd.Timestamp(as_of).date()]).df()
+        SELECT nullif(trim(m.region), '') AS region, m.industry, count(*) AS n
+        FROM m LEFT JOIN customer_master cm USING (customer_id)
+        WHERE m.customer_id IS NULL OR cm.first_seen > CAST(? AS DATE)  -- a customer only later: a target then
+        GROUP BY ALL ORDER BY ALL""", [d, d]).df()

@@ -138,3 +138,43 @@ def test_demo_recovered_target_rate_matches_generator(demo_resolved):
     assert diff.max() <= tol, diff
     assert got["converted"].sum() >= 30  # enough conversions for the comparison to mean something
     assert rates.set_index("region")["target_to_potential"].equals(got["target_to_potential"])
+
+
+def test_shared_code_leaves_the_name_to_decide(tmp_path):
+    """A list code on two customers is no code match; the entry's exact name then decides, and the name is
+    not vetoed when the list's code is one of that customer's own (C7 and C8 share U7)."""
+    con = _db(tmp_path)
+    u7 = code("91330100MA00ABCD7")
+    con.execute("""INSERT INTO customer_master (customer_id, name, region) VALUES
+        ('C7', '杭州七号有限公司', '华东'), ('C8', '杭州八号有限公司', '华东')""")
+    con.execute("""INSERT INTO customer_records VALUES ('crm:A7', 'crm', '杭州七号有限公司', ?, DATE '2024-05-01'),
+        ('crm:A8', 'crm', '杭州八号有限公司', ?, DATE '2024-05-01')""", [u7, u7])
+    con.execute("INSERT INTO customer_xref VALUES ('crm:A7', 'C7'), ('crm:A8', 'C8')")
+    con.execute("""INSERT INTO stg_targets (target_id, company_name, uscc, region, listed_at) VALUES
+        ('T11', '杭州七号有限公司', ?, '华东', DATE '2024-01-01')""", [u7])
+    m = tl.read_matched_targets(con, AS_OF).set_index("target_id")
+    assert (m.at["T11", "customer_id"], m.at["T11", "match"]) == ("C7", "name")
+
+
+def test_a_customer_first_seen_later_is_still_a_target_then(tmp_path):
+    """T12 names C9, which the center first saw after as_of: at as_of it is a listed target, not a customer."""
+    con = _db(tmp_path)
+    con.execute("""INSERT INTO customer_master (customer_id, name, region, first_seen) VALUES
+        ('C9', '苏州九号有限公司', '华东', DATE '2025-09-01')""")
+    con.execute("INSERT INTO customer_records VALUES ('crm:A9', 'crm', '苏州九号有限公司', NULL, DATE '2025-09-01')")
+    con.execute("INSERT INTO customer_xref VALUES ('crm:A9', 'C9')")
+    con.execute("""INSERT INTO stg_targets (target_id, company_name, region, listed_at) VALUES
+        ('T12', '苏州九号有限公司', '华东', DATE '2024-01-01')""")
+    lc = f.lifecycle_funnel(f.read_lifecycle(con, AS_OF, f.FunnelParams()), by=None)
+    assert lc["customers"].tolist() == [11, 2, 1, 0]   # 10 as before + T12
+
+
+def test_plan_rate_falls_back_while_lists_are_younger_than_the_window(tmp_path):
+    con = _db(tmp_path)
+    p = f.FunnelParams()
+    young = f.target_rates(con, "2024-12-30", p)     # nothing listed by 2023-12-31: no cohort yet
+    # the lifecycle's stock ratio instead: 6 customers + unmatched T5, T6, T7, T8 (T8 listed 2024-12-01)
+    assert young[["target", "potential"]].sum().tolist() == [10, 2]
+    assert set(young["region"]) == {"华北", "华东", "华南", "西南"}
+    lists = f.target_rates(con, AS_OF, p).set_index("region")
+    assert lists.loc["华北", ["target", "potential"]].tolist() == [3, 2]   # the list's cohort

@@ -326,7 +326,8 @@ def _write_truth(w: World, truth_dir: Path, state, as_of: dt.date, counts: dict,
     write_csv(truth_dir / "records.csv", rec_all, "utf-8")
     write_csv(truth_dir / "errors.csv", err_all, "utf-8")
     tt = pd.concat(w.extra["target_truth"], ignore_index=True)
-    write_csv(truth_dir / "targets.csv", tt, "utf-8", mode="w" if fresh else "a", header=fresh)
+    new_file = fresh or not (truth_dir / "targets.csv").exists()  # a folder made before target lists
+    write_csv(truth_dir / "targets.csv", tt, "utf-8", mode="w" if new_file else "a", header=new_file)
     # customers seen by the as-of
     cust = w.cust
     seen = np.zeros(len(cust), bool)

@@ -95,18 +95,18 @@ def insert_raw(con: duckdb.DuckDBPyConnection, plan: CsvPlan, src: CsvSource, re
     # preserves insertion order gives the file's rows consecutive row ids in file order, even when DuckDB
     # reads the file in parallel; _row is then the row id's offset from the file's first row, set by one
     # UPDATE (tests compare it with the line numbers of files of every shape).
+    # (not reset in a `finally`: after a failed insert the transaction is aborted, the reset would fail and
+    # hide the real error; the load's next run sets the writer's setting again)
     con.execute("SET SESSION preserve_insertion_order = true")
-    try:
-        n = con.execute(
-            f"""INSERT INTO {src.raw_table} ({target})
-            SELECT {select}, ?, NULL, NULL, ?, ?
-            FROM read_csv({_sql_str(str(plan.path))}, auto_detect=false, header=true, delim=',', quote='"',
-                          escape='"', columns={{{cols}}}, null_padding=false, store_rejects=true,
-                          rejects_table='_csv_rejects', rejects_scan='_csv_scans')""",
-            [rel, file_hash, loaded_at],
-        ).fetchone()[0]
-    finally:
-        con.execute("SET SESSION preserve_insertion_order = false")
+    n = con.execute(
+        f"""INSERT INTO {src.raw_table} ({target})
+        SELECT {select}, ?, NULL, NULL, ?, ?
+        FROM read_csv({_sql_str(str(plan.path))}, auto_detect=false, header=true, delim=',', quote='"',
+                      escape='"', columns={{{cols}}}, null_padding=false, store_rejects=true,
+                      rejects_table='_csv_rejects', rejects_scan='_csv_scans')""",
+        [rel, file_hash, loaded_at],
+    ).fetchone()[0]
+    con.execute("SET SESSION preserve_insertion_order = false")
     if n:
         con.execute(f"""UPDATE {src.raw_table} SET _row = rowid - b.first + 2
             FROM (SELECT min(rowid) AS first FROM {src.raw_table} WHERE _source_file = ? AND _row IS NULL) b

@@ -1050,7 +1050,7 @@ def target_rates(con, as_of, p: FunnelParams) -> pd.DataFrame:
     from . import target_lists as tg
 
     if tg.has_targets(con):
-        lc = (tg.read_target_conversion(con, as_of, p.target_window_days)
+        lc = (tg.read_target_conversion(con, as_of, p.target_window_days, contact_sources=p.contact_sources)
               .rename(columns={"targets": "target", "converted": "potential"}))
         if len(lc) and lc["target"].sum() > 0:
             return lc

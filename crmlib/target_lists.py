@@ -96,10 +96,15 @@ def _matched_sql() -> str:
         FROM t LEFT JOIN by_code c USING (target_id) LEFT JOIN by_name_ok n USING (target_id)"""
 
 
-def _since_sql(con) -> str:
-    """SELECT customer_id, potential_since (see the module doc) over every activity up to the parameter date."""
-    parts = ["""SELECT x.customer_id, r.record_date AS day FROM customer_xref x JOIN customer_records r USING (record_id)
-                WHERE r.source IN ('sales', 'callcenter')"""]
+CONTACT_SOURCES = ("sales", "callcenter")
+
+
+def _since_sql(con, contact_sources=CONTACT_SOURCES) -> str:
+    """SELECT customer_id, potential_since (see the module doc) over every activity up to the parameter date;
+    ``contact_sources`` are the customer-record sources that count as a contact (params: contact_sources)."""
+    srcs = ", ".join("'" + str(x).replace("'", "''") + "'" for x in contact_sources) or "NULL"
+    parts = [f"""SELECT x.customer_id, r.record_date AS day FROM customer_xref x JOIN customer_records r USING (record_id)
+                WHERE r.source IN ({srcs})"""]
     if table_exists(con, "stg_crm_accounts"):
         parts.append("""SELECT x.customer_id, CAST(a.created_at AS DATE) FROM stg_crm_accounts a
                         JOIN customer_xref x ON x.record_id = 'crm:' || a.account_id""")
@@ -122,12 +127,14 @@ def read_matched_targets(con, as_of) -> pd.DataFrame:
     return con.execute(_matched_sql() + " ORDER BY t.target_id", [pd.Timestamp(as_of).date()]).df()
 
 
-def read_potential_since(con, as_of) -> pd.DataFrame:
+def read_potential_since(con, as_of, contact_sources=CONTACT_SOURCES) -> pd.DataFrame:
     """Per master customer: ``potential_since`` (see the module doc), on or before ``as_of``."""
-    return con.execute(_since_sql(con) + " ORDER BY customer_id", [pd.Timestamp(as_of).date()]).df()
+    return con.execute(_since_sql(con, contact_sources) + " ORDER BY customer_id",
+                       [pd.Timestamp(as_of).date()]).df()
 
 
-def read_target_conversion(con, as_of, window_days: int, by: str | None = "region") -> pd.DataFrame:
+def read_target_conversion(con, as_of, window_days: int, by: str | None = "region",
+                           contact_sources=CONTACT_SOURCES) -> pd.DataFrame:
     """target→potential per region (``by="region"``) or over all (``by=None``): ``targets`` (the cohort),
     ``converted``, ``target_to_potential`` (definitions in the module doc). A blank list region takes the
     matched customer's region, else '(未知)'."""
@@ -140,7 +147,7 @@ def read_target_conversion(con, as_of, window_days: int, by: str | None = "regio
     if by not in ("region", None):
         raise ValueError(f"by must be 'region' or None, not {by!r}")
     g = con.execute(f"""
-        WITH m AS ({_matched_sql()}), s AS ({_since_sql(con)}),
+        WITH m AS ({_matched_sql()}), s AS ({_since_sql(con, contact_sources)}),
         x AS (SELECT {group} AS grp, m.listed_at, s.potential_since
               FROM m LEFT JOIN s USING (customer_id) LEFT JOIN customer_master cm USING (customer_id))
         SELECT grp, count(*) AS targets,
@@ -171,3 +178,19 @@ def read_unmatched_counts(con, as_of) -> pd.DataFrame:
         FROM m LEFT JOIN customer_master cm USING (customer_id)
         WHERE m.customer_id IS NULL OR cm.first_seen > CAST(? AS DATE)  -- a customer only later: a target then
         GROUP BY ALL ORDER BY ALL""", [d, d]).df()
+
+
+def match_summary(con, as_of) -> pd.DataFrame:
+    """Per list (``list_name``): entries known at ``as_of``, matched by credit code, by name, and not customers
+    — for an analyst to see how much of a list the master recognises before trusting its rate."""
+    from .names import register_duckdb_functions
+
+    register_duckdb_functions(con)
+    return con.execute(f"""
+        WITH m AS ({_matched_sql()})
+        SELECT coalesce(s.list_name, '(未填写)') AS list_name, count(*) AS entries,
+               count(*) FILTER (WHERE m."match" = 'uscc') AS by_code,
+               count(*) FILTER (WHERE m."match" = 'name') AS by_name,
+               count(*) FILTER (WHERE m.customer_id IS NULL) AS not_customers
+        FROM m JOIN stg_targets s USING (target_id) GROUP BY ALL ORDER BY entries DESC, list_name""",
+                       [pd.Timestamp(as_of).date()]).df()

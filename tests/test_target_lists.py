@@ -69,6 +69,8 @@ def _db(tmp_path):
         t(target_id, company_name, uscc, region, listed_at)""",
                 [U1.lower()[:8] + " " + U1[8:], U3, U4, U5, BAD_U1, "９" + U1[1:]])
     con.execute("ALTER TABLE stg_targets ADD COLUMN city VARCHAR; ALTER TABLE stg_targets ADD COLUMN industry VARCHAR")
+    con.execute("ALTER TABLE stg_targets ADD COLUMN list_name VARCHAR")
+    con.execute("UPDATE stg_targets SET list_name = CASE WHEN uscc IS NULL THEN '展会名单' ELSE '行业名录' END")
     return con
 
 
@@ -178,3 +180,13 @@ def test_plan_rate_falls_back_while_lists_are_younger_than_the_window(tmp_path):
     assert set(young["region"]) == {"华北", "华东", "华南", "西南"}
     lists = f.target_rates(con, AS_OF, p).set_index("region")
     assert lists.loc["华北", ["target", "potential"]].tolist() == [3, 2]   # the list's cohort
+
+
+def test_match_summary_per_list(tmp_path):
+    con = _db(tmp_path)
+    got = tl.match_summary(con, AS_OF).set_index("list_name")
+    # 行业名录 (with codes): T1, T3, T4, T9 by code; T5 (vetoed name), T7 (bad code) not customers
+    # 展会名单 (no code): T2 by name; T6 (one name, two customers), T8 not customers; T10 listed later
+    assert got.to_dict("index") == {
+        "行业名录": {"entries": 6, "by_code": 4, "by_name": 0, "not_customers": 2},
+        "展会名单": {"entries": 3, "by_code": 0, "by_name": 1, "not_customers": 2}}

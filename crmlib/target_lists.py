@@ -9,6 +9,7 @@ Definitions (tests pin them down on hand-built lists):
   both carry valid credit codes that differ (two companies with one name). Names are not parsed: a list
   is a directory extract with registered names, and a wrong match would count a conversion that did not
   happen. A list written loosely (abbreviations, typos) matches less; its rate is then biased low.
+* **Listed at** = the list's ``listed_at``; an entry without one counts from the day its file was loaded.
 * **Potential since** (per customer) = the earliest of its first contact (a sales-sheet visit or a
   call-center call), the creation of its first CRM account, its first opportunity and its first order:
   the day the center first knew it as more than a name on a list.
@@ -55,9 +56,11 @@ def _matched_sql() -> str:
     doc): target_id, company_name, region, city, industry, listed_at, customer_id, match."""
     return f"""
         WITH t AS (
-            SELECT target_id, trim(company_name) AS company_name, {_code_sql('uscc')} AS code, region, city,
-                   industry, listed_at
-            FROM stg_targets WHERE listed_at IS NOT NULL AND listed_at <= ?),
+            SELECT * FROM (
+                SELECT target_id, trim(company_name) AS company_name, {_code_sql('uscc')} AS code, region, city,
+                       industry, coalesce(listed_at, CAST(_loaded_at AS DATE)) AS listed_at
+                FROM stg_targets)
+            WHERE listed_at <= ?),
         codes AS MATERIALIZED (  -- credit codes on each customer's records
             SELECT DISTINCT x.customer_id, c.code
             FROM (SELECT record_id, {_code_sql('uscc')} AS code FROM customer_records WHERE uscc IS NOT NULL) c

@@ -70,6 +70,7 @@ def _db(tmp_path):
                 [U1.lower()[:8] + " " + U1[8:], U3, U4, U5, BAD_U1, "９" + U1[1:]])
     con.execute("ALTER TABLE stg_targets ADD COLUMN city VARCHAR; ALTER TABLE stg_targets ADD COLUMN industry VARCHAR")
     con.execute("ALTER TABLE stg_targets ADD COLUMN list_name VARCHAR")
+    con.execute("ALTER TABLE stg_targets ADD COLUMN _loaded_at TIMESTAMP DEFAULT TIMESTAMP '2025-01-06 09:00:00'")
     con.execute("UPDATE stg_targets SET list_name = CASE WHEN uscc IS NULL THEN '展会名单' ELSE '行业名录' END")
     return con
 
@@ -190,3 +191,14 @@ def test_match_summary_per_list(tmp_path):
     assert got.to_dict("index") == {
         "行业名录": {"entries": 6, "by_code": 4, "by_name": 0, "not_customers": 2},
         "展会名单": {"entries": 3, "by_code": 0, "by_name": 1, "not_customers": 2}}
+
+
+def test_an_entry_without_a_listing_date_counts_from_its_load(tmp_path):
+    con = _db(tmp_path)
+    con.execute("""INSERT INTO stg_targets (target_id, company_name, region, listed_at, _loaded_at) VALUES
+        ('T13', '重庆无日期有限公司', '西南', NULL, TIMESTAMP '2024-03-01 08:00:00')""")
+    m = tl.read_matched_targets(con, AS_OF).set_index("target_id")
+    assert str(m.at["T13", "listed_at"])[:10] == "2024-03-01"
+    assert "T13" not in tl.read_matched_targets(con, "2024-02-28")["target_id"].tolist()
+    r = tl.read_target_conversion(con, AS_OF, 365).set_index("region")
+    assert r.loc["西南", ["targets", "converted"]].tolist() == [1, 0]   # T8 (2024-12-01) is too young

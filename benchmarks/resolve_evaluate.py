@@ -1,0 +1,18 @@
+"""Resolve one database again and score it against the demo truth (one process, for before/after runs).
+
+    .venv/bin/python benchmarks/resolve_evaluate.py <crm.duckdb> <truth dir>
+    PYTHONPATH=<other checkout> .venv/bin/python benchmarks/resolve_evaluate.py ...   # the code before
+"""
+import sys
+import time
+
+import duckdb
+
+from crmlib import master
+
+db = sys.argv[1]; truth = sys.argv[2]
+t = time.perf_counter()
+s = master.resolve_db(db, progress=False)
+print('resolve', round(time.perf_counter()-t,1), 's', s.stats.get('ambiguous_groups'), 'ambiguous; review queue', s.review_queue)
+con = duckdb.connect(db, read_only=True)
+print(master.evaluate(con, truth))

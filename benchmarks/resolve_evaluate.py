@@ -10,7 +10,7 @@ import duckdb
 
 from crmlib import master
 
-db = sys.argv[1]; truth = sys.argv[2]
+db, truth = sys.argv[1], sys.argv[2]
 t = time.perf_counter()
 s = master.resolve_db(db, progress=False)
 print('resolve', round(time.perf_counter()-t,1), 's', s.stats.get('ambiguous_groups'), 'ambiguous; review queue', s.review_queue)

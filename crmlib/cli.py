@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "crmlib.demo",      # crm demo-data
     "crmlib.load",      # crm load
     "crmlib.master",    # crm resolve, crm dedup
+    "crmlib.review",    # crm review export | apply
     "crmlib.quality",   # crm quality
     "crmlib.funnel",    # crm plan
     "crmlib.pyramid",   # crm pyramid

@@ -1,0 +1,62 @@
+"""`crm review export / apply`: the review queue as a workbook for stewards, decisions back into the file
+`crm resolve` reads (on the session's resolved demo; the decisions go to a file of the test's own)."""
+from __future__ import annotations
+
+import openpyxl
+import pandas as pd
+
+from crmlib import cli, master
+from crmlib.db import connect
+
+
+def _queue_size(db) -> int:
+    con = connect(db, read_only=True)
+    try:
+        return con.execute("SELECT count(*) FROM match_review_queue").fetchall()[0][0]
+    finally:
+        con.close()
+
+
+def test_export_fill_apply(demo_resolved, tmp_path, capsys):
+    db = demo_resolved / "crm.duckdb"
+    out = tmp_path / "queue.xlsx"
+    assert cli.main(["review", "export", "--db", str(db), "--out", str(out)]) == 0
+    n = _queue_size(db)
+    assert n >= 3 and f"{n} pairs to review" in capsys.readouterr().out
+    wb = openpyxl.load_workbook(out)
+    ws = wb["review"]
+    rows = list(ws.iter_rows(values_only=True))
+    assert list(rows[0]) == ["record_id_l", "record_id_r", "name_l", "name_r", "match_probability",
+                             "n_records_l", "n_records_r", "same_cluster", "decision", "note"]
+    assert len(rows) == n + 1
+    probs = [r[4] for r in rows[1:]]
+    assert probs == sorted(probs, reverse=True)            # strongest pairs first
+    assert ws.data_validations.dataValidation[0].formula1 == '"match,no_match"'
+    # a steward decides three pairs, one in Chinese, and leaves the rest blank
+    ws["I2"], ws["I3"], ws["I4"] = "match", "否", " no_match "
+    wb.save(out)
+    decisions = tmp_path / "decisions.csv"
+    assert cli.main(["review", "apply", str(out), "--reviewer", "王审核", "--decisions", str(decisions)]) == 0
+    assert "3 decisions appended" in capsys.readouterr().out
+    got = master.read_decisions(decisions)
+    want = {tuple(sorted((rows[i][0], rows[i][1]))): d for i, d in ((1, "match"), (2, "no_match"), (3, "no_match"))}
+    assert {(r.record_id_l, r.record_id_r): r.decision for r in got.itertuples()} == want
+    assert set(pd.read_csv(decisions)["reviewer"]) == {"王审核"}
+
+
+def test_apply_refuses_a_bad_word_and_appends_nothing(demo_resolved, tmp_path, capsys):
+    out = tmp_path / "queue.xlsx"
+    assert cli.main(["review", "export", "--db", str(demo_resolved / "crm.duckdb"), "--out", str(out),
+                     "--limit", "2"]) == 0
+    wb = openpyxl.load_workbook(out)
+    wb["review"]["I2"], wb["review"]["I3"] = "match", "maybe"
+    wb.save(out)
+    decisions = tmp_path / "decisions.csv"
+    capsys.readouterr()
+    assert cli.main(["review", "apply", str(out), "--reviewer", "x", "--decisions", str(decisions)]) == 2
+    err = capsys.readouterr().err
+    assert "queue.xlsx" in err and "row 3" in err and "decision" in err and "Traceback" not in err
+    assert not decisions.exists()                          # all or nothing
+    (tmp_path / "junk.xlsx").write_bytes(b"not a workbook")
+    assert cli.main(["review", "apply", str(tmp_path / "junk.xlsx"), "--reviewer", "x"]) == 2
+    assert "cannot read the workbook" in capsys.readouterr().err

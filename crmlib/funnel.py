@@ -955,11 +955,12 @@ def read_stage_history(con, as_of) -> pd.DataFrame:
         WHERE entered_at < ? ORDER BY opp_id, entered_at, stage""", [_cutoff(as_of).to_pydatetime()]).df()
 
 
-def read_lifecycle(con, as_of, p: FunnelParams, since=None) -> pd.DataFrame:
+def read_lifecycle(con, as_of, p: FunnelParams, since=None, with_lists: bool = True) -> pd.DataFrame:
     """Target customers with their furthest lifecycle stage as of ``as_of`` (needs the master).
 
     ``since`` (a date) counts only contacts, opportunities and orders dated from it on: the actuals of a
-    plan period. Target customers are the same either way."""
+    plan period. Target customers are the same either way. ``with_lists=False`` leaves marketing's list
+    entries out (the master's customers only)."""
     lo = pd.Timestamp(since).date() if since is not None else date(1900, 1, 1)
     if not all(table_exists(con, t) for t in ("customer_master", "customer_xref", "customer_records")):
         raise UserError("the customer master is not built yet", hint="run `crm resolve` first")
@@ -982,7 +983,9 @@ def read_lifecycle(con, as_of, p: FunnelParams, since=None) -> pd.DataFrame:
         SELECT DISTINCT x.customer_id FROM stg_orders o
         JOIN customer_xref x ON x.record_id = 'erp:' || o.erp_customer_id
         WHERE o.order_date BETWEEN ? AND ? AND x.customer_id IS NOT NULL""", [lo, d]).df()["customer_id"]
-    return lifecycle_stage(_with_listed_targets(con, customers, d), contacted, with_opp, with_order)
+    if with_lists:
+        customers = _with_listed_targets(con, customers, d)
+    return lifecycle_stage(customers, contacted, with_opp, with_order)
 
 
 def _with_listed_targets(con, customers: pd.DataFrame, as_of: date) -> pd.DataFrame:
@@ -1053,8 +1056,12 @@ def target_rates(con, as_of, p: FunnelParams) -> pd.DataFrame:
         lc = (tg.read_target_conversion(con, as_of, p.target_window_days, contact_sources=p.contact_sources)
               .rename(columns={"targets": "target", "converted": "potential"}))
         if len(lc) and lc["target"].sum() > 0:
+            lc.attrs["target_source"] = "lists"
             return lc
-    return lifecycle_rates(lifecycle_funnel(read_lifecycle(con, as_of, p), by="region"))
+    # the master's customers only: young list entries would dilute the stock ratio they cannot measure yet
+    lc = lifecycle_rates(lifecycle_funnel(read_lifecycle(con, as_of, p, with_lists=False), by="region"))
+    lc.attrs["target_source"] = "lifecycle"
+    return lc
 
 
 def historical_rates(con, as_of, p: FunnelParams) -> pd.DataFrame:
@@ -1066,6 +1073,7 @@ def historical_rates(con, as_of, p: FunnelParams) -> pd.DataFrame:
     (:func:`opportunity_win_rate`). The list rate and the last two are flow rates, which is what the
     seed's plan means."""
     lc = target_rates(con, as_of, p)
+    source = lc.attrs.get("target_source")
     npc = new_potential_conversion(read_customer_firsts(con, as_of), as_of, p.new_potential_burn_in_days,
                                    p.new_potential_mature_days)
     fd = read_funnel(con, as_of, p)
@@ -1073,7 +1081,9 @@ def historical_rates(con, as_of, p: FunnelParams) -> pd.DataFrame:
     out = (lc[["region", "target", "potential", "target_to_potential"]]
            .merge(npc, on="region", how="outer").merge(win[["region", "decided", "opportunity_to_order"]],
                                                        on="region", how="outer"))
-    return out.sort_values("region").reset_index(drop=True)
+    out = out.sort_values("region").reset_index(drop=True)
+    out.attrs["target_source"] = source  # "lists" or "lifecycle": which target→potential this is
+    return out
 
 
 @dataclass
@@ -1162,10 +1172,8 @@ def _cmd_plan(args) -> int:
             from .asof import resolve
             as_of = resolve(con, args.as_of, "--as-of")
             wide = historical_rates(con, as_of, p)
-            from .target_lists import has_targets, read_target_conversion
-            lists = has_targets(con) and read_target_conversion(con, as_of, p.target_window_days)["targets"].sum() > 0
             t2p = (f"target→potential = listed targets that became potentials within {p.target_window_days} days"
-                   if lists else "target→potential = contacted / target customers")
+                   if wide.attrs.get("target_source") == "lists" else "target→potential = contacted / target customers")
         finally:
             con.close()
         fallbacks: list[str] = []

@@ -981,8 +981,8 @@ def _detach_ambiguous(groups: pd.DataFrame, edges: pd.DataFrame, uf: _UnionFind,
         nodes.setdefault(root[int(y)], []).append(int(y))
     out = set()
     for x in cand:
-        own = [p for p, y in by_group.get(x, []) if root[y] == root[x]]
-        other = [p for p, y in by_group.get(x, []) if root[y] != root[x]]
+        own = [p for p, y in by_group.get(x, []) if root[y] == root[x] and y not in out]
+        other = [p for p, y in by_group.get(x, []) if root[y] != root[x] and y not in out]
         if not own or not other or max(other) < max(own) - params.ambiguity_margin:
             continue
         # the rest of its customer must stay connected without it (and without the groups detached before)
@@ -1040,15 +1040,31 @@ def append_decision(record_id_l: str, record_id_r: str, decision: str, reviewer:
     """Append one reviewer decision to the decisions file (created with its header when absent)."""
     if decision not in ("match", "no_match"):
         raise UserError(f"decision must be match or no_match, got {decision!r}")
+    append_decisions([(record_id_l, record_id_r, decision)], reviewer, path, decided_at)
+
+
+def append_decisions(rows, reviewer: str, path: str | Path | None = None, decided_at: str | None = None) -> None:
+    """Append ``(record_id_l, record_id_r, decision)`` rows in one write (a file edited by hand and left
+    without a final newline gets one first, so the first new row is not glued to the last old one)."""
+    rows = list(rows)
+    bad = [d for _l, _r, d in rows if d not in ("match", "no_match")]
+    if bad:
+        raise UserError(f"decision must be match or no_match, got {bad[0]!r}")
     path = Path(path) if path else paths.review_decisions_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists()
+    new = not path.exists() or path.stat().st_size == 0
+    if not new:
+        with path.open("rb") as f:
+            f.seek(-1, 2)
+            needs_newline = f.read(1) not in (b"\n", b"\r")
+    at = decided_at or dt.datetime.now().isoformat(timespec="seconds")
     with path.open("a", encoding="utf-8", newline="") as f:
+        if not new and needs_newline:
+            f.write("\n")
         w = csv.writer(f)
         if new:
             w.writerow(DECISION_COLUMNS)
-        w.writerow([record_id_l, record_id_r, decision, reviewer,
-                    decided_at or dt.datetime.now().isoformat(timespec="seconds")])
+        w.writerows([[a, b, d, reviewer, at] for a, b, d in rows])
 
 
 def match_records(records: pd.DataFrame, params: MasterParams, decisions: pd.DataFrame | None = None,

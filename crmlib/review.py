@@ -5,7 +5,9 @@ dozen. ``crm review export`` writes ``match_review_queue`` (strongest pairs firs
 ``decision`` column (a drop-down: match / no_match); ``crm review apply FILE --reviewer NAME`` appends
 every filled-in decision to ``params/review_decisions.csv``, the file ``crm resolve`` reads (decisions
 survive rebuilds, see crmlib.master). Blank decisions are skipped; anything else is an error naming the
-row, and then nothing is appended.
+row, and then nothing is appended (so is a pair of one record with itself, or one pair decided both ways).
+Record ids are not checked against the database: `crm resolve` ignores decisions about records it does
+not have.
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ DECISION_WORDS = {"match": "match", "no_match": "no_match", "是": "match", "同
 
 def read_queue(db: str | Path | None = None, limit: int | None = None) -> pd.DataFrame:
     """The review queue of the database, strongest pairs first (ties: record ids)."""
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be at least 1, got {limit}")
     con = connect(db or paths.db_path(), read_only=True)
     try:
         if not table_exists(con, "match_review_queue"):
@@ -57,16 +61,21 @@ def write_workbook(queue: pd.DataFrame, out: str | Path) -> Path:
     for r in queue.itertuples(index=False):
         ws.append([r.record_id_l, r.record_id_r, r.name_l, r.name_r, round(float(r.match_probability), 4),
                    int(r.n_records_l), int(r.n_records_r), bool(r.same_cluster), None, None])
-    dv = DataValidation(type="list", formula1='"match,no_match"', allow_blank=True)
-    ws.add_data_validation(dv)
-    if len(queue):
+    if len(queue):  # (an empty validation list makes Excel call the file damaged)
+        dv = DataValidation(type="list", formula1='"match,no_match"', allow_blank=True)
+        ws.add_data_validation(dv)
         dv.add(f"I2:I{len(queue) + 1}")
     ws.freeze_panes = "A2"
     for col, width in zip("ABCDEFGHIJ", (22, 22, 36, 36, 12, 8, 8, 10, 12, 30), strict=True):
         ws.column_dimensions[col].width = width
     tmp = out.with_name(out.name + ".tmp")
-    wb.save(tmp)
-    tmp.replace(out)
+    try:
+        wb.save(tmp)
+        tmp.replace(out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write the workbook ({exc.strerror or exc})", file=str(out),
+                        hint="give a file path in a writable folder, e.g. --out review_queue.xlsx") from None
     return out
 
 
@@ -76,7 +85,7 @@ def read_decisions_workbook(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise UserError("file not found", file=str(path))
     try:
-        df = pd.read_excel(path, dtype=str, engine="calamine").fillna("")
+        df = pd.read_excel(path, dtype=str, engine="calamine", na_filter=False)
     except Exception as exc:  # not a workbook, damaged, ...
         raise UserError(f"cannot read the workbook ({str(exc).splitlines()[0][:120]})", file=str(path),
                         hint="give the .xlsx written by `crm review export`") from None
@@ -84,7 +93,7 @@ def read_decisions_workbook(path: str | Path) -> pd.DataFrame:
     if missing:
         raise UserError(f"missing column(s) {', '.join(missing)}", file=str(path), row=1,
                         hint="give the .xlsx written by `crm review export`")
-    out = []
+    out, seen = [], {}
     for i, r in df.iterrows():
         word = str(r["decision"]).strip()
         if not word:
@@ -96,23 +105,34 @@ def read_decisions_workbook(path: str | Path) -> pd.DataFrame:
         if not str(r["record_id_l"]).strip() or not str(r["record_id_r"]).strip():
             raise UserError("a decision without both record ids", file=str(path), row=int(i) + 2,
                             column="record_id_l" if not str(r["record_id_l"]).strip() else "record_id_r")
-        out.append((str(r["record_id_l"]).strip(), str(r["record_id_r"]).strip(), decision))
+        a, b = str(r["record_id_l"]).strip(), str(r["record_id_r"]).strip()
+        if a == b:
+            raise UserError("a pair of one record with itself", file=str(path), row=int(i) + 2, column="record_id_r")
+        key = tuple(sorted((a, b)))
+        if key in seen and seen[key][1] != decision:
+            raise UserError(f"row {seen[key][0]} decides the same pair the other way", file=str(path),
+                            row=int(i) + 2, column="decision", hint="keep one decision per pair")
+        seen.setdefault(key, (int(i) + 2, decision))
+        out.append((a, b, decision))
     return pd.DataFrame(out, columns=["record_id_l", "record_id_r", "decision"])
 
 
 def apply_decisions(decisions: pd.DataFrame, reviewer: str, path: str | Path | None = None) -> int:
     """Append the decisions to the decisions file (all at one time stamp); returns how many."""
-    from .master import append_decision
+    from .master import append_decisions
 
     now = dt.datetime.now().isoformat(timespec="seconds")
-    for r in decisions.itertuples(index=False):
-        append_decision(r.record_id_l, r.record_id_r, r.decision, reviewer, path=path, decided_at=now)
+    append_decisions(decisions[["record_id_l", "record_id_r", "decision"]].itertuples(index=False, name=None),
+                     reviewer, path=path, decided_at=now)
     return len(decisions)
 
 
 def _cmd_export(args) -> int:
     q = read_queue(args.db, args.limit)
     out = write_workbook(q, args.out)
+    if q.empty:
+        print(f"the review queue is empty: nothing to decide ({out} has the header only)")
+        return 0
     print(f"{len(q)} pairs to review in {out}; fill in `decision` (match / no_match), then "
           f"`crm review apply {out} --reviewer <name>` and `crm resolve`")
     return 0

@@ -9,7 +9,8 @@ Definitions (tests pin them down on hand-built lists):
   both carry valid credit codes that differ (two companies with one name). Names are not parsed: a list
   is a directory extract with registered names, and a wrong match would count a conversion that did not
   happen. A list written loosely (abbreviations, typos) matches less; its rate is then biased low.
-* **Listed at** = the list's ``listed_at``; an entry without one counts from the day its file was loaded.
+* **Listed at** = the list's ``listed_at``; an entry without one counts from its first delivery (the ISO
+  week in the file name, else the day that file was loaded).
 * **Potential since** (per customer) = the earliest of its first contact (a sales-sheet visit or a
   call-center call), the creation of its first CRM account, its first opportunity and its first order:
   the day the center first knew it as more than a name on a list.
@@ -51,15 +52,36 @@ def _code_sql(col: str) -> str:
             f"WHEN regexp_full_match({c}, {ok}) THEN {c} END")
 
 
-def _matched_sql() -> str:
+def _week_monday_sql(col: str) -> str:
+    """SQL: the Monday of the ISO week in a file name ``…_YYYY-Www.ext`` (NULL without one)."""
+    y = f"TRY_CAST(regexp_extract({col}, '_(\\d{{4}})-W(\\d{{2}})\\.[^./]+$', 1) AS INTEGER)"
+    w = f"TRY_CAST(regexp_extract({col}, '_(\\d{{4}})-W(\\d{{2}})\\.[^./]+$', 2) AS INTEGER)"
+    jan4 = f"make_date({y}, 1, 4)"
+    return f"({jan4} - CAST(isodow({jan4}) - 1 AS INTEGER) + 7 * ({w} - 1))"
+
+
+def _first_known_sql(con) -> str:
+    """SELECT target_id, first_known: for entries without a listing date, the earliest delivery that held
+    them (the ISO week in the file name, else the day the file was loaded); stable when later files repeat
+    the entry."""
+    if table_exists(con, "raw_targets"):
+        return f"""SELECT trim(target_id) AS target_id,
+                          min(coalesce({_week_monday_sql('_source_file')}, CAST(_loaded_at AS DATE))) AS first_known
+                   FROM raw_targets
+                   WHERE trim(target_id) IN (SELECT target_id FROM stg_targets WHERE listed_at IS NULL)
+                   GROUP BY 1"""
+    return "SELECT target_id, CAST(_loaded_at AS DATE) AS first_known FROM stg_targets WHERE listed_at IS NULL"
+
+
+def _matched_sql(con) -> str:
     """SELECT of the list entries known at the parameter date with their matched customer (see the module
     doc): target_id, company_name, region, city, industry, listed_at, customer_id, match."""
     return f"""
         WITH t AS (
             SELECT * FROM (
-                SELECT target_id, trim(company_name) AS company_name, {_code_sql('uscc')} AS code, region, city,
-                       industry, coalesce(listed_at, CAST(_loaded_at AS DATE)) AS listed_at
-                FROM stg_targets)
+                SELECT s.target_id, trim(s.company_name) AS company_name, {_code_sql('s.uscc')} AS code,
+                       s.region, s.city, s.industry, coalesce(s.listed_at, f.first_known) AS listed_at
+                FROM stg_targets s LEFT JOIN ({_first_known_sql(con)}) f USING (target_id))
             WHERE listed_at <= ?),
         codes AS MATERIALIZED (  -- credit codes on each customer's records
             SELECT DISTINCT x.customer_id, c.code
@@ -127,7 +149,7 @@ def read_matched_targets(con, as_of) -> pd.DataFrame:
     from .names import register_duckdb_functions
 
     register_duckdb_functions(con)
-    return con.execute(_matched_sql() + " ORDER BY t.target_id", [pd.Timestamp(as_of).date()]).df()
+    return con.execute(_matched_sql(con) + " ORDER BY t.target_id", [pd.Timestamp(as_of).date()]).df()
 
 
 def read_potential_since(con, as_of, contact_sources=CONTACT_SOURCES) -> pd.DataFrame:
@@ -150,7 +172,7 @@ def read_target_conversion(con, as_of, window_days: int, by: str | None = "regio
     if by not in ("region", None):
         raise ValueError(f"by must be 'region' or None, not {by!r}")
     g = con.execute(f"""
-        WITH m AS ({_matched_sql()}), s AS ({_since_sql(con, contact_sources)}),
+        WITH m AS ({_matched_sql(con)}), s AS ({_since_sql(con, contact_sources)}),
         x AS (SELECT {group} AS grp, m.listed_at, s.potential_since
               FROM m LEFT JOIN s USING (customer_id) LEFT JOIN customer_master cm USING (customer_id))
         SELECT grp, count(*) AS targets,
@@ -176,8 +198,8 @@ def read_unmatched_counts(con, as_of) -> pd.DataFrame:
     register_duckdb_functions(con)
     d = pd.Timestamp(as_of).date()
     return con.execute(f"""
-        WITH m AS ({_matched_sql()})
-        SELECT nullif(trim(m.region), '') AS region, m.industry, count(*) AS n
+        WITH m AS ({_matched_sql(con)})
+        SELECT coalesce(nullif(trim(m.region), ''), '(未知)') AS region, m.industry, count(*) AS n
         FROM m LEFT JOIN customer_master cm USING (customer_id)
         WHERE m.customer_id IS NULL OR cm.first_seen > CAST(? AS DATE)  -- a customer only later: a target then
         GROUP BY ALL ORDER BY ALL""", [d, d]).df()
@@ -185,15 +207,19 @@ def read_unmatched_counts(con, as_of) -> pd.DataFrame:
 
 def match_summary(con, as_of) -> pd.DataFrame:
     """Per list (``list_name``): entries known at ``as_of``, matched by credit code, by name, and not customers
-    — for an analyst to see how much of a list the master recognises before trusting its rate."""
+    at ``as_of`` (as the lifecycle funnel counts them) — for an analyst to see how much of a list the master
+    recognises before trusting its rate."""
     from .names import register_duckdb_functions
 
     register_duckdb_functions(con)
+    d = pd.Timestamp(as_of).date()
     return con.execute(f"""
-        WITH m AS ({_matched_sql()})
+        WITH m AS ({_matched_sql(con)}),
+        k AS (SELECT m.*, (m.customer_id IS NOT NULL AND coalesce(cm.first_seen <= CAST(? AS DATE), true)) AS known
+              FROM m LEFT JOIN customer_master cm USING (customer_id))
         SELECT coalesce(s.list_name, '(未填写)') AS list_name, count(*) AS entries,
-               count(*) FILTER (WHERE m."match" = 'uscc') AS by_code,
-               count(*) FILTER (WHERE m."match" = 'name') AS by_name,
-               count(*) FILTER (WHERE m.customer_id IS NULL) AS not_customers
-        FROM m JOIN stg_targets s USING (target_id) GROUP BY ALL ORDER BY entries DESC, list_name""",
-                       [pd.Timestamp(as_of).date()]).df()
+               count(*) FILTER (WHERE k.known AND k."match" = 'uscc') AS by_code,
+               count(*) FILTER (WHERE k.known AND k."match" = 'name') AS by_name,
+               count(*) FILTER (WHERE NOT k.known) AS not_customers
+        FROM k JOIN stg_targets s USING (target_id) GROUP BY ALL ORDER BY entries DESC, list_name""",
+                       [d, d]).df()

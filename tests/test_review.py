@@ -60,3 +60,28 @@ def test_apply_refuses_a_bad_word_and_appends_nothing(demo_resolved, tmp_path, c
     (tmp_path / "junk.xlsx").write_bytes(b"not a workbook")
     assert cli.main(["review", "apply", str(tmp_path / "junk.xlsx"), "--reviewer", "x"]) == 2
     assert "cannot read the workbook" in capsys.readouterr().err
+
+
+def test_limit_pairs_and_hand_edited_decisions_file(demo_resolved, tmp_path, capsys):
+    db = str(demo_resolved / "crm.duckdb")
+    assert cli.main(["review", "export", "--db", db, "--out", str(tmp_path / "q.xlsx"), "--limit", "0"]) == 2
+    assert "--limit must be at least 1" in capsys.readouterr().err
+    out = tmp_path / "q.xlsx"
+    assert cli.main(["review", "export", "--db", db, "--out", str(out), "--limit", "3"]) == 0
+    wb = openpyxl.load_workbook(out)
+    ws = wb["review"]
+    ws["I2"], ws["I3"] = "match", "no_match"
+    ws["A4"], ws["B4"], ws["I4"] = ws["B2"].value, ws["A2"].value, "否"   # row 2's pair, the other way round
+    wb.save(out)
+    decisions = tmp_path / "decisions.csv"
+    assert cli.main(["review", "apply", str(out), "--reviewer", "x", "--decisions", str(decisions)]) == 2
+    assert "row 4" in capsys.readouterr().err and not decisions.exists()
+    ws["I4"] = None
+    wb.save(out)
+    # a decisions file edited by hand and saved without a final newline
+    decisions.write_text("record_id_l,record_id_r,decision,reviewer,decided_at\n"
+                         "crm:1,crm:2,match,me,2026-01-01T00:00:00", encoding="utf-8")
+    assert cli.main(["review", "apply", str(out), "--reviewer", "x", "--decisions", str(decisions)]) == 0
+    got = master.read_decisions(decisions)
+    assert len(got) == 3 and ("crm:1", "crm:2", "match") in set(
+        got[["record_id_l", "record_id_r", "decision"]].itertuples(index=False, name=None))

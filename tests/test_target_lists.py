@@ -176,11 +176,13 @@ def test_plan_rate_falls_back_while_lists_are_younger_than_the_window(tmp_path):
     con = _db(tmp_path)
     p = f.FunnelParams()
     young = f.target_rates(con, "2024-12-30", p)     # nothing listed by 2023-12-31: no cohort yet
-    # the lifecycle's stock ratio instead: 6 customers + unmatched T5, T6, T7, T8 (T8 listed 2024-12-01)
-    assert young[["target", "potential"]].sum().tolist() == [10, 2]
-    assert set(young["region"]) == {"华北", "华东", "华南", "西南"}
+    # the lifecycle's stock ratio over the master's 6 customers instead (the young list entries it cannot
+    # measure yet are left out); contacted: C2 (visit), C1 (its opportunity)
+    assert young[["target", "potential"]].sum().tolist() == [6, 2]
+    assert set(young["region"]) == {"华北", "华东", "华南"} and young.attrs["target_source"] == "lifecycle"
     lists = f.target_rates(con, AS_OF, p).set_index("region")
     assert lists.loc["华北", ["target", "potential"]].tolist() == [3, 2]   # the list's cohort
+    assert lists.attrs["target_source"] == "lists"
 
 
 def test_match_summary_per_list(tmp_path):
@@ -193,12 +195,25 @@ def test_match_summary_per_list(tmp_path):
         "展会名单": {"entries": 3, "by_code": 0, "by_name": 1, "not_customers": 2}}
 
 
-def test_an_entry_without_a_listing_date_counts_from_its_load(tmp_path):
+def test_an_entry_without_a_listing_date_counts_from_its_first_delivery(tmp_path):
     con = _db(tmp_path)
     con.execute("""INSERT INTO stg_targets (target_id, company_name, region, listed_at, _loaded_at) VALUES
-        ('T13', '重庆无日期有限公司', '西南', NULL, TIMESTAMP '2024-03-01 08:00:00')""")
+        ('T13', '重庆无日期有限公司', '西南', NULL, TIMESTAMP '2024-03-01 08:00:00'),
+        ('T14', '无区域有限公司', '', NULL, TIMESTAMP '2024-03-01 08:00:00')""")
     m = tl.read_matched_targets(con, AS_OF).set_index("target_id")
-    assert str(m.at["T13", "listed_at"])[:10] == "2024-03-01"
+    assert str(m.at["T13", "listed_at"])[:10] == "2024-03-01"     # no raw table here: the load day
     assert "T13" not in tl.read_matched_targets(con, "2024-02-28")["target_id"].tolist()
     r = tl.read_target_conversion(con, AS_OF, 365).set_index("region")
     assert r.loc["西南", ["targets", "converted"]].tolist() == [1, 0]   # T8 (2024-12-01) is too young
+    assert r.loc["(未知)", "targets"] == 1                             # T14: no region, no customer
+    assert ("(未知)", None, 1) in set(tl.read_unmatched_counts(con, AS_OF).itertuples(index=False, name=None))
+    # with the raw table: the earliest delivery that held it, by the ISO week in the file name (stable when
+    # later weekly files repeat the entry and its newest copy is the one in stg)
+    con.execute("""CREATE TABLE raw_targets AS SELECT * FROM (VALUES
+        ('T13 ', 'marketing/targets_2024-W02.csv', TIMESTAMP '2024-03-05 08:00:00'),
+        ('T13', 'marketing/targets_2024-W05.csv', TIMESTAMP '2024-03-01 08:00:00'),
+        ('T14', 'marketing/targets.csv', TIMESTAMP '2024-02-20 08:00:00'))
+        t(target_id, _source_file, _loaded_at)""")
+    m = tl.read_matched_targets(con, AS_OF).set_index("target_id")
+    assert str(m.at["T13", "listed_at"])[:10] == "2024-01-08"   # Monday of 2024-W02
+    assert str(m.at["T14", "listed_at"])[:10] == "2024-02-20"   # no week in the name: its load day

@@ -37,7 +37,7 @@ Definitions (the tests pin each of them down):
   even if no contact was recorded. These are stock counts (most known customers already buy).
 * **Plan rates** (``crm plan`` without ``--rates``, :func:`historical_rates`) are flow rates, as the seed's
   plan means them: target→potential = share of listed targets that became potentials within
-  ``target_window_days`` (:func:`crmlib.target_lists.target_conversion`; without target lists: contacted /
+  ``target_window_days`` (:func:`crmlib.target_lists.read_target_conversion`; without target lists: contacted /
   target customers of the lifecycle funnel, a stock ratio; also while every list is younger than the
   window); potential→opportunity =
   share of *new* potentials that got an opportunity (:func:`new_potential_conversion`); opportunity→order =
@@ -601,7 +601,7 @@ def lifecycle_funnel(stages: pd.DataFrame, by="region") -> pd.DataFrame:
         gkey = gkey if isinstance(gkey, tuple) else (gkey,)
         prev = None
         for i, s in enumerate(LIFECYCLE_STAGES):
-            n = int(g.loc[g["lifecycle_rank"] >= i, "n"].fillna(1).sum())
+            n = int(g.loc[g["lifecycle_rank"] >= i, "n"].sum())
             rows.append({**dict(zip(dims, gkey, strict=False)), "stage": s, "stage_rank": i, "customers": n,
                          "rate": (n / prev if prev else np.nan) if i else 1.0})
             prev = n
@@ -1022,28 +1022,42 @@ def read_region_revenue(con, as_of, months: int = 12) -> pd.DataFrame:
     return df
 
 
+CONTACT_SOURCES = ("sales", "callcenter")
+
+
+ACTIVITY_KINDS = ("contact", "account", "opportunity", "order")
+
+
+def activity_sql(con, contact_sources=CONTACT_SOURCES, kinds=ACTIVITY_KINDS) -> str:
+    """SELECT customer_id, kind, day: every dated activity of a master customer on or before the one
+    parameter (as_of). Kinds: ``contact`` (customer records of ``contact_sources``), ``account`` (CRM
+    account created), ``opportunity`` (created), ``order`` (order date); a table the database lacks gives
+    no rows. :func:`read_customer_firsts` and ``crmlib.target_lists`` aggregate it."""
+    srcs = ", ".join("'" + str(x).replace("'", "''") + "'" for x in contact_sources) or "NULL"
+    parts = [f"""SELECT x.customer_id, 'contact' AS kind, r.record_date AS day
+                 FROM customer_xref x JOIN customer_records r USING (record_id) WHERE r.source IN ({srcs})"""]
+    for table, kind, day, record in (
+            ("stg_crm_accounts", "account", "CAST(a.created_at AS DATE)", "'crm:' || a.account_id"),
+            ("stg_crm_opportunities", "opportunity", "CAST(a.created_at AS DATE)", "'crm:' || a.account_id"),
+            ("stg_orders", "order", "a.order_date", "'erp:' || a.erp_customer_id")):
+        if kind in kinds and table_exists(con, table):
+            parts.append(f"""SELECT x.customer_id, '{kind}', {day} FROM {table} a
+                             JOIN customer_xref x ON x.record_id = {record}""")
+    return f"""SELECT * FROM ({' UNION ALL '.join(parts)}) WHERE customer_id IS NOT NULL AND day <= ?"""
+
+
 def read_customer_firsts(con, as_of) -> pd.DataFrame:
     """Per master customer (with region): first contact (sales visit or call), first order, first
     opportunity, each on or before ``as_of``."""
-    d = pd.Timestamp(as_of).date()
-    return con.execute("""
-        WITH contact AS (
-            SELECT x.customer_id, min(r.record_date) AS first_contact
-            FROM customer_xref x JOIN customer_records r USING (record_id)
-            WHERE r.source IN ('sales', 'callcenter') AND r.record_date <= ? AND x.customer_id IS NOT NULL
-            GROUP BY ALL),
-        ord AS (
-            SELECT x.customer_id, min(o.order_date) AS first_order
-            FROM stg_orders o JOIN customer_xref x ON x.record_id = 'erp:' || o.erp_customer_id
-            WHERE o.order_date <= ? GROUP BY ALL),
-        opp AS (
-            SELECT x.customer_id, min(o.created_at) AS first_opp
-            FROM stg_crm_opportunities o JOIN customer_xref x ON x.record_id = 'crm:' || o.account_id
-            WHERE o.created_at <= ? GROUP BY ALL)
-        SELECT m.customer_id, m.region, c.first_contact, d.first_order, p.first_opp
-        FROM customer_master m LEFT JOIN contact c USING (customer_id) LEFT JOIN ord d USING (customer_id)
-        LEFT JOIN opp p USING (customer_id)
-        ORDER BY m.customer_id""", [d, d, d]).df()
+    return con.execute(f"""
+        WITH f AS (
+            SELECT customer_id, min(day) FILTER (WHERE kind = 'contact') AS first_contact,
+                   min(day) FILTER (WHERE kind = 'order') AS first_order,
+                   min(day) FILTER (WHERE kind = 'opportunity') AS first_opp
+            FROM ({activity_sql(con, kinds=("contact", "opportunity", "order"))}) GROUP BY customer_id)
+        SELECT m.customer_id, m.region, f.first_contact, f.first_order, f.first_opp
+        FROM customer_master m LEFT JOIN f USING (customer_id)
+        ORDER BY m.customer_id""", [pd.Timestamp(as_of).date()]).df()
 
 
 def target_rates(con, as_of, p: FunnelParams) -> pd.DataFrame:
@@ -1067,7 +1081,7 @@ def target_rates(con, as_of, p: FunnelParams) -> pd.DataFrame:
 def historical_rates(con, as_of, p: FunnelParams) -> pd.DataFrame:
     """The plan's historical rates per region (one row each, columns RATE_NAMES plus their counts):
     target→potential from marketing's target lists (``target`` = listed targets whose window is complete,
-    ``potential`` = those that became potentials; :func:`crmlib.target_lists.target_conversion`) or, without
+    ``potential`` = those that became potentials; :func:`crmlib.target_lists.read_target_conversion`) or, without
     lists, from the lifecycle funnel (contacted / target customers, a stock ratio); potential→opportunity
     from new potentials (:func:`new_potential_conversion`), opportunity→order = win rate of decided deals
     (:func:`opportunity_win_rate`). The list rate and the last two are flow rates, which is what the

@@ -391,8 +391,6 @@ def _scratch_dir(db_path: Path):
     any of its scratch folders: those a dead load left are removed (folders are tagged with the database
     name's hash, as another database in the same folder has its own lock). Falls back to the system temp
     folder when the database folder is read-only."""
-    import hashlib
-
     tag = hashlib.sha1(db_path.name.encode()).hexdigest()[:8]
     base = db_path.parent / ".load-tmp"
     try:

@@ -886,10 +886,13 @@ def cluster_groups(groups: pd.DataFrame, edges: pd.DataFrame, cannot: set[tuple[
     from splink.clustering import cluster_pairwise_predictions_at_threshold
 
     ids = groups["group_id"].to_numpy()
-    e = edges[["group_id_l", "group_id_r", "match_probability"]]
-    weights = edges[["group_id_l", "group_id_r", "match_weight"]] if "match_weight" in edges else None
+    # match weights, when given, serve the ambiguity check (_detach_ambiguous); forced matches: infinitely strong
+    e = edges[["group_id_l", "group_id_r", "match_probability"]
+              + (["match_weight"] if "match_weight" in edges else [])]
     if forced:
         f = pd.DataFrame(forced, columns=["group_id_l", "group_id_r"]).assign(match_probability=1.0)
+        if "match_weight" in e:
+            f["match_weight"] = np.inf
         e = pd.concat([f, e], ignore_index=True)
     e = e[e["match_probability"] >= params.threshold].reset_index(drop=True)
     own = con is None
@@ -931,17 +934,12 @@ def cluster_groups(groups: pd.DataFrame, edges: pd.DataFrame, cannot: set[tuple[
             uf.union(a, b, force=True)
     sub = e[e["group_id_l"].isin(members) & e["group_id_r"].isin(members)]
     sub = sub.sort_values(["match_probability", "group_id_l", "group_id_r"], ascending=[False, True, True])
-    if weights is not None:  # for the ambiguity check (forced matches: infinitely strong)
-        w = weights.drop_duplicates(["group_id_l", "group_id_r"]).set_index(["group_id_l", "group_id_r"])["match_weight"]
-        sub = sub.assign(match_weight=w.reindex(pd.MultiIndex.from_arrays(
-            [sub["group_id_l"], sub["group_id_r"]])).to_numpy()).fillna({"match_weight": np.inf})
     for a, b in zip(sub["group_id_l"].to_numpy(), sub["group_id_r"].to_numpy(), strict=False):
         uf.union(int(a), int(b))
     rebuilt = sorted(members)
     lab = lab.astype(object)
     lab.loc[rebuilt] = [f"r{uf.find(int(gid))}" for gid in rebuilt]
     detached = _detach_ambiguous(groups, sub, uf, members, {x for f in forced for x in f}, params)
-    # (sub without match_weight: no weights given, nothing is detached)
     for gid in detached:
         lab.loc[gid] = f"a{gid}"
     lab.attrs["ambiguous_groups"] = sorted(detached)
@@ -959,10 +957,9 @@ def _detach_ambiguous(groups: pd.DataFrame, edges: pd.DataFrame, uf: _UnionFind,
     weights (``edges`` lacks them) nothing is detached."""
     if "match_weight" not in edges:
         return set()
-    g = groups.set_index("group_id")
-    cand = [int(x) for x in sorted(members) if x not in pinned
-            and not isinstance(g.at[x, "brand"], str) and not isinstance(g.at[x, "n_province"], str)
-            and not isinstance(g.at[x, "n_city"], str) and not g.at[x, "city"] and not g.at[x, "uscc"]]
+    placeless = groups.loc[groups[["brand", "n_province", "n_city", "city", "uscc"]].isna().all(axis=1),
+                           "group_id"]
+    cand = sorted(int(x) for x in set(placeless) & members if x not in pinned)
     if not cand:
         return set()
     root = {int(x): uf.find(int(x)) for x in members}

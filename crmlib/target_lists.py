@@ -31,6 +31,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .db import table_exists
+from .funnel import CONTACT_SOURCES, activity_sql
 
 
 def has_targets(con) -> bool:
@@ -75,7 +76,11 @@ def _first_known_sql(con) -> str:
 
 def _matched_sql(con) -> str:
     """SELECT of the list entries known at the parameter date with their matched customer (see the module
-    doc): target_id, company_name, region, city, industry, listed_at, customer_id, match."""
+    doc): target_id, company_name, region, city, industry, listed_at, customer_id, match. Registers the
+    check-character function it calls (``uscc_is_valid``) on ``con``."""
+    from .names import register_duckdb_functions
+
+    register_duckdb_functions(con)
     return f"""
         WITH t AS (
             SELECT * FROM (
@@ -121,34 +126,15 @@ def _matched_sql(con) -> str:
         FROM t LEFT JOIN by_code c USING (target_id) LEFT JOIN by_name_ok n USING (target_id)"""
 
 
-CONTACT_SOURCES = ("sales", "callcenter")
-
-
-def _since_sql(con, contact_sources=CONTACT_SOURCES) -> str:
-    """SELECT customer_id, potential_since (see the module doc) over every activity up to the parameter date;
-    ``contact_sources`` are the customer-record sources that count as a contact (params: contact_sources)."""
-    srcs = ", ".join("'" + str(x).replace("'", "''") + "'" for x in contact_sources) or "NULL"
-    parts = [f"""SELECT x.customer_id, r.record_date AS day FROM customer_xref x JOIN customer_records r USING (record_id)
-                WHERE r.source IN ({srcs})"""]
-    if table_exists(con, "stg_crm_accounts"):
-        parts.append("""SELECT x.customer_id, CAST(a.created_at AS DATE) FROM stg_crm_accounts a
-                        JOIN customer_xref x ON x.record_id = 'crm:' || a.account_id""")
-    if table_exists(con, "stg_crm_opportunities"):
-        parts.append("""SELECT x.customer_id, CAST(o.created_at AS DATE) FROM stg_crm_opportunities o
-                        JOIN customer_xref x ON x.record_id = 'crm:' || o.account_id""")
-    if table_exists(con, "stg_orders"):
-        parts.append("""SELECT x.customer_id, o.order_date FROM stg_orders o
-                        JOIN customer_xref x ON x.record_id = 'erp:' || o.erp_customer_id""")
-    return f"""SELECT customer_id, min(day) AS potential_since FROM ({' UNION ALL '.join(parts)})
-               WHERE customer_id IS NOT NULL AND day <= ? GROUP BY customer_id"""
+def _since_sql(con, contact_sources) -> str:
+    """SELECT customer_id, potential_since (see the module doc): the first activity of any kind
+    (:func:`crmlib.funnel.activity_sql`) on or before the parameter date."""
+    return f"SELECT customer_id, min(day) AS potential_since FROM ({activity_sql(con, contact_sources)}) GROUP BY customer_id"
 
 
 def read_matched_targets(con, as_of) -> pd.DataFrame:
     """List entries known at ``as_of`` with the matched ``customer_id`` (NULL = not a customer) and
     ``match`` ('uscc', 'name' or NULL), one row each (for reading and tests; the figures aggregate in SQL)."""
-    from .names import register_duckdb_functions
-
-    register_duckdb_functions(con)
     return con.execute(_matched_sql(con) + " ORDER BY t.target_id", [pd.Timestamp(as_of).date()]).df()
 
 
@@ -163,9 +149,6 @@ def read_target_conversion(con, as_of, window_days: int, by: str | None = "regio
     """target→potential per region (``by="region"``) or over all (``by=None``): ``targets`` (the cohort),
     ``converted``, ``target_to_potential`` (definitions in the module doc). A blank list region takes the
     matched customer's region, else '(未知)'."""
-    from .names import register_duckdb_functions
-
-    register_duckdb_functions(con)
     d = pd.Timestamp(as_of).date()
     w = int(window_days)
     group = "coalesce(nullif(trim(m.region), ''), cm.region, '(未知)')" if by == "region" else "'all'"
@@ -193,9 +176,6 @@ def read_unmatched_counts(con, as_of) -> pd.DataFrame:
     """Listed targets known at ``as_of`` that are not customers at ``as_of`` (not matched, or matched to a
     customer first seen later), counted per region and industry (``n``): the lifecycle funnel's targets
     beyond the master."""
-    from .names import register_duckdb_functions
-
-    register_duckdb_functions(con)
     d = pd.Timestamp(as_of).date()
     return con.execute(f"""
         WITH m AS ({_matched_sql(con)})
@@ -209,9 +189,6 @@ def match_summary(con, as_of) -> pd.DataFrame:
     """Per list (``list_name``): entries known at ``as_of``, matched by credit code, by name, and not customers
     at ``as_of`` (as the lifecycle funnel counts them) — for an analyst to see how much of a list the master
     recognises before trusting its rate."""
-    from .names import register_duckdb_functions
-
-    register_duckdb_functions(con)
     d = pd.Timestamp(as_of).date()
     return con.execute(f"""
         WITH m AS ({_matched_sql(con)}),

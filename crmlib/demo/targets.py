@@ -102,7 +102,7 @@ def build_targets(seed: int, cust: pd.DataFrame, world_end: int) -> pd.DataFrame
 def realized(targets: pd.DataFrame, cust: pd.DataFrame, day: int, window_days: int) -> dict:
     """Per region: targets listed at least ``window_days`` before ``day`` (a complete window) and the share
     of them that became a potential within ``window_days`` after being listed — the funnel's definition
-    (``crmlib.target_lists.target_conversion``)."""
+    (``crmlib.target_lists.read_target_conversion``)."""
     t = targets[targets["listed"] <= day - window_days]
     pot = np.full(len(t), NEVER)
     real = t["cust"].to_numpy() >= 0

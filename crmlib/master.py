@@ -62,6 +62,7 @@ class MasterParams(Params):
     prior_rules_recall: float = 0.6
     threads: int = 2
     memory_limit: str = "6GB"
+    predict_chunks: int = 1
     max_values_per_group: int = 5
     name_similarity_levels: list[float] = [0.85, 0.7, 0.55]
     unregioned_brand_is_local: bool = False
@@ -76,6 +77,8 @@ def load_master_params(path: str | Path | None = None) -> MasterParams:
         raise UserError("threshold must be between 0 and 1", file="params/master.yaml")
     if not p.review_low <= p.threshold <= p.review_high:
         raise UserError("need review_low <= threshold <= review_high", file="params/master.yaml")
+    if p.predict_chunks < 1:
+        raise UserError("predict_chunks must be 1 or more", file="params/master.yaml")
     return p
 
 
@@ -715,8 +718,11 @@ def score_groups(groups: pd.DataFrame, params: MasterParams, con: duckdb.DuckDBP
                     log.info("EM session skipped (%s): %s", rule, exc)
         lap("seconds_splink_em")
         steps.update()
+    # predict_chunks > 1: Splink blocks and scores one slice of the left-hand groups at a time (the same
+    # pairs, fewer held in memory at once)
+    chunks = {} if params.predict_chunks <= 1 else {"num_chunks_left": params.predict_chunks, "num_chunks_right": 1}
     pred = linker.inference.predict(threshold_match_probability=min(params.review_low, params.threshold),
-                                    warning_mode="never")
+                                    warning_mode="never", **chunks)
     steps.update()
     mw_cols = [f"mw_{c}" for c in COMPARISONS]
     pairs = con.execute(f"""

@@ -258,3 +258,23 @@ def test_csv_rows_parse(demo):
         text = (base / "a" / "raw" / rel).read_text(encoding=ENCODING[rel])
         rows = list(csv.reader(io.StringIO(text)))
         assert len({len(r) for r in rows}) == 1, rel
+
+
+def test_generated_names_unique_as_registration_requires():
+    """Within a city, two generated companies never differ only in legal form; a national group owns its
+    trade name (通力集团 / 通力控股集团 are not two groups); when the 75² two-character trade names run out,
+    three-character ones are drawn instead of a collision."""
+    import numpy as np
+
+    from crmlib.demo.world import _Names
+
+    gen = _Names(np.random.default_rng(0))
+    legal = re.compile(r"(股份有限公司|有限责任公司|有限公司)$")
+    local = [gen.company("成都", ["软件", "贸易"]) for _ in range(4000)]
+    stems = [legal.sub("", n) for n in local]
+    assert len(set(stems)) == 4000
+    assert len({legal.search(n).group(1) for n in local}) == 3   # every legal form is still drawn
+    national = [gen.company("", ["控股集团", "集团"], "有限公司") for _ in range(6000)]
+    trade = [re.sub(r"(控股集团|集团)有限公司$", "", n) for n in national]
+    assert len(set(trade)) == 6000
+    assert sum(len(t) == 3 for t in trade) >= 6000 - 75 ** 2

@@ -141,20 +141,26 @@ def _branch_names(style: str, legal: str, brand: str, abbrs: list[str], prov: st
 
 
 class _Names:
-    """Unique generated company names (a dict keeps insertion order: no set iteration anywhere)."""
+    """Generated company names, unique the way China's name registration makes them (企业名称登记管理规定):
+    within a city, names that differ only in their legal form (有限公司 / 股份有限公司 / 集团有限公司) are
+    the same name, so one city never holds 正佳软件有限公司 and 正佳软件股份有限公司 as two companies; a
+    name registered without a region (a national group) owns its trade name: 通力集团 and 通力控股集团 are
+    not two groups. When the two-character trade names of a city run out (only at large scales) a
+    three-character one is drawn. A dict keeps insertion order: no set iteration anywhere."""
 
     def __init__(self, rng):
         self.rng, self.used = rng, {}
 
     def company(self, city_short: str, words: list[str], legal: str | None = None) -> str:
-        for _ in range(200):
-            z = "".join(cat.ZIHAO_CHARS[i] for i in self.rng.integers(0, len(cat.ZIHAO_CHARS), 2))
+        for attempt in range(200):
+            width = 2 if attempt < 50 else 3
+            z = "".join(cat.ZIHAO_CHARS[i] for i in self.rng.integers(0, len(cat.ZIHAO_CHARS), width))
             w = words[int(self.rng.integers(len(words)))]
             lf = legal or cat.LEGAL_FORMS[pick_p(self.rng, _LF3)]
-            n = f"{city_short}{z}{w}{lf}"
-            if n not in self.used:
-                self.used[n] = 1
-                return n
+            key = f"{city_short}{z}{w}" if city_short else z
+            if key not in self.used:
+                self.used[key] = 1
+                return f"{city_short}{z}{w}{lf}"
         n = f"{city_short}{len(self.used)}{words[0]}有限公司"
         self.used[n] = 1
         return n

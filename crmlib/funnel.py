@@ -60,7 +60,7 @@ import pandas as pd
 from pydantic import field_validator, model_validator
 
 from . import params as params_mod
-from .db import table_exists
+from .db import database_file, table_exists
 from .encoding import read_text
 from .errors import UserError
 from .i18n import tr
@@ -720,6 +720,10 @@ def parse_positive(text: str, what: str) -> Fraction:
     return v
 
 
+TARGET_HINT = ("write the region's revenue target as a plain number >= 0, without units such as 万, in the "
+               "same unit as --avg-order-value")
+
+
 def read_targets(path: str | Path) -> list[tuple[str, Fraction, str]]:
     """Read ``region,revenue_target`` rows → [(region, exact target, target as written)].
 
@@ -754,11 +758,11 @@ def read_targets(path: str | Path) -> list[tuple[str, Fraction, str]]:
         try:
             target = _fraction(value)
         except (ValueError, ZeroDivisionError):
-            raise UserError(f"revenue_target {value!r} is not a number", file=str(path), row=lineno,
-                            column="revenue_target") from None
+            raise UserError(f"revenue_target {value!r} is not a number" if value else "revenue_target is blank", file=str(path), row=lineno,
+                            column="revenue_target", hint=TARGET_HINT) from None
         if target < 0:
             raise UserError(f"revenue_target {value} is negative", file=str(path), row=lineno,
-                            column="revenue_target")
+                            column="revenue_target", hint=TARGET_HINT)
         seen[region] = lineno
         out.append((region, target, value.replace(",", "")))
     if not out:
@@ -803,10 +807,12 @@ def pooled_rates(rates_wide: pd.DataFrame) -> dict[str, float]:
 
 
 def historical_plan_rates(rates_wide: pd.DataFrame, regions: Iterable[str], digits: int = 4,
-                          file: str | None = None, notes: list[str] | None = None) -> dict[str, PlanRates]:
+                          file: str | None = None, notes: list[str] | None = None,
+                          db: str | None = None) -> dict[str, PlanRates]:
     """Per-region PlanRates from :func:`historical_rates` output, rounded to ``digits`` decimals (the
     printed rates reproduce the plan). A region with no history for a step (no conversions yet) takes the
-    pooled rate of all regions for that step, and ``notes`` says so; an unknown region is an error."""
+    pooled rate of all regions for that step, and ``notes`` says so; an unknown region is an error (naming
+    the targets ``file``), no region with history for a step too (naming the database ``db``)."""
     by_region = rates_wide.set_index("region")
     pooled = pooled_rates(rates_wide)
     out = {}
@@ -823,7 +829,7 @@ def historical_plan_rates(rates_wide: pd.DataFrame, regions: Iterable[str], digi
                 v = pooled.get(n, float("nan"))
                 if pd.isna(v) or round(float(v), digits) <= 0:
                     raise UserError(f"no region has historical {n.replace('_', ' ')} conversions yet",
-                                    file=file, column="region", hint="pass --rates for this plan")
+                                    file=db, hint="pass --rates for this plan")
                 if notes is not None:
                     notes.append(f"{region}: no {n.replace('_', ' ')} history of its own; "
                                  f"using all regions' rate {float(v):.{digits}f}")
@@ -1078,6 +1084,11 @@ def target_rates(con, as_of, p: FunnelParams) -> pd.DataFrame:
     return lc
 
 
+# what :func:`historical_rates` reads: the master (`crm resolve`) and CRM opportunities (`crm load`)
+PLAN_TABLES = ("customer_master", "customer_xref", "customer_records", "stg_crm_opportunities",
+               "stg_crm_opportunity_stages", "stg_crm_accounts", "stg_reps")
+
+
 def historical_rates(con, as_of, p: FunnelParams) -> pd.DataFrame:
     """The plan's historical rates per region (one row each, columns RATE_NAMES plus their counts):
     target→potential from marketing's target lists (``target`` = listed targets whose window is complete,
@@ -1086,6 +1097,11 @@ def historical_rates(con, as_of, p: FunnelParams) -> pd.DataFrame:
     from new potentials (:func:`new_potential_conversion`), opportunity→order = win rate of decided deals
     (:func:`opportunity_win_rate`). The list rate and the last two are flow rates, which is what the
     seed's plan means."""
+    missing = [t for t in PLAN_TABLES if not table_exists(con, t)]
+    if missing:
+        raise UserError(f"the database has no {', '.join(missing)} table{'s' if len(missing) > 1 else ''}; "
+                        "historical rates need loaded and resolved data", file=database_file(con),
+                        hint="run `crm load` and `crm resolve` first, or pass --rates")
     lc = target_rates(con, as_of, p)
     source = lc.attrs.get("target_source")
     npc = new_potential_conversion(read_customer_firsts(con, as_of), as_of, p.new_potential_burn_in_days,
@@ -1170,9 +1186,20 @@ def funnel_weekly_metrics(con, as_of, params: FunnelParams | None = None) -> dic
 # CLI: crm plan
 
 
+def _oldest_data_date(con) -> date | None:
+    """The oldest system-stamped date (the tables of :data:`crmlib.asof.SYSTEM_DATES`), None without any."""
+    from .asof import SYSTEM_DATES
+
+    parts = [f"SELECT min(CAST({c} AS DATE)) AS d FROM {t}" for t, c in SYSTEM_DATES if table_exists(con, t)]
+    return con.execute(f"SELECT min(d) FROM ({' UNION ALL '.join(parts)})").fetchone()[0] if parts else None
+
+
 def _cmd_plan(args) -> int:
+    from .asof import parse, resolve
+
     targets = read_targets(args.targets)
     aov = parse_positive(args.avg_order_value, "--avg-order-value")
+    parse(args.as_of, "--as-of")  # a bad date is an error with --rates too, where it is not used
     if args.rates:
         rates = parse_rates(args.rates)
         note = f"rates (given): target→potential {args.rates.split(',')[0].strip()}, " \
@@ -1183,15 +1210,21 @@ def _cmd_plan(args) -> int:
         p = load_params()
         con = connect(args.db, read_only=True)
         try:
-            from .asof import resolve
             as_of = resolve(con, args.as_of, "--as-of")
+            first = _oldest_data_date(con)
+            if first is not None and as_of < first:
+                raise UserError(f"--as-of {as_of} is before the data, which starts on {first}: no history to "
+                                "take rates from", file=database_file(con),
+                                hint=f"give a date after {first}, leave --as-of out, or pass --rates")
             wide = historical_rates(con, as_of, p)
+            db_file = database_file(con)
             t2p = (f"target→potential = listed targets that became potentials within {p.target_window_days} days"
                    if wide.attrs.get("target_source") == "lists" else "target→potential = contacted / target customers")
         finally:
             con.close()
         fallbacks: list[str] = []
-        rates = historical_plan_rates(wide, [t[0] for t in targets], file=str(args.targets), notes=fallbacks)
+        rates = historical_plan_rates(wide, [t[0] for t in targets], file=str(args.targets), notes=fallbacks,
+                                      db=db_file)
         lines = [f"  {r}: {float(v.target_to_potential):.4f}, {float(v.potential_to_opportunity):.4f}, "
                  f"{float(v.opportunity_to_order):.4f}" for r, v in rates.items()]
         note = ("no --rates given: using each region's historical rates from the database "

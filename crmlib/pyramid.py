@@ -26,8 +26,9 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from .asof import parse as parse_as_of
 from .asof import resolve as resolve_as_of
 from .db import table_exists
 from .encoding import read_user_csv
@@ -158,6 +159,7 @@ class ValueModel(Params):
     migration_days: int = Field(7, ge=1)
     indicators: dict[str, IndicatorSpec]
     ahp: AHPSpec | None = None
+    _source: str = PrivateAttr("params/value_model.yaml")  # the file it came from, for error messages
 
     @field_validator("indicators")
     @classmethod
@@ -179,7 +181,14 @@ class ValueModel(Params):
 
 
 def load_params(path: str | Path | None = None, **overrides) -> ValueModel:
-    return load(ValueModel, path or "value_model", **overrides)
+    params = load(ValueModel, path or "value_model", **overrides)
+    if path:
+        params._source = str(path)
+    return params
+
+
+class NothingToScore(UserError):
+    """The data leave nothing to rank (no weighted indicator varies): not a configuration error."""
 
 
 # ---------------------------------------------------------------- indicators (pure)
@@ -402,10 +411,13 @@ def informative(ind: pd.DataFrame) -> list[str]:
 
 
 def family_weights_ahp(params: ValueModel) -> dict[str, float]:
-    res = ahp_weights(params.ahp.matrix)
+    try:
+        res = ahp_weights(params.ahp.matrix)
+    except UserError as exc:  # not square, reciprocal, positive: say which file
+        raise UserError(str(exc), file=params._source, column="ahp.matrix") from None
     if not res.consistent:
         raise UserError(f"AHP matrix is inconsistent: CR = {res.cr:.3f} >= 0.10 (Saaty RI {res.ri})",
-                        file="params/value_model.yaml", column="ahp.matrix",
+                        file=params._source, column="ahp.matrix",
                         hint="revise the pairwise judgements")
     return dict(zip(params.ahp.criteria, map(float, res.weights), strict=True))
 
@@ -418,9 +430,13 @@ def weights(ind: pd.DataFrame, params: ValueModel, family_weights: dict[str, flo
     to the manual weights; ``method`` overrides ``params.weighting``.
     """
     method = method or params.weighting
-    usable = [c for c in informative(ind) if c in params.indicators and params.indicators[c].weight > 0]
+    weighted = [c for c in ind.columns if c in params.indicators and params.indicators[c].weight > 0]
+    if not weighted:
+        raise UserError("no indicator scored here has a weight above 0", file=params._source, column="indicators",
+                        hint=f"give at least one of {', '.join(ind.columns)} a weight > 0")
+    usable = [c for c in informative(ind) if c in weighted]
     if not usable:
-        raise UserError("no indicator varies across the customers: nothing to score on")
+        raise NothingToScore("no indicator varies across the customers: nothing to score on")
     manual = pd.Series({c: params.indicators[c].weight for c in usable}, dtype=float)
     if method == "entropy" and family_weights is None:
         w = entropy_weights(ind[usable], {c: params.indicators[c].direction for c in usable})
@@ -602,16 +618,25 @@ def indicators_from_db(con, as_of, params: ValueModel) -> pd.DataFrame:
 
 
 def _score_or_empty(ind: pd.DataFrame, params: ValueModel) -> pd.DataFrame:
-    """Score, or an empty frame when fewer than two customers have ordered yet (nothing to rank)."""
+    """Score, or an empty frame when the data leave nothing to rank (fewer than two customers have ordered
+    yet, or none differs on a weighted indicator). Configuration errors (no indicator with a weight, a bad
+    AHP matrix) are raised either way."""
     try:
-        return score(ind, params) if len(ind) > 1 else pd.DataFrame(columns=["score", "tier", "loss_making"])
-    except UserError:
+        return score(ind, params)
+    except NothingToScore:
+        if params.weighting == "ahp":
+            family_weights_ahp(params)  # a bad matrix is an error in a week with nothing to rank too
         return pd.DataFrame(columns=["score", "tier", "loss_making"])
 
 
 def pyramid_weekly_metrics(con, as_of=None, params: ValueModel | None = None) -> dict:
     """Flat ``pyramid_*`` headline figures for metrics.json: customers per tier, top-20% revenue and profit
     share, revenue Gini, loss-making count, upgrades / downgrades / new against ``as_of - 7 days``."""
+    return _weekly(con, as_of, params)[0]
+
+
+def _weekly(con, as_of=None, params: ValueModel | None = None) -> tuple[dict, pd.DataFrame]:
+    """:func:`pyramid_weekly_metrics` and the scoring at ``as_of`` they come from."""
     params = params or load_params()
     as_of = resolve_as_of(con, as_of)
     ind = indicators_from_db(con, as_of, params)
@@ -630,7 +655,7 @@ def pyramid_weekly_metrics(con, as_of=None, params: ValueModel | None = None) ->
         "pyramid_downgrades": int((movers["move"] == "down").sum()),
         "pyramid_new": int((movers["move"] == "new").sum()),
     })
-    return out
+    return out, cur
 
 
 def weights_table(ind: pd.DataFrame, params: ValueModel) -> pd.DataFrame:
@@ -700,10 +725,12 @@ def read_transactions_csv(path: str | Path, customer: str, date_col: str, amount
     if blank.any():
         raise UserError("customer is blank", file=str(path), row=int(line[blank].iloc[0]), column=customer)
     amt = pd.to_numeric(raw[amount].str.replace(",", "", regex=False).str.strip(), errors="coerce")
-    if amt.isna().any():
-        i = amt.isna().idxmax()
-        raise UserError(f"amount {raw.at[i, amount]!r} is not a number", file=str(path), row=int(line[i]),
-                        column=amount)
+    bad = ~np.isfinite(amt)  # "inf", "1e400" read as infinite: no total, share or Gini from them
+    if bad.any():
+        i = bad.idxmax()
+        what = "is not a number" if pd.isna(amt.at[i]) else "is not a finite number"
+        raise UserError(f"amount {raw.at[i, amount]!r} {what}", file=str(path), row=int(line[i]),
+                        column=amount, hint="write amounts as plain numbers, e.g. 1234.50 or -80 for a return")
     text = raw[date_col].str.strip()
     best = None
     for fmt in DATE_FORMATS:
@@ -733,8 +760,6 @@ def pyramid_from_transactions(tx: pd.DataFrame, params: ValueModel, as_of=None) 
     sc = score(ind, params)
     conc = concentration(ind, params.top_share)
     w = weights(ind, params)
-    tiers = sc.reset_index().rename(columns={"customer_id": "customer"})
-    tiers = tiers.sort_values(["score", "customer"], ascending=[False, True], kind="mergesort")
     summary = {
         "as_of": pd.Timestamp(as_of).date().isoformat(),
         "transactions": int(len(tx)),
@@ -749,7 +774,14 @@ def pyramid_from_transactions(tx: pd.DataFrame, params: ValueModel, as_of=None) 
         "weights": {k: round(float(v), 6) for k, v in w.items()},
         "normalisation": params.normalisation.method,
     }
-    return tiers[["customer", "score", "tier"]].reset_index(drop=True), summary
+    return tiers_table(sc), summary
+
+
+def tiers_table(scored: pd.DataFrame) -> pd.DataFrame:
+    """``customer, score, tier`` (the ``--out`` file), best score first, ties by customer."""
+    tiers = scored.rename_axis("customer").reset_index()
+    tiers = tiers.sort_values(["score", "customer"], ascending=[False, True], kind="mergesort")
+    return tiers[["customer", "score", "tier"]].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------- CLI
@@ -760,9 +792,11 @@ def _run(args) -> int:
         con = connect(args.db, read_only=True)
         try:
             as_of = resolve_as_of(con, args.as_of, "--as-of")
-            m = pyramid_weekly_metrics(con, as_of, params)
+            m, scored = _weekly(con, as_of, params)
         finally:
             con.close()
+        if args.out:
+            tiers_table(scored).to_csv(args.out, index=False, float_format="%.6f")
         m = {"as_of": as_of.isoformat(), **{
             k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in m.items()}}
         text = json.dumps(m, ensure_ascii=False, indent=2)
@@ -774,8 +808,18 @@ def _run(args) -> int:
     if missing:
         raise UserError(f"{', '.join(missing)} required with a transaction file",
                         hint="e.g. crm pyramid tx.csv --customer id --date date --amount amount")
+    as_of = parse_as_of(args.as_of, "--as-of")
     tx = read_transactions_csv(args.transactions, args.customer, args.date, args.amount)
-    tiers, summary = pyramid_from_transactions(tx, params, args.as_of)
+    first, last = tx["order_date"].min().date(), tx["order_date"].max().date()
+    if as_of is not None and as_of < first:
+        raise UserError(f"no transactions on or before --as-of {as_of}: the file's dates run from {first} "
+                        f"to {last}", file=str(args.transactions), column=args.date,
+                        hint=f"give a date on or after {first}, or leave --as-of out")
+    try:
+        tiers, summary = pyramid_from_transactions(tx, params, as_of)
+    except NothingToScore as exc:
+        raise UserError(str(exc), file=str(args.transactions),
+                        hint="the list needs at least two customers that differ in what they bought") from None
     summary["file"] = str(args.transactions)
     if args.out:
         tiers.to_csv(args.out, index=False, float_format="%.6f")

@@ -62,7 +62,9 @@ def _run_err(capsys, argv):
     ("region,target\n北京公司,250\n", ["column revenue_target", "missing column"]),
     ("revenue_target\n250\n", ["column region", "missing column"]),
     ("region,revenue_target\n北京公司,250\n上海公司,abc\n", ["row 3", "column revenue_target", "not a number"]),
-    ("region,revenue_target\n北京公司,-5\n", ["row 2", "column revenue_target", "negative"]),
+    ("region,revenue_target\n北京公司,-5\n", ["row 2", "column revenue_target", "negative", "same unit as --avg"]),
+    ("region,revenue_target\n北京公司,\n", ["row 2", "column revenue_target", "blank", "a plain number >= 0"]),
+    ("region,revenue_target\n北京公司,1000万\n", ["row 2", "'1000万' is not a number", "without units such as 万"]),
     ("region,revenue_target\n,5\n", ["row 2", "column region", "blank"]),
     ("region,revenue_target\n北京公司,5\n北京公司,6\n", ["row 3", "appears twice"]),
     ("", ["empty"]),
@@ -163,3 +165,43 @@ def test_plan_with_historical_rates(tmp_path, capsys):
     targets.write_text("region,revenue_target\n北京公司,100\n", encoding="utf-8")
     rc, err = _run_err(capsys, ["plan", str(targets), "--avg-order-value", "10", "--db", str(db)])
     assert rc == 2 and "北京公司" in err and "column region" in err
+
+
+def test_bad_as_of_is_refused_with_given_rates_too(capsys):
+    rc, err = _run_err(capsys, ["plan", str(FIXTURE), "--avg-order-value", "10", "--rates", "0.02,0.1,0.5",
+                                "--as-of", "garbage"])
+    assert rc == 2 and "--as-of 'garbage' is not a date" in err
+
+
+def test_historical_rates_on_a_database_not_resolved_yet(tmp_path, capsys):
+    # what `crm load` leaves before `crm resolve`: staging tables, no customer master
+    db = tmp_path / "loaded.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE stg_orders (order_id VARCHAR, erp_customer_id VARCHAR, order_date DATE)")
+    con.execute("INSERT INTO stg_orders VALUES ('S1', 'E1', DATE '2024-03-01')")
+    con.execute("CREATE TABLE stg_crm_opportunity_stages (opp_id VARCHAR, stage VARCHAR, entered_at TIMESTAMP)")
+    for t in ("stg_crm_opportunities", "stg_crm_accounts", "stg_reps"):
+        con.execute(f"CREATE TABLE {t} (x VARCHAR)")
+    con.close()
+    rc, err = _run_err(capsys, ["plan", str(FIXTURE), "--avg-order-value", "10", "--db", str(db)])
+    assert rc == 2 and "Traceback" not in err
+    assert f"file {db}: the database has no customer_master, customer_xref, customer_records tables" in err
+    assert "run `crm load` and `crm resolve` first" in err
+
+
+def test_no_history_names_the_database_not_the_targets(tmp_path, capsys):
+    db = tmp_path / "crm.duckdb"
+    _lifecycle_db(db)
+    targets = tmp_path / "t.csv"
+    targets.write_text("region,revenue_target\n华北,100\n", encoding="utf-8")
+    # 2024-03-01: the opportunities (created 2024-02-01) are all still open, so no deal is decided yet
+    rc, err = _run_err(capsys, ["plan", str(targets), "--avg-order-value", "10", "--db", str(db),
+                                "--as-of", "2024-03-01"])
+    assert rc == 2
+    assert f"file {db}: no region has historical " in err and "conversions yet" in err
+    assert str(targets) not in err and "column region" not in err
+    # before the data: the oldest system-stamped date is the first stage entry, 2024-02-01
+    rc, err = _run_err(capsys, ["plan", str(targets), "--avg-order-value", "10", "--db", str(db),
+                                "--as-of", "2024-01-15"])
+    assert rc == 2
+    assert f"file {db}: --as-of 2024-01-15 is before the data, which starts on 2024-02-01" in err

@@ -2,11 +2,16 @@ import importlib.util
 import json
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from crmlib.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+TX = "cust,day,amt\na,2024-01-01,100\nb,2024-01-02,10\nc,2024-01-03,30\na,2024-01-10,50\n"
 
 
 def _run(capsys, *argv):
@@ -42,6 +47,9 @@ def test_small_list_end_to_end(tmp_path, capsys):
     ("cust,day,amt\na,2024-01-01,1\nb,2024-13-45,2\n", (), "row 3, column day"),
     ("cust,day,amt\na,2024-01-01,1\n,2024-01-02,2\n", (), "row 3, column cust"),
     ("cust day amt\na 2024-01-01 1\n", (), "whitespace-separated"),
+    # infinite amounts would make every share and the Gini nan
+    ("cust,day,amt\na,2024-01-01,1\nb,2024-01-02,inf\n", (), "row 3, column amt: amount 'inf' is not a finite"),
+    ("cust,day,amt\na,2024-01-01,1\nb,2024-01-02,1e400\n", (), "row 3, column amt: amount '1e400' is not a fin"),
 ])
 def test_user_errors_name_file_row_column(tmp_path, capsys, content, args, expect):
     f = tmp_path / "tx.csv"
@@ -51,6 +59,24 @@ def test_user_errors_name_file_row_column(tmp_path, capsys, content, args, expec
     code, _, err = _run(capsys, f, *[x for kv in argv.items() for x in kv])
     assert code == 2
     assert "Traceback" not in err and str(f) in err and expect in err
+
+
+@pytest.mark.parametrize("as_of", ["2025-02-30", "garbage"])
+def test_bad_as_of_is_a_user_error(tmp_path, capsys, as_of):
+    f = tmp_path / "tx.csv"
+    f.write_text(TX, encoding="utf-8")
+    code, _, err = _run(capsys, f, "--customer", "cust", "--date", "day", "--amount", "amt", "--as-of", as_of)
+    assert code == 2
+    assert f"--as-of {as_of!r} is not a date" in err and "YYYY-MM-DD" in err and "Traceback" not in err
+
+
+def test_as_of_before_every_transaction_names_the_file_and_its_dates(tmp_path, capsys):
+    f = tmp_path / "tx.csv"
+    f.write_text(TX, encoding="utf-8")
+    code, _, err = _run(capsys, f, "--customer", "cust", "--date", "day", "--amount", "amt", "--as-of", "2020-01-01")
+    assert code == 2
+    assert f"file {f}, column day: no transactions on or before --as-of 2020-01-01" in err
+    assert "the file's dates run from 2024-01-01 to 2024-01-10" in err and "leave --as-of out" in err
 
 
 def test_gbk_chinese_headers(tmp_path, capsys):
@@ -104,3 +130,61 @@ def test_cdnow_true_concentration(tmp_path, capsys):
     assert sum(s["tier_counts"].values()) == 23570
     # the VIP tier holds far more than its head-count share of revenue
     assert s["revenue_share_by_tier"]["vip"] > 2 * s["tier_counts"]["vip"] / 23570
+
+
+def _db(path: Path) -> None:
+    """Three master customers with one order each: revenue 100 (C1), 300 (C2), 200 (C3); nothing else."""
+    con = duckdb.connect(str(path))
+    con.execute("""CREATE TABLE stg_orders (order_id VARCHAR, line_no INTEGER, order_date DATE,
+        erp_customer_id VARCHAR, amount DOUBLE, cost DOUBLE, returned_amount DOUBLE)""")
+    con.execute("""INSERT INTO stg_orders VALUES ('O1', 1, '2024-01-02', 'E1', 100, 50, 0),
+        ('O2', 1, '2024-01-03', 'E2', 300, 100, 0), ('O3', 1, '2024-01-04', 'E3', 200, 150, 0)""")
+    con.execute("CREATE TABLE customer_xref (record_id VARCHAR, customer_id VARCHAR)")
+    con.execute("INSERT INTO customer_xref VALUES ('erp:E1', 'C1'), ('erp:E2', 'C2'), ('erp:E3', 'C3')")
+    con.execute("""CREATE TABLE customer_master (customer_id VARCHAR, name VARCHAR, size VARCHAR,
+        registered_capital DOUBLE, listed VARCHAR, region VARCHAR, industry VARCHAR)""")
+    con.execute("""INSERT INTO customer_master VALUES ('C1', '甲', NULL, NULL, NULL, '华北', NULL),
+        ('C2', '乙', NULL, NULL, NULL, '华北', NULL), ('C3', '丙', NULL, NULL, NULL, '华北', NULL)""")
+    con.close()
+
+
+def _params(path: Path, weights: dict[str, float], **top) -> Path:
+    """The shipped value model with only the given indicator weights (others 0) and top-level overrides."""
+    data = yaml.safe_load((REPO / "params" / "value_model.yaml").read_text(encoding="utf-8"))
+    for name, spec in data["indicators"].items():
+        spec["weight"] = weights.get(name, 0)
+    data.update(top)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_db_mode_writes_the_tiers_file(tmp_path, capsys):
+    db, out = tmp_path / "crm.duckdb", tmp_path / "tiers.csv"
+    _db(db)
+    params = _params(tmp_path / "revenue_only.yaml", {"revenue": 1})
+    code, stdout, err = _run(capsys, "--db", db, "--as-of", "2024-01-10", "--params", params, "--out", out)
+    assert code == 0, err
+    assert json.loads(stdout)["pyramid_customers"] == 3
+    # revenue 300, 200, 100 -> percentile 1, 0.5, 0 -> scores 100 (vip), 50 (ordinary), 0 (small)
+    assert out.read_text(encoding="utf-8").splitlines() == [
+        "customer,score,tier", "C2,100.000000,vip", "C3,50.000000,ordinary", "C1,0.000000,small"]
+
+
+@pytest.mark.parametrize("as_of", ["2024-01-10", "2023-12-01"])   # 3 customers; none ordered yet
+def test_db_mode_configuration_errors_surface(tmp_path, capsys, as_of):
+    db = tmp_path / "crm.duckdb"
+    _db(db)
+    # transaction over finance: 3 one way, 5 the other way round (a[1][2] * a[2][1] = 15)
+    ahp = {"criteria": ["transaction", "finance"], "matrix": [[1, 3], [5, 1]]}
+    bad = _params(tmp_path / "bad_ahp.yaml", {"revenue": 1, "receipts_total": 1}, weighting="ahp", ahp=ahp)
+    code, stdout, err = _run(capsys, "--db", db, "--as-of", as_of, "--params", bad)
+    assert code == 2 and stdout == ""
+    assert f"file {bad}, column ahp.matrix: AHP matrix is not reciprocal" in err
+    zero = _params(tmp_path / "zero.yaml", {})
+    code, stdout, err = _run(capsys, "--db", db, "--as-of", as_of, "--params", zero)
+    assert code == 2 and stdout == ""
+    assert f"file {zero}, column indicators: no indicator scored here has a weight above 0" in err
+    # the shipped model on the same database: a week with fewer than two customers is empty, not an error
+    code, stdout, err = _run(capsys, "--db", db, "--as-of", as_of)
+    assert code == 0, err
+    assert json.loads(stdout)["pyramid_customers"] == (3 if as_of == "2024-01-10" else 0)

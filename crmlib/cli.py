@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .errors import UserError
@@ -55,6 +56,32 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"crm {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        # a path the command was given cannot be used: a folder where a file belongs, a missing or
+        # read-only folder, a file where a folder belongs
+        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f) or "a file"
+        print(f"crm {args.command}: error: {where}: {exc.strerror or exc} (check the path: its folder must "
+              "exist and be writable, and a file must not be a folder)", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: one plain line for the user, the traceback kept for whoever fixes it
+        if os.environ.get("CRM_DEBUG"):
+            raise
+        log = _crash_log(args.command, sys.argv[1:] if argv is None else argv)
+        print(f"crm {args.command}: unexpected error ({type(exc).__name__}: {exc}). This is a bug in crm, "
+              f"not in your input; please report it with {log} (CRM_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 70
+
+
+def _crash_log(command: str, argv: list[str]) -> str:
+    """Write the current exception's traceback to a file in the temp folder; return its path."""
+    import tempfile
+    import time
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix=f"crm-{command}-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".log")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(f"crm {' '.join(map(str, argv))}\n\n{traceback.format_exc()}")
+    return path
 
 
 if __name__ == "__main__":

@@ -24,12 +24,29 @@ def connect(db: str | Path | None = None, read_only: bool = False) -> duckdb.Duc
     db = Path(db) if db else paths.db_path()
     if read_only and not db.exists():
         raise UserError("database not found", file=str(db), hint="run `crm load` first")
+    if db.is_dir():
+        raise UserError("is a folder, not a database file", file=str(db),
+                        hint="pass the .duckdb file, e.g. data/curated/crm.duckdb")
     db.parent.mkdir(parents=True, exist_ok=True)
     try:
         return duckdb.connect(str(db), read_only=read_only)
     except duckdb.IOException as exc:
-        raise LockedError(f"database is in use by another process: {exc}", file=str(db),
-                          hint="wait for the running load/resolve to finish") from None
+        text = str(exc)
+        if "lock" in text.lower():
+            raise LockedError(f"database is in use by another process: {exc}", file=str(db),
+                              hint="wait for the running load/resolve to finish") from None
+        if "not a valid DuckDB database" in text:
+            raise UserError("not a DuckDB database", file=str(db),
+                            hint="pass the database `crm load` wrote (data/curated/crm.duckdb by default); "
+                                 "a new path makes a new database") from None
+        raise UserError(f"cannot open the database: {exc}", file=str(db),
+                        hint="check the path and that you may read and write it") from None
+
+
+def database_file(con: duckdb.DuckDBPyConnection) -> str:
+    """The file behind a connection (for messages); ':memory:' for an in-memory database."""
+    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    return (row[0] if row and row[0] else ":memory:")
 
 
 @contextmanager

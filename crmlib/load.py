@@ -413,6 +413,11 @@ def load_all(raw_dir: str | Path | None = None, db_path: str | Path | None = Non
                         hint="pass --raw, or generate demo data with `crm demo-data`")
     cfg = config or load_config()
     tasks, ignored = discover(raw_dir, cfg)
+    if not tasks:
+        others = f"; {len(ignored)} other file(s) ignored, e.g. {ignored[0].file}" if ignored else ""
+        raise UserError(f"no source files found{others}", file=str(raw_dir),
+                        hint="point --raw at the folder that holds crm/, erp/, sales_sheets/, callcenter/, "
+                             "service/ and marketing/, with the file names data/raw/README.md lists")
     hashes, hash_seconds = {}, {}
     for t in tqdm(tasks, desc="hashing", unit="file", leave=False, disable=not progress, file=sys.stderr):
         t0 = time.perf_counter()

@@ -31,6 +31,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+from pydantic import Field, field_validator
 from tqdm.auto import tqdm
 
 from . import db as dbmod
@@ -38,7 +39,7 @@ from . import names as nm
 from . import paths
 from .encoding import read_user_csv
 from .errors import UserError
-from .params import Params
+from .params import Params, params_path
 from .params import load as load_params
 
 log = logging.getLogger("crm.master")
@@ -55,30 +56,44 @@ class MasterParams(Params):
     threshold: float = 0.9
     review_low: float = 0.8
     review_high: float = 0.95
-    seed: int = 42
-    u_max_pairs: float = 5e5
-    em_max_pairs: float = 2e5
-    em_min_groups: int = 1000
-    prior_rules_recall: float = 0.6
-    threads: int = 2
-    memory_limit: str = "6GB"
-    predict_chunks: int = 1
-    max_values_per_group: int = 5
-    name_similarity_levels: list[float] = [0.85, 0.7, 0.55]
+    seed: int = Field(42, ge=0)
+    u_max_pairs: float = Field(5e5, gt=0)
+    em_max_pairs: float = Field(2e5, gt=0)
+    em_min_groups: int = Field(1000, ge=2)
+    prior_rules_recall: float = Field(0.6, gt=0, le=1)
+    threads: int = Field(2, ge=1)
+    memory_limit: str = Field("6GB", pattern=r"(?i)^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$")
+    predict_chunks: int = Field(1, ge=1)
+    max_values_per_group: int = Field(5, ge=1)
+    name_similarity_levels: list[float] = Field([0.85, 0.7, 0.55], min_length=3, max_length=3)
     unregioned_brand_is_local: bool = False
     hierarchy_sectors: list[str] = ["bank", "insurance", "securities", "telecom", "energy", "transport"]
-    source_trust: list[str] = list(SOURCES)
+    source_trust: list[str] = Field(list(SOURCES), min_length=1)
     ambiguity_margin: float = 3.0
+
+    @field_validator("name_similarity_levels")
+    @classmethod
+    def _levels(cls, v: list[float]) -> list[float]:
+        if not all(0 < x <= 1 for x in v) or sorted(v, reverse=True) != v or len(set(v)) != len(v):
+            raise ValueError("three similarities between 0 and 1, highest first, e.g. [0.85, 0.7, 0.55]")
+        return v
+
+    @field_validator("source_trust")
+    @classmethod
+    def _sources(cls, v: list[str]) -> list[str]:
+        bad = [x for x in v if x not in SOURCES]
+        if bad or len(set(v)) != len(v):
+            raise ValueError(f"each of {', '.join(SOURCES)} at most once (not {', '.join(bad) or 'repeated'})")
+        return v
 
 
 def load_master_params(path: str | Path | None = None) -> MasterParams:
     p = load_params(MasterParams, path or "master")
+    where = str(params_path(path or "master"))
     if not 0 < p.threshold < 1:
-        raise UserError("threshold must be between 0 and 1", file="params/master.yaml")
+        raise UserError("threshold must be between 0 and 1", file=where)
     if not p.review_low <= p.threshold <= p.review_high:
-        raise UserError("need review_low <= threshold <= review_high", file="params/master.yaml")
-    if p.predict_chunks < 1:
-        raise UserError("predict_chunks must be 1 or more", file="params/master.yaml")
+        raise UserError("need review_low <= threshold <= review_high", file=where)
     return p
 
 
@@ -175,7 +190,8 @@ def records_sql(con: duckdb.DuckDBPyConnection) -> str:
                    {_col(ca, '_source_file')}, {_col(ca, '_row', cast='BIGINT')}
             FROM stg_calls""")
     if not parts:
-        raise UserError("no source tables (stg_*) in the database", hint="run `crm load` first")
+        raise UserError("no source tables (stg_*) in the database", file=dbmod.database_file(con),
+                        hint="run `crm load` first")
     union = "\nUNION ALL\n".join(parts)
     return f"""
         SELECT source || ':' || source_key AS record_id, source, source_key,
@@ -1018,10 +1034,9 @@ def read_decisions(path: str | Path | None = None) -> pd.DataFrame:
     path = Path(path) if path else paths.review_decisions_path()
     if not path.exists():
         return pd.DataFrame(columns=DECISION_COLUMNS)
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as exc:
-        raise UserError(f"cannot read review decisions: {exc}", file=str(path)) from None
+    if path.stat().st_size == 0:
+        return pd.DataFrame(columns=DECISION_COLUMNS)
+    df = read_user_csv(path, "review decisions file")   # UTF-8 or GBK (a file saved from Excel)
     missing = [c for c in DECISION_COLUMNS if c not in df.columns]
     if missing:
         raise UserError(f"missing column(s) {', '.join(missing)}", file=str(path),
@@ -1057,6 +1072,11 @@ def append_decisions(rows, reviewer: str, path: str | Path | None = None, decide
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists() or path.stat().st_size == 0
     if not new:
+        read_decisions(path)   # refuses a file that is not a decisions file
+        from .encoding import detect
+        if detect(path).encoding != "utf-8":
+            raise UserError("the decisions file is not UTF-8: new decisions would be written in another "
+                            "encoding", file=str(path), hint="save it as UTF-8 (CSV UTF-8 in Excel), then apply again")
         with path.open("rb") as f:
             f.seek(-1, 2)
             needs_newline = f.read(1) not in (b"\n", b"\r")
@@ -1345,6 +1365,11 @@ def resolve(con: duckdb.DuckDBPyConnection, params: MasterParams | None = None,
     build_customer_records(con)
     # provenance columns (_source_file, _row) stay in the table: matching never reads them
     records = con.execute("SELECT * EXCLUDE (_source_file, _row) FROM customer_records ORDER BY record_id").df()
+    if records.empty:
+        raise UserError("the loaded sources hold no customer records: nothing to resolve",
+                        file=dbmod.database_file(con),
+                        hint="load the customer sources first: `crm load --raw data/raw` with the crm/, erp/, "
+                             "sales_sheets/, callcenter/ or service/ folders (data/raw/README.md)")
     decisions = read_decisions(decisions_path)
     cache_key = name_cache_key(params)
     known = read_name_cache(con, cache_key)
@@ -1479,6 +1504,9 @@ def resolve_db(db: str | Path | None = None, params: MasterParams | None = None,
                progress: bool | None = None) -> ResolveSummary:
     """``crm resolve``: build the master inside the database in one transaction."""
     progress = sys.stderr.isatty() if progress is None else progress
+    path = Path(db) if db else paths.db_path()
+    if not path.exists():
+        raise UserError("database not found", file=str(path), hint="run `crm load` first, or check --db")
     with dbmod.writer(db) as con:
         return resolve(con, params, progress=progress)
 
@@ -1631,6 +1659,9 @@ def dedup_frame(df: pd.DataFrame, id_col: str = "id", name_col: str = "name",
 
 
 def _cmd_dedup(args) -> int:
+    if Path(args.out).resolve() == Path(args.input).resolve():
+        raise UserError("--out is the input file: it would be overwritten", file=str(args.input),
+                        hint="write the result to another file")
     df = read_user_csv(args.input)  # crmlib.encoding
     params = load_master_params(args.params) if args.params else load_master_params()
     out = dedup_frame(df, args.id_col, args.name_col, params, progress=sys.stderr.isatty(),

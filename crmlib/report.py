@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from . import paths
 from .errors import UserError
@@ -32,6 +32,13 @@ log = logging.getLogger("crm.weekly")
 
 class NotebookParameters(Params):
     as_of: str | None = None
+
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _date_text(cls, v):
+        # YAML reads an unquoted 2026-11-22 as a date; the notebooks take it as text
+        return v.isoformat() if isinstance(v, dt.date) else v
+
     lang: str = "zh"
     db_path: str = "data/curated/crm.duckdb"
     truth_dir: str = "data/demo_truth"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,8 +123,10 @@ def generate(out_dir, truth_dir, seed: int = DEFAULT_SEED, scale: float = 1.0, a
     if not (dt.date(2025, 1, 1) <= as_of <= wd.WORLD_END):
         raise UserError(f"--as-of {as_of} is outside the simulated world",
                         hint=f"choose a date between 2025-01-01 and {wd.WORLD_END}")
-    if scale <= 0:
-        raise UserError("--scale must be positive")
+    if not (math.isfinite(scale) and scale > 0):
+        raise UserError(f"--scale must be a positive number, not {scale}", hint="1 is the default size, 100 ~1M records")
+    if not (isinstance(seed, int) and 0 <= seed < 2 ** 32):
+        raise UserError(f"--seed must be a whole number from 0 to {2 ** 32 - 1}, not {seed}")
     state = _state(truth_dir)
     existing = (out_dir / "crm" / "accounts.csv").exists()
     hi = wd.date_to_day(as_of)

@@ -59,7 +59,7 @@ def inspect(path: Path, rel: str, src: CsvSource, tmp_dir: Path, full_check_byte
             if h.strip():
                 unknown.append(h.strip())
         elif canon in mapping.values():
-            notes.append(f"column {h.strip()!r} repeats {canon}; first one kept")
+            notes.append(f"column {h.strip()!r} repeats {canon}, the first one is kept")
         else:
             mapping[i] = canon
     missing_key = [k for k in src.key if k not in mapping.values()]

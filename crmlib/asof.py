@@ -54,6 +54,8 @@ def resolve(con: duckdb.DuckDBPyConnection, as_of: str | dt.date | None, what: s
         return day
     day = newest_data_date(con)
     if day is None:
+        from .db import database_file
         raise UserError("no dated records in the database (orders, calls, tickets, opportunity stages)",
+                        file=database_file(con),
                         hint="run `crm load` first, or give the date explicitly (YYYY-MM-DD)")
     return day

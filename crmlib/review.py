@@ -34,7 +34,8 @@ def read_queue(db: str | Path | None = None, limit: int | None = None) -> pd.Dat
     con = connect(db or paths.db_path(), read_only=True)
     try:
         if not table_exists(con, "match_review_queue"):
-            raise UserError("the database has no review queue yet", hint="run `crm resolve` first")
+            raise UserError("the database has no review queue yet", file=str(db or paths.db_path()),
+                            hint="run `crm resolve` first")
         q = con.execute("""SELECT record_id_l, record_id_r, name_l, name_r, match_probability, n_records_l,
                                   n_records_r, same_cluster
                            FROM match_review_queue
@@ -128,6 +129,8 @@ def apply_decisions(decisions: pd.DataFrame, reviewer: str, path: str | Path | N
 
 
 def _cmd_export(args) -> int:
+    if args.out and Path(args.out).suffix.lower() != ".xlsx":
+        raise UserError("the review workbook is an Excel file: --out must end in .xlsx", file=args.out)
     q = read_queue(args.db, args.limit)
     out = write_workbook(q, args.out)
     if q.empty:

@@ -173,3 +173,23 @@ def test_a_load_note_stays_one_line(tmp_path):
     s = load_all(raw, tmp_path / "crm.duckdb", progress=False)
     notes = [p for p in s.problems if "repeats" in p]
     assert notes == ["file crm/accounts.csv: column 'account_id' repeats account_id, the first one is kept"]
+
+
+def test_quality_weights_and_workbook_names_checked(tmp_path, capsys):
+    from crmlib.quality.config import QualityParams
+
+    for bad, message in (({"kind_weights": {"bogus_kind": 3}}, "unknown issue kind"),
+                         ({"kind_weights": {"junk_name": -1}}, "weights are >= 0"),
+                         ({"source_weights": {"foo": 1}}, "unknown source")):
+        with pytest.raises(ValueError, match=message):
+            QualityParams.model_validate(bad)
+    db = tmp_path / "crm.duckdb"
+    duckdb.connect(str(db)).close()
+    for argv in (["quality", "--db", db, "--out", tmp_path / "fix.csv"],
+                 ["review", "export", "--db", db, "--out", tmp_path / "queue.csv"]):
+        rc, err = run(capsys, *argv)
+        assert rc == 2 and "must end in .xlsx" in err
+    rc, err = run(capsys, "review", "export", "--db", db, "--out", tmp_path / "queue.xlsx")
+    assert rc == 2 and f"file {db}: the database has no review queue yet" in err
+    rc, err = run(capsys, "quality", "--db", db, "--out", tmp_path / "fix.xlsx")
+    assert rc == 2 and f"file {db}" in err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import UserError
 from .audit import (
     Audit,
     breakdown,
@@ -36,6 +37,8 @@ def _cmd(args: argparse.Namespace) -> int:
     from .. import paths
 
     params = load_params(args.params)
+    if args.out and Path(args.out).suffix.lower() != ".xlsx":
+        raise UserError("the fix list is an Excel workbook: --out must end in .xlsx", file=args.out)
     con = dbmod.connect(args.db, read_only=True)
     try:
         from ..asof import resolve

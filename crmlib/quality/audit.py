@@ -61,7 +61,8 @@ def _df(con, sql: str, params=None) -> pd.DataFrame:
 def read_inputs(con: duckdb.DuckDBPyConnection, as_of: dt.date, params: QualityParams) -> AuditInputs:
     if not dbmod.table_exists(con, "customer_records"):
         from ..errors import UserError
-        raise UserError("the database has no customer_records table", hint="run `crm load` and `crm resolve` first")
+        raise UserError("the database has no customer_records table", file=dbmod.database_file(con),
+                        hint="run `crm load` and `crm resolve` first")
     has_xref = dbmod.table_exists(con, "customer_xref")
     records = _df(con, f"""
         SELECT {', '.join('r.' + c for c in RECORD_COLS)},

@@ -63,6 +63,28 @@ class QualityParams(Params):
             raise ValueError(f"unknown field(s) {bad}; use {', '.join(CONSISTENCY_FIELDS)}")
         return v
 
+    @field_validator("kind_weights")
+    @classmethod
+    def _kinds(cls, v: dict[str, float]) -> dict[str, float]:
+        from .checks import REASONS
+
+        bad = [k for k in v if k not in REASONS]
+        if bad:
+            raise ValueError(f"unknown issue kind(s) {bad}; use {', '.join(REASONS)}")
+        if any(w < 0 for w in v.values()):
+            raise ValueError("weights are >= 0 (a higher weight ranks the record higher in the fix list)")
+        return v
+
+    @field_validator("source_weights")
+    @classmethod
+    def _source_weights(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = [k for k in v if k not in SOURCES]
+        if bad:
+            raise ValueError(f"unknown source(s) {bad}; use {', '.join(SOURCES)}")
+        if any(w < 0 for w in v.values()):
+            raise ValueError("weights are >= 0 (a higher weight ranks the record higher in the fix list)")
+        return v
+
     @model_validator(mode="after")
     def _fields(self) -> QualityParams:
         for name in ("key_fields", "required_fields"):

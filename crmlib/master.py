@@ -409,8 +409,20 @@ def group_key(recs: pd.DataFrame, params: MasterParams) -> pd.Series:
     amb = recs["ambiguous"].fillna(False).astype(bool)
     key = key.where(~amb, "ambiguous|" + recs["cleaned"].astype(object).fillna(""))
     # a trade name written without any region (合联电器公司) is one group per record city: two companies with
-    # one trade name in two cities are common; records without a city form their own group
+    # one trade name in two cities are common
     regionless = recs["brand"].isna() & recs["n_city"].isna() & recs["n_province"].isna()
+    # ... and when the records show that trade name in two or more cities, a record with neither a city nor a
+    # credit code (a caller who gave the bare name) is a group per phone: two callers of 合联电器 may be the
+    # 成都 and the 重庆 company, and only each one's phone can tell which. A bare name only one city knows
+    # stays one group (中南大学 from ten phones is one customer).
+    cityless = regionless & recs["city_n"].isna() & recs["uscc_n"].isna()
+    if cityless.any():
+        where = recs["n_city_c"].astype(object).where(recs["n_city_c"].notna(), recs["city_n"])
+        cities = pd.DataFrame({"core": recs["core"], "city": where}).dropna().drop_duplicates()
+        multi = cities.groupby("core").size()
+        multi = set(multi[multi >= 2].index)
+        split = cityless & recs["core"].isin(multi)
+        key = key.where(~split, key + "|tel:" + recs["phone_n"].astype(object).fillna(""))
     return key.where(~regionless, key + "|@" + recs["city_n"].astype(object).fillna(""))
 
 

@@ -293,3 +293,28 @@ def test_place_less_name_with_evidence_joins_its_city():
     cl, queue, res = _place_less("025 8300 0001")
     assert cl["x"] == cl["a1"] != cl["b1"]
     assert res.stats["ambiguous_groups"] == 0 and queue.empty
+
+
+def test_bare_trade_name_of_two_cities_is_matched_call_by_call():
+    """Callers who give only 合联电器 (no city, no credit code) while 合联电器 exists in 成都 and 重庆: each call
+    goes where its phone points, and a call with no phone joins neither; a bare name only one city knows
+    (中南大学) stays one group whatever the phones."""
+    recs = pd.DataFrame([
+        {"record_id": "cd1", "name_raw": "成都合联电器有限公司", "city": "成都", "phone": "028-85000001"},
+        {"record_id": "cd2", "name_raw": "成都合联电器有限公司", "city": "成都", "phone": "028-85000001"},
+        {"record_id": "cq1", "name_raw": "重庆合联电器有限公司", "city": "重庆", "phone": "023-63000002"},
+        {"record_id": "cq2", "name_raw": "重庆合联电器有限公司", "city": "重庆", "phone": "023-63000002"},
+        {"record_id": "k1", "name_raw": "合联电器", "city": None, "phone": "028 8500 0001"},
+        {"record_id": "k2", "name_raw": "合联电器", "city": None, "phone": "023-6300-0002"},
+        {"record_id": "k3", "name_raw": "合联电器", "city": None, "phone": None},
+        {"record_id": "u1", "name_raw": "中南大学", "city": "长沙", "phone": "0731-88830000"},
+        {"record_id": "u2", "name_raw": "中南大学", "city": None, "phone": "13900001111"},
+        {"record_id": "u3", "name_raw": "中南大学", "city": None, "phone": "13700002222"},
+    ])
+    res = master.match_records(recs, master.load_master_params(), progress=False)
+    cl = res.records.set_index("record_id")["cluster"]
+    g = res.records.set_index("record_id")["group_id"]
+    assert cl["k1"] == cl["cd1"] == cl["cd2"] != cl["cq1"] == cl["cq2"] == cl["k2"]
+    assert cl["k3"] not in (cl["cd1"], cl["cq1"])
+    assert len({g["k1"], g["k2"], g["k3"]}) == 3
+    assert g["u2"] == g["u3"] and cl["u1"] == cl["u2"] == cl["u3"]

@@ -1765,7 +1765,11 @@ def largest_group(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 def review_widget(queue: pd.DataFrame, reviewer: str = "analyst", path: str | Path | None = None, limit: int = 20):
     """ipywidgets list of queued pairs with 'same customer' / 'different' buttons; each click appends a
-    decision to ``params/review_decisions.csv`` (applied by the next ``crm resolve``)."""
+    decision to ``params/review_decisions.csv`` (applied by the next ``crm resolve``).
+
+    A decision that cannot be written (a decisions file saved in another encoding, a file in use) is
+    reported in the pair's status label: an exception in a button callback would only reach the kernel's
+    log, and the reviewer would think the decision was saved."""
     import ipywidgets as w
 
     rows = []
@@ -1776,7 +1780,11 @@ def review_widget(queue: pd.DataFrame, reviewer: str = "analyst", path: str | Pa
 
         def click(decision, a=r.record_id_l, b=r.record_id_r, s=status):
             def handler(_):
-                append_decision(a, b, decision, reviewer, path=path)
+                try:
+                    append_decision(a, b, decision, reviewer, path=path)
+                except (UserError, OSError) as exc:
+                    s.value = f"✗ {decision} not saved: {exc}"
+                    return
                 s.value = f"✓ {decision}"
             return handler
 

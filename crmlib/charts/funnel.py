@@ -162,7 +162,9 @@ def plan_vs_actual(pva: pd.DataFrame, lang: str = "zh") -> go.Figure:
 def filter_widget(progress: pd.DataFrame, p: fn.FunnelParams, lang: str = "zh",
                   dims: tuple[str, ...] = ("region", "industry", "rep_id")):
     """Dropdown filters (region / industry / rep) redrawing the stage funnel and the conversion trend for
-    the selected slice: the same builders as the static report, on a filtered progress frame. Notebooks
+    the selected slice: the same builders as the static report, on a filtered progress frame. As in the
+    report, the funnel counts only cohorts whose window has ended (``complete_only``), so with no filter it
+    is the report's funnel; the trend shows every month (hollow markers: window not over). Notebooks
     call it only when ``interactive`` is True."""
     import ipywidgets as w
     from IPython.display import clear_output, display
@@ -184,7 +186,11 @@ def filter_widget(progress: pd.DataFrame, p: fn.FunnelParams, lang: str = "zh",
             if df.empty:
                 print("no opportunities in this selection" if lang == "en" else "所选范围内没有商机")
                 return
-            stage_funnel(fn.cohort_conversion(df, p, unit=unit.value), lang).show()
+            if df["window_complete"].any():
+                stage_funnel(fn.cohort_conversion(df, p, unit=unit.value, complete_only=True), lang).show()
+            else:
+                print("no opportunity in this selection has completed its window yet" if lang == "en"
+                      else "所选范围内的商机窗口期均未结束")
             conversion_trend(fn.conversion_trend(df, p, unit=unit.value), lang).show()
 
     for c in (*drops.values(), unit):

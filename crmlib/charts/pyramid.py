@@ -155,23 +155,22 @@ def score_histogram(scored: pd.DataFrame, lang: str = "zh", cutoffs: pm.Cutoffs 
     return finish(fig, tr(LABELS, "hist_title", lang))
 
 
-def reweight_widget(ind: pd.DataFrame, params: pm.ValueModel, lang: str = "zh"):
+def reweight_widget(ind: pd.DataFrame, params: pm.ValueModel, lang: str = "zh", as_of=None):
     """ipywidgets sliders (one per indicator family) that re-score and redraw the pyramid and tier table.
 
-    Starts from the AHP family weights when the params have an AHP matrix, else from the manual weights.
+    The sliders start from the weighting of the params (``weighting``: each family's share of the
+    effective weights, unrounded), so before anything is moved the widget shows the report's pyramid
+    (exactly for manual and AHP weighting; entropy weights are split inside a family by the manual weights
+    once a slider moves). ``as_of`` (a date or text) goes into the pyramid's title, as in the report.
     """
     import ipywidgets as widgets
     from IPython.display import display
 
-    present = {params.indicators[c].family for c in pm.weights(ind, params).index}
-    start = pm.family_weights_ahp(params) if params.ahp else {}
-    if not start:
-        w0 = pm.weights(ind, params)
-        start = {f: float(w0[[c for c in w0.index if params.indicators[c].family == f]].sum())
-                 for f in present}
-    sliders = {f: widgets.FloatSlider(value=round(start.get(f, 0.0), 2), min=0, max=1, step=0.01,
+    w0 = pm.weights(ind, params)                 # the report's weights (params.weighting)
+    start = w0.groupby(pd.Series({c: params.indicators[c].family for c in w0.index})).sum()
+    sliders = {f: widgets.FloatSlider(value=float(start[f]), min=0, max=1, step=0.01,
                                       description=tr(LABELS, f, lang), continuous_update=False)
-               for f in pm.FAMILIES if f in present}
+               for f in pm.FAMILIES if f in start.index}
     out = widgets.Output()
 
     def redraw(_=None):
@@ -184,7 +183,7 @@ def reweight_widget(ind: pd.DataFrame, params: pm.ValueModel, lang: str = "zh"):
                 return
             scored = pm.score(ind, params, family_weights=fw)
             table = pm.tier_table(scored, ind)
-            pyramid_figure(table, lang).show()
+            pyramid_figure(table, lang, "" if as_of is None else str(as_of)).show()
             tier_table_figure(table, lang).show()
 
     for s in sliders.values():

@@ -32,15 +32,23 @@ def connect(db: str | Path | None = None, read_only: bool = False) -> duckdb.Duc
         return duckdb.connect(str(db), read_only=read_only)
     except duckdb.IOException as exc:
         text = str(exc)
-        if "lock" in text.lower():
-            raise LockedError(f"database is in use by another process: {exc}", file=str(db),
-                              hint="wait for the running load/resolve to finish") from None
         if "not a valid DuckDB database" in text:
             raise UserError("not a DuckDB database", file=str(db),
                             hint="pass the database `crm load` wrote (data/curated/crm.duckdb by default); "
                                  "a new path makes a new database") from None
-        raise UserError(f"cannot open the database: {exc}", file=str(db),
+        if "Could not set lock" in text or "Conflicting lock" in text:
+            raise LockedError(f"database is in use by another process: {exc}", file=str(db),
+                              hint="wait for the running load/resolve to finish") from None
+        raise UserError(f"cannot open the database: {_one_line(exc)}", file=str(db),
                         hint="check the path and that you may read and write it") from None
+    except duckdb.Error as exc:  # e.g. a damaged file ("Corrupt database file")
+        raise UserError(f"cannot open the database: {_one_line(exc)}", file=str(db),
+                        hint="restore it from a backup, or rebuild it with `crm load` and `crm resolve` into a "
+                             "new file") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def database_file(con: duckdb.DuckDBPyConnection) -> str:

@@ -62,7 +62,7 @@ class MasterParams(Params):
     em_min_groups: int = Field(1000, ge=2)
     prior_rules_recall: float = Field(0.6, gt=0, le=1)
     threads: int = Field(2, ge=1)
-    memory_limit: str = Field("6GB", pattern=r"(?i)^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$")
+    memory_limit: str = Field("6GB", pattern=r"(?i)^\s*(\d+(\.\d+)?\s*(K|M|G|T)(i?B)?|\d+(\.\d+)?\s*%)\s*$")
     predict_chunks: int = Field(1, ge=1)
     max_values_per_group: int = Field(5, ge=1)
     name_similarity_levels: list[float] = Field([0.85, 0.7, 0.55], min_length=3, max_length=3)
@@ -1046,6 +1046,9 @@ def read_decisions(path: str | Path | None = None) -> pd.DataFrame:
     path = Path(path) if path else paths.review_decisions_path()
     if not path.exists():
         return pd.DataFrame(columns=DECISION_COLUMNS)
+    if path.is_dir():
+        raise UserError("is a folder, not a decisions file", file=str(path),
+                        hint="pass a .csv file (params/review_decisions.csv by default)")
     if path.stat().st_size == 0:
         return pd.DataFrame(columns=DECISION_COLUMNS)
     df = read_user_csv(path, "review decisions file")   # UTF-8 or GBK (a file saved from Excel)

@@ -183,7 +183,8 @@ class ValueModel(Params):
 def load_params(path: str | Path | None = None, **overrides) -> ValueModel:
     params = load(ValueModel, path or "value_model", **overrides)
     if path:
-        params._source = str(path)
+        from .params import params_path
+        params._source = str(params_path(path))
     return params
 
 

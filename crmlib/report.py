@@ -37,6 +37,8 @@ class NotebookParameters(Params):
     @classmethod
     def _date_text(cls, v):
         # YAML reads an unquoted 2026-11-22 as a date; the notebooks take it as text
+        if isinstance(v, dt.datetime):
+            return v.date().isoformat()
         return v.isoformat() if isinstance(v, dt.date) else v
 
     lang: str = "zh"

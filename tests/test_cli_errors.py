@@ -193,3 +193,18 @@ def test_quality_weights_and_workbook_names_checked(tmp_path, capsys):
     assert rc == 2 and f"file {db}: the database has no review queue yet" in err
     rc, err = run(capsys, "quality", "--db", db, "--out", tmp_path / "fix.xlsx")
     assert rc == 2 and f"file {db}" in err
+
+
+def test_lock_in_a_path_is_not_a_lock_and_out_of_memory_is_not_a_bug(tmp_path, capsys):
+    fake = tmp_path / "blocks" / "crm.duckdb"
+    fake.parent.mkdir()
+    fake.write_text("hello", encoding="utf-8")
+    rc, err = run(capsys, "resolve", "--db", fake)
+    assert rc == 2 and "not a DuckDB database" in err
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text("memory_limit: 1KB\n", encoding="utf-8")
+    data = tmp_path / "in.csv"
+    shutil.copy(FIX / "external_orgs.csv", data)
+    rc, err = run(capsys, "dedup", data, "--out", tmp_path / "out.csv", "--params", tiny)
+    assert rc == 2 and "DuckDB ran out of memory" in err and "memory_limit" in err
+    assert "bug" not in err and len(err.strip().splitlines()) == 1

@@ -33,6 +33,13 @@ def newest_data_date(con: duckdb.DuckDBPyConnection) -> dt.date | None:
     return con.execute(f"SELECT max(d) FROM ({' UNION ALL '.join(parts)})").fetchone()[0]
 
 
+def oldest_data_date(con: duckdb.DuckDBPyConnection) -> dt.date | None:
+    """The oldest system-stamped date (:data:`SYSTEM_DATES`), or None when no such table holds a row."""
+    parts = [f"SELECT min(CAST({col} AS DATE)) AS d FROM {table}" for table, col in SYSTEM_DATES
+             if table_exists(con, table)]
+    return con.execute(f"SELECT min(d) FROM ({' UNION ALL '.join(parts)})").fetchone()[0] if parts else None
+
+
 def parse(as_of: str | dt.date | dt.datetime | None, what: str = "as_of") -> dt.date | None:
     """``as_of`` as a date (None stays None); a clear error for anything else."""
     if as_of is None or (isinstance(as_of, str) and not as_of.strip()):

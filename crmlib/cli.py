@@ -11,7 +11,9 @@ import importlib
 import os
 import sys
 
-from .errors import UserError
+import duckdb
+
+from .errors import UserError, one_line
 
 # module that registers each sub-command, in the order `crm --help` lists them
 COMMAND_MODULES = [
@@ -66,29 +68,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"crm {args.command}: error: {where}: {exc.strerror or exc} (check the path: its folder must "
                   "exist and be writable, and a file must not be a folder)", file=sys.stderr)
         else:  # the machine, not a path: disk full, too many open files, ...
-            print(f"crm {args.command}: error: {exc.strerror or _one_line(exc)} (a problem of this machine: "
+            print(f"crm {args.command}: error: {exc.strerror or one_line(exc)} (a problem of this machine: "
                   "check free disk space and memory, then run the command again)", file=sys.stderr)
         return 2
     except MemoryError:
         print(f"crm {args.command}: error: out of memory (close other programs, or lower memory_limit / "
               "threads in params/master.yaml)", file=sys.stderr)
         return 2
+    except duckdb.OutOfMemoryException as exc:   # DuckDB: over its memory_limit
+        print(f"crm {args.command}: error: DuckDB ran out of memory ({one_line(exc)[:200]}) (raise "
+              "memory_limit in params/master.yaml if the machine has room, or lower threads)", file=sys.stderr)
+        return 2
     except Exception as exc:  # a bug: one plain line for the user, the traceback kept for whoever fixes it
         if os.environ.get("CRM_DEBUG"):
             raise
-        if type(exc).__name__ == "OutOfMemoryException":   # DuckDB: over its memory_limit
-            print(f"crm {args.command}: error: DuckDB ran out of memory ({_one_line(exc)[:200]}) (raise "
-                  "memory_limit in params/master.yaml if the machine has room, or lower threads)", file=sys.stderr)
-            return 2
         log = _crash_log(args.command, sys.argv[1:] if argv is None else argv)
-        print(f"crm {args.command}: unexpected error ({type(exc).__name__}: {_one_line(exc)[:300]}). This is a "
+        print(f"crm {args.command}: unexpected error ({type(exc).__name__}: {one_line(exc)[:300]}). This is a "
               f"bug in crm, not in your input; please report it with {log} (CRM_DEBUG=1 shows the traceback)",
               file=sys.stderr)
         return 70
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
 
 
 def _crash_log(command: str, argv: list[str]) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from . import paths
-from .errors import LockedError, UserError
+from .errors import LockedError, UserError, one_line
 
 
 def connect(db: str | Path | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -39,16 +39,12 @@ def connect(db: str | Path | None = None, read_only: bool = False) -> duckdb.Duc
         if "Could not set lock" in text or "Conflicting lock" in text:
             raise LockedError(f"database is in use by another process: {exc}", file=str(db),
                               hint="wait for the running load/resolve to finish") from None
-        raise UserError(f"cannot open the database: {_one_line(exc)}", file=str(db),
+        raise UserError(f"cannot open the database: {one_line(exc)}", file=str(db),
                         hint="check the path and that you may read and write it") from None
     except duckdb.Error as exc:  # e.g. a damaged file ("Corrupt database file")
-        raise UserError(f"cannot open the database: {_one_line(exc)}", file=str(db),
+        raise UserError(f"cannot open the database: {one_line(exc)}", file=str(db),
                         hint="restore it from a backup, or rebuild it with `crm load` and `crm resolve` into a "
                              "new file") from None
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
 
 
 def database_file(con: duckdb.DuckDBPyConnection) -> str:

@@ -21,5 +21,10 @@ class UserError(Exception):
         super().__init__(text)
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's text on one line (DuckDB's messages span several)."""
+    return " ".join(str(exc).split())
+
+
 class LockedError(UserError):
     exit_code = 3

@@ -1186,16 +1186,8 @@ def funnel_weekly_metrics(con, as_of, params: FunnelParams | None = None) -> dic
 # CLI: crm plan
 
 
-def _oldest_data_date(con) -> date | None:
-    """The oldest system-stamped date (the tables of :data:`crmlib.asof.SYSTEM_DATES`), None without any."""
-    from .asof import SYSTEM_DATES
-
-    parts = [f"SELECT min(CAST({c} AS DATE)) AS d FROM {t}" for t, c in SYSTEM_DATES if table_exists(con, t)]
-    return con.execute(f"SELECT min(d) FROM ({' UNION ALL '.join(parts)})").fetchone()[0] if parts else None
-
-
 def _cmd_plan(args) -> int:
-    from .asof import parse, resolve
+    from .asof import oldest_data_date, parse, resolve
 
     targets = read_targets(args.targets)
     aov = parse_positive(args.avg_order_value, "--avg-order-value")
@@ -1211,7 +1203,7 @@ def _cmd_plan(args) -> int:
         con = connect(args.db, read_only=True)
         try:
             as_of = resolve(con, args.as_of, "--as-of")
-            first = _oldest_data_date(con)
+            first = oldest_data_date(con)
             if first is not None and as_of < first:
                 raise UserError(f"--as-of {as_of} is before the data, which starts on {first}: no history to "
                                 "take rates from", file=database_file(con),

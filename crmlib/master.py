@@ -419,9 +419,8 @@ def group_key(recs: pd.DataFrame, params: MasterParams) -> pd.Series:
     if cityless.any():
         where = recs["n_city_c"].astype(object).where(recs["n_city_c"].notna(), recs["city_n"])
         cities = pd.DataFrame({"core": recs["core"], "city": where}).dropna().drop_duplicates()
-        multi = cities.groupby("core").size()
-        multi = set(multi[multi >= 2].index)
-        split = cityless & recs["core"].isin(multi)
+        n_cities = cities.groupby("core").size()
+        split = cityless & recs["core"].isin(n_cities.index[n_cities >= 2])
         key = key.where(~split, key + "|tel:" + recs["phone_n"].astype(object).fillna(""))
     return key.where(~regionless, key + "|@" + recs["city_n"].astype(object).fillna(""))
 
@@ -1071,8 +1070,6 @@ def read_decisions(path: str | Path | None = None) -> pd.DataFrame:
 def append_decision(record_id_l: str, record_id_r: str, decision: str, reviewer: str,
                     path: str | Path | None = None, decided_at: str | None = None) -> None:
     """Append one reviewer decision to the decisions file (created with its header when absent)."""
-    if decision not in ("match", "no_match"):
-        raise UserError(f"decision must be match or no_match, got {decision!r}")
     append_decisions([(record_id_l, record_id_r, decision)], reviewer, path, decided_at)
 
 

@@ -33,7 +33,7 @@ from .asof import resolve as resolve_as_of
 from .db import table_exists
 from .encoding import read_user_csv
 from .errors import UserError
-from .params import Params, load
+from .params import Params, load, params_path
 from .weights import ahp_weights, entropy_weights
 
 FAMILIES = ("transaction", "finance", "contact", "profile")
@@ -183,7 +183,6 @@ class ValueModel(Params):
 def load_params(path: str | Path | None = None, **overrides) -> ValueModel:
     params = load(ValueModel, path or "value_model", **overrides)
     if path:
-        from .params import params_path
         params._source = str(params_path(path))
     return params
 

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from . import paths
+from .asof import parse as parse_date
 from .errors import UserError
 from .params import Params
 from .params import load as load_params
@@ -32,19 +33,16 @@ log = logging.getLogger("crm.weekly")
 
 class NotebookParameters(Params):
     as_of: str | None = None
-
-    @field_validator("as_of", mode="before")
-    @classmethod
-    def _date_text(cls, v):
-        # YAML reads an unquoted 2026-11-22 as a date; the notebooks take it as text
-        if isinstance(v, dt.datetime):
-            return v.date().isoformat()
-        return v.isoformat() if isinstance(v, dt.date) else v
-
     lang: str = "zh"
     db_path: str = "data/curated/crm.duckdb"
     truth_dir: str = "data/demo_truth"
     interactive: bool = False
+
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _date_text(cls, v):
+        # YAML reads an unquoted 2026-11-22 (or 2026-11-22 10:00) as a date; the notebooks take it as text
+        return parse_date(v).isoformat() if isinstance(v, dt.date) else v
 
 
 class WeeklyConfig(Params):
@@ -218,7 +216,6 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
     nb_params = cfg.parameters.model_dump()
     from .i18n import check_lang
     check_lang(nb_params["lang"])
-    from .asof import parse as parse_date
     as_of_date = parse_date(as_of, "--as-of") or parse_date(nb_params["as_of"], "as_of in params")
 
     live_db = (root / nb_params["db_path"]).resolve()

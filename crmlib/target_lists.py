@@ -55,8 +55,9 @@ def _code_sql(col: str) -> str:
 
 def _week_monday_sql(col: str) -> str:
     """SQL: the Monday of the ISO week in a file name ``…_YYYY-Www.ext`` (NULL without one)."""
-    y = f"TRY_CAST(regexp_extract({col}, '_(\\d{{4}})-W(\\d{{2}})\\.[^./]+$', 1) AS INTEGER)"
-    w = f"TRY_CAST(regexp_extract({col}, '_(\\d{{4}})-W(\\d{{2}})\\.[^./]+$', 2) AS INTEGER)"
+    pattern = "'_(\\d{4})-W(\\d{2})\\.[^./]+$'"
+    y = f"TRY_CAST(regexp_extract({col}, {pattern}, 1) AS INTEGER)"
+    w = f"TRY_CAST(regexp_extract({col}, {pattern}, 2) AS INTEGER)"
     jan4 = f"make_date({y}, 1, 4)"
     return f"({jan4} - CAST(isodow({jan4}) - 1 AS INTEGER) + 7 * ({w} - 1))"
 

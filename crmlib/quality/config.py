@@ -14,6 +14,16 @@ RECORD_FIELDS = ("name_raw", "uscc", "phone", "contact_name", "email", "province
 CONSISTENCY_FIELDS = ("industry", "province", "city", "region")
 
 
+def _known_weights(v: dict[str, float], known, what: str) -> dict[str, float]:
+    """Fix-list weights: keys among ``known``, values >= 0."""
+    bad = [k for k in v if k not in known]
+    if bad:
+        raise ValueError(f"unknown {what}(s) {bad}; use {', '.join(known)}")
+    if any(w < 0 for w in v.values()):
+        raise ValueError("weights are >= 0 (a higher weight ranks the record higher in the fix list)")
+    return v
+
+
 class QualityParams(Params):
     primary_source: str = "crm"
     not_contacted_days: int = Field(90, ge=1)
@@ -68,22 +78,12 @@ class QualityParams(Params):
     def _kinds(cls, v: dict[str, float]) -> dict[str, float]:
         from .checks import REASONS
 
-        bad = [k for k in v if k not in REASONS]
-        if bad:
-            raise ValueError(f"unknown issue kind(s) {bad}; use {', '.join(REASONS)}")
-        if any(w < 0 for w in v.values()):
-            raise ValueError("weights are >= 0 (a higher weight ranks the record higher in the fix list)")
-        return v
+        return _known_weights(v, REASONS, "issue kind")
 
     @field_validator("source_weights")
     @classmethod
     def _source_weights(cls, v: dict[str, float]) -> dict[str, float]:
-        bad = [k for k in v if k not in SOURCES]
-        if bad:
-            raise ValueError(f"unknown source(s) {bad}; use {', '.join(SOURCES)}")
-        if any(w < 0 for w in v.values()):
-            raise ValueError("weights are >= 0 (a higher weight ranks the record higher in the fix list)")
-        return v
+        return _known_weights(v, SOURCES, "source")
 
     @model_validator(mode="after")
     def _fields(self) -> QualityParams:

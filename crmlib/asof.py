@@ -33,6 +33,34 @@ def newest_data_date(con: duckdb.DuckDBPyConnection) -> dt.date | None:
     return con.execute(f"SELECT max(d) FROM ({' UNION ALL '.join(parts)})").fetchone()[0]
 
 
+def newest_record_until(con: duckdb.DuckDBPyConnection, day: dt.date) -> dt.date | None:
+    """The newest system-stamped date on or before ``day`` (None when there is none)."""
+    parts = [f"SELECT max(CAST({col} AS DATE)) AS d FROM {table} WHERE CAST({col} AS DATE) <= ?"
+             for table, col in SYSTEM_DATES if table_exists(con, table)]
+    if not parts:
+        return None
+    return con.execute(f"SELECT max(d) FROM ({' UNION ALL '.join(parts)})", [day] * len(parts)).fetchone()[0]
+
+
+# an explicit as_of up to this many days after the newest record is an ordinary "the week just ended" run
+AFTER_DATA_GRACE_DAYS = 7
+
+
+def after_data_warning(con: duckdb.DuckDBPyConnection, day: dt.date, what: str = "as_of") -> str | None:
+    """A warning (one line) when the newest system-stamped record on or before ``day`` is more than
+    :data:`AFTER_DATA_GRACE_DAYS` older than it, else None.
+
+    Not an error: a run may be dated after a quiet spell on purpose. But every figure then counts the days in between as days without activity — customers
+    drift to 流失, recency grows, rates take in hand-typed future visits — so the user should know.
+    """
+    newest = newest_record_until(con, day)
+    if newest is None or (day - newest).days <= AFTER_DATA_GRACE_DAYS:
+        return None
+    return (f"{what} {day} is {(day - newest).days} days after the newest system-stamped record ({newest}); "
+            "the days in between count as days without orders, calls, tickets or stage changes "
+            "(leave it out to report as of the newest record)")
+
+
 def oldest_data_date(con: duckdb.DuckDBPyConnection) -> dt.date | None:
     """The oldest system-stamped date (:data:`SYSTEM_DATES`), or None when no such table holds a row."""
     parts = [f"SELECT min(CAST({col} AS DATE)) AS d FROM {table}" for table, col in SYSTEM_DATES

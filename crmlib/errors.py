@@ -26,5 +26,11 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
+def warn(command: str, message: str) -> None:
+    """A warning from a `crm` sub-command: one line on stderr, the run goes on."""
+    import sys
+    print(f"crm {command}: warning: {message}", file=sys.stderr)
+
+
 class LockedError(UserError):
     exit_code = 3

@@ -62,7 +62,7 @@ from pydantic import field_validator, model_validator
 from . import params as params_mod
 from .db import database_file, table_exists
 from .encoding import read_text
-from .errors import UserError
+from .errors import UserError, warn
 from .i18n import tr
 
 # --------------------------------------------------------------------------------------------------
@@ -1187,7 +1187,7 @@ def funnel_weekly_metrics(con, as_of, params: FunnelParams | None = None) -> dic
 
 
 def _cmd_plan(args) -> int:
-    from .asof import oldest_data_date, parse, resolve
+    from .asof import after_data_warning, oldest_data_date, parse, resolve
 
     targets = read_targets(args.targets)
     aov = parse_positive(args.avg_order_value, "--avg-order-value")
@@ -1208,6 +1208,8 @@ def _cmd_plan(args) -> int:
                 raise UserError(f"--as-of {as_of} is before the data, which starts on {first}: no history to "
                                 "take rates from", file=database_file(con),
                                 hint=f"give a date after {first}, leave --as-of out, or pass --rates")
+            if args.as_of and (late := after_data_warning(con, as_of, "--as-of")):
+                warn("plan", late)
             wide = historical_rates(con, as_of, p)
             db_file = database_file(con)
             t2p = (f"target→potential = listed targets that became potentials within {p.target_window_days} days"

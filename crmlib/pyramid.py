@@ -28,11 +28,12 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from .asof import after_data_warning
 from .asof import parse as parse_as_of
 from .asof import resolve as resolve_as_of
 from .db import table_exists
 from .encoding import read_user_csv
-from .errors import UserError
+from .errors import UserError, warn
 from .params import Params, load, params_path
 from .weights import ahp_weights, entropy_weights
 
@@ -792,6 +793,8 @@ def _run(args) -> int:
         con = connect(args.db, read_only=True)
         try:
             as_of = resolve_as_of(con, args.as_of, "--as-of")
+            if args.as_of and (note := after_data_warning(con, as_of, "--as-of")):
+                warn("pyramid", note)
             m, scored = _weekly(con, as_of, params)
         finally:
             con.close()

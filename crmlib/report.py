@@ -208,6 +208,20 @@ def _default_as_of(db: Path) -> dt.date:
         con.close()
 
 
+def _warn_if_after_data(db: Path, day: dt.date) -> None:
+    """Log :func:`crmlib.asof.after_data_warning` for an as_of given by the user (the run goes on)."""
+    from . import db as dbmod
+    from .asof import after_data_warning
+
+    con = dbmod.connect(db, read_only=True)
+    try:
+        note = after_data_warning(con, day)
+    finally:
+        con.close()
+    if note:
+        log.warning(note)
+
+
 def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = None,
            pdf: bool = False) -> Path:
     """Run the whole week; returns the report directory."""
@@ -246,6 +260,8 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
             log.warning("load refused %s; the report is built without it", name)
         timer.run("resolve", master.resolve_db, build_db)
 
+        if as_of_date is not None:
+            _warn_if_after_data(build_db, as_of_date)
         as_of_date = as_of_date or _default_as_of(build_db)
         week = iso_week(as_of_date)
         reports = paths.reports_dir()

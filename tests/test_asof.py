@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from crmlib import funnel, pyramid, quality
-from crmlib.asof import newest_data_date, resolve
+from crmlib.asof import after_data_warning, newest_data_date, resolve
 from crmlib.errors import UserError
 
 
@@ -48,3 +48,16 @@ def test_every_analysis_uses_the_one_definition():
     """No module keeps a private 'newest date' of its own (there were five, each a little different)."""
     for mod in (funnel, pyramid, quality):
         assert not hasattr(mod, "newest_date"), mod.__name__
+
+
+def test_a_date_long_after_the_records_is_flagged(con):
+    # newest system-stamped record on or before each date: the 2024-02-04 call (the 2099 one comes later)
+    assert after_data_warning(con, dt.date(2024, 2, 4)) is None
+    assert after_data_warning(con, dt.date(2024, 2, 11)) is None          # 7 days: the week just ended
+    note = after_data_warning(con, dt.date(2024, 2, 12), "--as-of")
+    assert note.startswith("--as-of 2024-02-12 is 8 days after the newest system-stamped record (2024-02-04)")
+    assert "(2024-02-04)" in after_data_warning(con, dt.date(2098, 12, 31))
+    # before every record: nothing to compare with (the analyses say so themselves)
+    assert after_data_warning(con, dt.date(2023, 1, 1)) is None
+    # a mistyped future stamp covers the dates after it: the warning only sees records, not intentions
+    assert after_data_warning(con, dt.date(2099, 1, 3)) is None

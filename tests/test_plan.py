@@ -167,6 +167,20 @@ def test_plan_with_historical_rates(tmp_path, capsys):
     assert rc == 2 and "北京公司" in err and "column region" in err
 
 
+def test_as_of_long_after_the_data_warns_and_goes_on(tmp_path, capsys):
+    db = tmp_path / "crm.duckdb"
+    _lifecycle_db(db)          # newest system-stamped record: a stage entry on 2024-12-31
+    targets = tmp_path / "t.csv"
+    targets.write_text("region,revenue_target\n华北,100\n", encoding="utf-8")
+    args = ["plan", str(targets), "--avg-order-value", "10", "--db", str(db), "--as-of"]
+    rc = cli.main([*args, "2025-03-01"])
+    err = capsys.readouterr().err
+    assert rc == 0
+    assert err.startswith("crm plan: warning: --as-of 2025-03-01 is 60 days after the newest system-stamped "
+                          "record (2024-12-31)")
+    assert cli.main([*args, "2025-01-07"]) == 0 and capsys.readouterr().err == ""
+
+
 def test_bad_as_of_is_refused_with_given_rates_too(capsys):
     rc, err = _run_err(capsys, ["plan", str(FIXTURE), "--avg-order-value", "10", "--rates", "0.02,0.1,0.5",
                                 "--as-of", "garbage"])

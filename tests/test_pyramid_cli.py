@@ -170,6 +170,18 @@ def test_db_mode_writes_the_tiers_file(tmp_path, capsys):
         "customer,score,tier", "C2,100.000000,vip", "C3,50.000000,ordinary", "C1,0.000000,small"]
 
 
+def test_db_mode_warns_when_as_of_is_long_after_the_orders(tmp_path, capsys):
+    db = tmp_path / "crm.duckdb"
+    _db(db)                                  # the newest order: 2024-01-04
+    params = _params(tmp_path / "revenue_only.yaml", {"revenue": 1})
+    code, stdout, err = _run(capsys, "--db", db, "--as-of", "2024-01-10", "--params", params)
+    assert code == 0 and err == ""           # 6 days: no warning
+    code, stdout, err = _run(capsys, "--db", db, "--as-of", "2024-03-01", "--params", params)
+    assert code == 0 and json.loads(stdout)["pyramid_customers"] == 3
+    assert err.startswith("crm pyramid: warning: --as-of 2024-03-01 is 57 days after the newest "
+                          "system-stamped record (2024-01-04)")
+
+
 @pytest.mark.parametrize("as_of", ["2024-01-10", "2023-12-01"])   # 3 customers; none ordered yet
 def test_db_mode_configuration_errors_surface(tmp_path, capsys, as_of):
     db = tmp_path / "crm.duckdb"

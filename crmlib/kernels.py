@@ -7,6 +7,9 @@ threads, and runs the notebook's own import statements in it (found with :func:`
 ``store_history=False``, so the executed notebook still counts its cells from 1). papermill then runs
 the notebook in that kernel (``km=``) instead of starting a cold one.
 
+Every notebook client waits for kernel messages in slices (:class:`SlicedKernelManager`, nbclient issue
+#312: a cell with widgets otherwise sometimes sat out the whole cell timeout; ``benchmarks/notebook_stall.md``).
+
 Nothing depends on the warm-up succeeding: a kernel that fails to start or warm is logged and the notebook
 gets a fresh kernel from papermill as before, which reports the problem the usual way.
 """
@@ -14,12 +17,53 @@ from __future__ import annotations
 
 import ast
 import logging
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from queue import Empty
+
+from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.channels import AsyncZMQSocketChannel
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import DottedObjectName, Type
 
 log = logging.getLogger("crm.weekly")
 
 KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]  # the kernel's "TCP without encryption" warning (localhost)
+
+# A message that arrives on an asyncio ZMQ socket while the client waits for it is sometimes noticed only
+# when the wait times out (nbclient issue #312, open: cells with ipywidgets "sometimes block"). nbclient
+# waits for a cell's execute reply with the whole cell timeout, so such a cell sat out the full timeout and
+# then completed normally. Waiting in slices of POLL_SLICE seconds bounds that stall to one slice: each new
+# wait looks at the socket afresh.
+POLL_SLICE = 1.0
+
+
+class SlicedChannel(AsyncZMQSocketChannel):
+    """``get_msg`` waiting in slices of :data:`POLL_SLICE` seconds; same messages, same overall timeout."""
+
+    async def get_msg(self, timeout: float | None = None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = POLL_SLICE if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                return await super().get_msg(min(POLL_SLICE, left))
+            except Empty:
+                if deadline is not None and deadline - time.monotonic() < 0.001:  # poll() counts whole ms
+                    raise
+
+
+class SlicedClient(AsyncKernelClient):
+    shell_channel_class = Type(SlicedChannel)
+    iopub_channel_class = Type(SlicedChannel)
+
+
+class SlicedKernelManager(AsyncKernelManager):
+    """The kernel manager of every notebook run (papermill's ``kernel_manager_class``, the warm kernels):
+    its clients wait in slices, see :data:`POLL_SLICE`."""
+
+    client_class = DottedObjectName("crmlib.kernels.SlicedClient")
+    client_factory = Type(SlicedClient)
 
 
 def notebook_imports(path: Path) -> str:
@@ -45,11 +89,10 @@ def notebook_imports(path: Path) -> str:
 
 def start_warm_kernel(kernel: str, notebook: Path, cwd: Path, timeout: float = 300):
     """Start ``kernel`` in ``cwd``, run the notebook's imports silently, return the running kernel manager."""
-    from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
     code = notebook_imports(notebook)  # a missing or broken notebook fails here, in the background
-    km = AsyncKernelManager(kernel_name=kernel)
+    km = SlicedKernelManager(kernel_name=kernel)
     run_sync(km.start_kernel)(extra_arguments=list(KERNEL_ARGS), cwd=str(cwd))
     try:
         kc = km.client()

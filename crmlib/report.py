@@ -91,12 +91,12 @@ def run_notebook(src: Path, dst: Path, parameters: dict[str, Any], kernel: str, 
     cwd = None if Path.cwd().resolve() == root.resolve() else str(root)
     logging.getLogger("papermill").setLevel(logging.WARNING)
     where = str(src.relative_to(root)) if src.is_relative_to(root) else str(src)
-    from .kernels import KERNEL_ARGS, shutdown
+    from .kernels import KERNEL_ARGS, SlicedKernelManager, shutdown
 
     try:
         pm.execute_notebook(str(src), str(dst), parameters=parameters, kernel_name=kernel, cwd=cwd,
                             progress_bar=False, execution_timeout=timeout, km=km,
-                            extra_arguments=list(KERNEL_ARGS))
+                            kernel_manager_class=SlicedKernelManager, extra_arguments=list(KERNEL_ARGS))
     except Exception as exc:
         failure = _notebook_error(dst)
         if failure:

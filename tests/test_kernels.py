@@ -54,3 +54,57 @@ def test_a_kernel_that_cannot_start_falls_back_to_none(tmp_path, caplog):
         assert pool.take("nb") is None
         assert pool.take("nb") is None  # handed out (or failed) once
     assert "could not start a kernel ahead for nb" in caplog.text
+
+
+class _Socket:
+    """A socket whose first ``missed`` polls report nothing although a message waits (the lost wake-up of
+    nbclient issue #312): each such poll returns only when its own timeout has passed, as zmq's does."""
+
+    def __init__(self, missed: int | None):
+        self.missed, self.polls = missed, []
+
+    async def poll(self, timeout_ms):
+        import asyncio
+
+        self.polls.append(timeout_ms)
+        if self.missed is None or len(self.polls) <= self.missed:
+            await asyncio.sleep((timeout_ms or 0) / 1000)
+            return 0
+        return 1
+
+
+def _channel(socket):
+    ch = kernels.SlicedChannel.__new__(kernels.SlicedChannel)   # no real ZMQ socket: the wait logic alone
+    ch.socket = socket
+
+    async def recv():
+        return {"msg": "reply"}
+    ch._recv = recv
+    return ch
+
+
+def test_a_missed_wake_up_costs_one_slice_not_the_whole_timeout(monkeypatch):
+    import asyncio
+    import time
+    from queue import Empty
+
+    import pytest
+
+    monkeypatch.setattr(kernels, "POLL_SLICE", 0.05)
+    sock = _Socket(missed=1)
+    t0 = time.monotonic()
+    assert asyncio.run(_channel(sock).get_msg(timeout=600)) == {"msg": "reply"}
+    assert time.monotonic() - t0 < 1 and sock.polls == [50, 50]    # plain get_msg: one poll of 600,000 ms
+    # no timeout: waits slice after slice; nothing ever arrives: Empty once the whole timeout has passed
+    assert asyncio.run(_channel(_Socket(missed=3)).get_msg(timeout=None)) == {"msg": "reply"}
+    sock = _Socket(missed=None)
+    t0 = time.monotonic()
+    with pytest.raises(Empty):
+        asyncio.run(_channel(sock).get_msg(timeout=0.12))
+    # slices of 50, 50, 20 ms (a sleep ending a hair early adds a last one of 0-1 ms)
+    assert 0.12 <= time.monotonic() - t0 < 0.5 and 3 <= len(sock.polls) <= 4 and max(sock.polls) <= 50
+
+
+def test_notebooks_run_with_the_sliced_client(tmp_path):
+    assert kernels.SlicedKernelManager(kernel_name="crm").client().shell_channel_class is kernels.SlicedChannel
+    assert kernels.SlicedKernelManager(kernel_name="crm").client().iopub_channel_class is kernels.SlicedChannel

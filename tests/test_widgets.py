@@ -11,9 +11,10 @@ The last test executes all five analysis notebooks with ``interactive=True`` thr
 weekly run executes them, and looks inside the widgets' saved state (nbclient stores the contents of output
 widgets): the inline ``ipywidgets.interact`` cells of 02 and 03 ran with their defaults, and in a real kernel
 the funnel and pyramid widgets start from the same pictures as the static report above them. It runs the
-notebooks one at a time with ``crmlib.report.run_notebook`` and a short cell timeout: now and then a cell
-(seen on 03's interact cell, mostly when two notebooks ran at once from threads) sits until the cell timeout
-and then completes normally, so the timeout bounds that stall.
+notebooks one at a time with ``crmlib.report.run_notebook`` and a short cell timeout. With papermill's default
+client a cell with widgets now and then sat out the whole cell timeout and then completed normally (nbclient
+#312; 3 runs in 24 of 03); ``run_notebook`` uses ``crmlib.kernels.SlicedKernelManager``, which ends that
+(0 in 32, ``benchmarks/notebook_stall.md``); the short timeout stays as a bound.
 """
 from __future__ import annotations
 

@@ -19,20 +19,22 @@ from typing import Any
 import duckdb
 
 
-def _providers(shared: dict) -> dict[str, Callable[[duckdb.DuckDBPyConnection, dt.date, str | None], dict]]:
-    """Each analysis contributes a flat dict; imported here so the list is in one place. ``shared`` lives
-    as long as one run's calls (newest week first): the quality audit of the newest week judges the
-    earlier weeks too (see :func:`crmlib.quality.audit.records_at`). Quality comes last: its audit is the
-    longest piece, and in a weekly run the quality notebook computes it at the same time (the audit cache
-    hands it over), so the other analyses go first instead of waiting."""
+def _providers() -> dict[str, Callable[[duckdb.DuckDBPyConnection, dt.date, str | None, dict], dict]]:
+    """Each analysis contributes a flat dict; imported here so the list is in one place. The last argument
+    is the analysis's own cache for one run's calls (newest week first), dropped when its weeks are done:
+    segments read the history once and pyramid score each date once (this week's "a week ago" is the
+    week-over-week date), and the quality audit of the newest week judges the earlier weeks too (see
+    :func:`crmlib.quality.audit.records_at`). Quality comes last: its audit is the longest piece, and in a
+    weekly run the quality notebook computes it at the same time (the audit cache hands it over), so the
+    other analyses go first instead of waiting."""
     from . import funnel, master, pyramid, quality, segments
 
     return {
-        "master": lambda con, d, truth: master.master_weekly_metrics(con, d, truth_dir=truth),
-        "segments": lambda con, d, truth: segments.segments_weekly_metrics(con, d),
-        "funnel": lambda con, d, truth: funnel.funnel_weekly_metrics(con, d),
-        "pyramid": lambda con, d, truth: pyramid.pyramid_weekly_metrics(con, d),
-        "quality": lambda con, d, truth: quality.quality_weekly_metrics(con, d, judged_with=shared),
+        "master": lambda con, d, truth, cache: master.master_weekly_metrics(con, d, truth_dir=truth),
+        "segments": lambda con, d, truth, cache: segments.segments_weekly_metrics(con, d, cache=cache),
+        "funnel": lambda con, d, truth, cache: funnel.funnel_weekly_metrics(con, d),
+        "pyramid": lambda con, d, truth, cache: pyramid.pyramid_weekly_metrics(con, d, cache=cache),
+        "quality": lambda con, d, truth, cache: quality.quality_weekly_metrics(con, d, judged_with=cache),
     }
 
 
@@ -41,16 +43,18 @@ def weeks_metrics(con: duckdb.DuckDBPyConnection, dates: dict[str, dt.date], tru
     """The flat figures of several weeks (label -> date, newest first), one analysis at a time over all
     the weeks. ``seconds``: filled with the wall time per week label and analysis."""
     out: dict[str, dict[str, Any]] = {label: {} for label in dates}
-    for name, provider in _providers({}).items():
+    for name, provider in _providers().items():
+        cache: dict = {}
         for label, day in dates.items():
             t0 = time.perf_counter()
-            figures = provider(con, day, truth_dir)
+            figures = provider(con, day, truth_dir, cache)
             if seconds is not None:
                 seconds.setdefault(label, {})[name] = round(time.perf_counter() - t0, 2)
             for key, value in figures.items():
                 if key in out[label]:
                     raise ValueError(f"metric {key!r} reported twice")
                 out[label][key] = _plain(value)
+        del cache
     return {label: dict(sorted(f.items())) for label, f in out.items()}
 
 

@@ -630,19 +630,29 @@ def _score_or_empty(ind: pd.DataFrame, params: ValueModel) -> pd.DataFrame:
         return pd.DataFrame(columns=["score", "tier", "loss_making"])
 
 
-def pyramid_weekly_metrics(con, as_of=None, params: ValueModel | None = None) -> dict:
+def pyramid_weekly_metrics(con, as_of=None, params: ValueModel | None = None, cache: dict | None = None) -> dict:
     """Flat ``pyramid_*`` headline figures for metrics.json: customers per tier, top-20% revenue and profit
-    share, revenue Gini, loss-making count, upgrades / downgrades / new against ``as_of - 7 days``."""
-    return _weekly(con, as_of, params)[0]
+    share, revenue Gini, loss-making count, upgrades / downgrades / new against ``as_of - 7 days``.
+    ``cache``: a dict kept across the calls of one run with the same database and params; a date scored
+    once (this week's "a week ago" is last week's "now") is not scored again."""
+    return _weekly(con, as_of, params, cache)[0]
 
 
-def _weekly(con, as_of=None, params: ValueModel | None = None) -> tuple[dict, pd.DataFrame]:
+def _weekly(con, as_of=None, params: ValueModel | None = None,
+            cache: dict | None = None) -> tuple[dict, pd.DataFrame]:
     """:func:`pyramid_weekly_metrics` and the scoring at ``as_of`` they come from."""
     params = params or load_params()
     as_of = resolve_as_of(con, as_of)
-    ind = indicators_from_db(con, as_of, params)
-    cur = _score_or_empty(ind, params)
-    prev = _score_or_empty(indicators_from_db(con, as_of - timedelta(days=params.migration_days), params), params)
+    cache = {} if cache is None else cache
+
+    def scored(day):
+        if day not in cache:
+            ind = indicators_from_db(con, day, params)
+            cache[day] = (ind, _score_or_empty(ind, params))
+        return cache[day]
+
+    ind, cur = scored(as_of)
+    prev = scored(as_of - timedelta(days=params.migration_days))[1]
     _, movers = migration(prev["tier"], cur["tier"])
     conc = concentration(ind, params.top_share) if len(ind) else {}
     out = {"pyramid_customers": int(len(cur))}

@@ -714,12 +714,17 @@ STAGE_KEYS = {"待识别": "to_identify", "潜在": "potential", "机会": "oppo
               "用户": "user", "流失": "churned"}
 
 
-def weekly_metrics(h: History, as_of, p: SegmentsParams) -> dict:
+def weekly_metrics(h: History, as_of, p: SegmentsParams, stages: dict | None = None) -> dict:
     """Flat headline numbers (prefix ``segments_``) for metrics.json; pure version of
-    :func:`segments_weekly_metrics`. "This week" = (as_of - transition_days, as_of]."""
+    :func:`segments_weekly_metrics`. "This week" = (as_of - transition_days, as_of]. ``stages``: a dict
+    of :func:`lifecycle_stages` by date, kept across calls with the same history and params (this week's
+    "before" is last week's "now")."""
     t = resolve_as_of(h, as_of)
-    before = lifecycle_stages(h, t - timedelta(days=p.transition_days), p.stages)
-    now = lifecycle_stages(h, t, p.stages)
+    stages = {} if stages is None else stages
+    for day in (t - timedelta(days=p.transition_days), t):
+        if day not in stages:
+            stages[day] = lifecycle_stages(h, day, p.stages)
+    before, now = stages[t - timedelta(days=p.transition_days)], stages[t]
     m = before[["customer_id", "stage"]].merge(now[["customer_id", "stage"]], on="customer_id",
                                                 suffixes=("_from", "_to"))
     slip = slipping_away(now, h.customers, h.reps, p.slipping)
@@ -735,14 +740,19 @@ def weekly_metrics(h: History, as_of, p: SegmentsParams) -> dict:
     return out
 
 
-def segments_weekly_metrics(con, as_of, params: SegmentsParams | None = None) -> dict:
+def segments_weekly_metrics(con, as_of, params: SegmentsParams | None = None, cache: dict | None = None) -> dict:
     """Counts per lifecycle stage, new customers this week, lost (流失) this week, slipping-away count.
 
     Flat dict, keys prefixed ``segments_``. ``as_of`` None = the database's default (crmlib.asof).
+    ``cache``: a dict kept across the calls of one run with the same database and params; the history is
+    then read once and each date's stages computed once.
     """
     from .asof import resolve
     p = params or load_params()
-    return weekly_metrics(read_history(con, p.stages), resolve(con, as_of), p)
+    cache = {} if cache is None else cache
+    if "history" not in cache:
+        cache["history"] = read_history(con, p.stages)
+    return weekly_metrics(cache["history"], resolve(con, as_of), p, cache.setdefault("stages", {}))
 
 
 def stage_label(stage: str, lang: str = "zh") -> str:

@@ -77,11 +77,9 @@ def _first_known_sql(con) -> str:
 
 def _matched_sql(con) -> str:
     """SELECT of the list entries known at the parameter date with their matched customer (see the module
-    doc): target_id, company_name, region, city, industry, listed_at, customer_id, match. Registers the
-    check-character function it calls (``uscc_is_valid``) on ``con``."""
-    from .names import register_duckdb_functions
+    doc): target_id, company_name, region, city, industry, listed_at, customer_id, match."""
+    from .uscc import uscc_is_valid_sql
 
-    register_duckdb_functions(con)
     return f"""
         WITH t AS (
             SELECT * FROM (
@@ -98,10 +96,7 @@ def _matched_sql(con) -> str:
             SELECT t.target_id, min(c.customer_id) AS customer_id, min(c.code) AS code
             FROM t JOIN codes c ON c.code = t.code
             GROUP BY t.target_id HAVING count(DISTINCT c.customer_id) = 1),
-        -- the check character (a Python function) is computed in a projection over the few hits and
-        -- candidates only: as a WHERE condition DuckDB would push it down onto every code
-        by_code AS (
-            SELECT target_id, customer_id FROM (SELECT *, uscc_is_valid(code) AS ok FROM code_hits) WHERE ok),
+        by_code AS (SELECT target_id, customer_id FROM code_hits WHERE {uscc_is_valid_sql('code')}),
         names AS (  -- names as written on records, and master names
             SELECT DISTINCT trim(r.name_raw) AS name, x.customer_id
             FROM customer_records r JOIN customer_xref x USING (record_id)
@@ -114,10 +109,10 @@ def _matched_sql(con) -> str:
             GROUP BY t.target_id HAVING count(DISTINCT n.customer_id) = 1),
         coded AS MATERIALIZED (  -- the codes of the customers a name points at
             SELECT DISTINCT c.customer_id, c.code FROM codes c SEMI JOIN by_name b USING (customer_id)),
-        valid_coded AS (SELECT customer_id, code FROM (SELECT *, uscc_is_valid(code) AS ok FROM coded) WHERE ok),
+        valid_coded AS (SELECT customer_id, code FROM coded WHERE {uscc_is_valid_sql('code')}),
         by_name_ok AS (  -- not when both sides carry valid codes and the list's is none of the customer's
             SELECT b.target_id, b.customer_id
-            FROM (SELECT *, coalesce(uscc_is_valid(code), false) AS ok FROM by_name) b
+            FROM (SELECT *, {uscc_is_valid_sql('code')} AS ok FROM by_name) b
             WHERE NOT b.ok OR b.customer_id NOT IN (SELECT customer_id FROM valid_coded)
                OR EXISTS (SELECT 1 FROM valid_coded v WHERE v.customer_id = b.customer_id AND v.code = b.code))
         SELECT t.target_id, t.company_name, t.region, t.city, t.industry, t.listed_at,

@@ -23,3 +23,14 @@ def uscc_is_valid(code: str | None) -> bool:
     if not isinstance(code, str) or len(code) != 18 or any(c not in _VALUE for c in code):
         return False
     return uscc_check_char(code[:17]) == code[17]
+
+
+def uscc_is_valid_sql(col: str) -> str:
+    """:func:`uscc_is_valid` as a DuckDB expression over the VARCHAR expression ``col`` (false for NULL):
+    vectorised, where a Python function registered in DuckDB costs ~15 µs a value (3.4 s per matching of
+    the scale-100 target lists)."""
+    weights = "[" + ", ".join(str(w) for w in WEIGHTS) + "]"
+    total = (f"list_sum(list_transform(range(1, 18), lambda i: "
+             f"(instr('{CHARSET}', substr({col}, i, 1)) - 1) * {weights}[i]))")
+    return (f"(coalesce(regexp_full_match({col}, '[{CHARSET}]{{18}}'), false) "
+            f"AND substr('{CHARSET}', CAST((31 - {total} % 31) % 31 AS INTEGER) + 1, 1) = substr({col}, 18, 1))")

@@ -61,3 +61,23 @@ def test_check_char_rejects_bad_body():
         uscc_check_char("91350100M000100Y")
     with pytest.raises(ValueError):
         uscc_check_char("91350100I000100Y4")
+
+
+def test_the_sql_rule_agrees_with_the_python_one():
+    import random
+
+    import duckdb
+
+    from crmlib.uscc import uscc_is_valid_sql
+
+    rng = random.Random(3)
+    codes = ["91350100M000100Y43", "91110000600037341L", "0" * 18, "91350100M000100Y44", "91350100m000100y43",
+             "91350100M0001O0Y43", "91350100M000100Y4", "91350100M000100Y433", "", " 91350100M000100Y43", None]
+    for _ in range(3000):
+        body = "".join(rng.choice(CHARSET) for _ in range(17))
+        codes += [body + uscc_check_char(body), body + rng.choice(CHARSET)]
+    con = duckdb.connect()
+    got = [r[0] for r in con.execute(f"SELECT {uscc_is_valid_sql('c')} FROM unnest(?::VARCHAR[]) t(c)",
+                                     [codes]).fetchall()]
+    assert got == [uscc_is_valid(c) for c in codes]
+    assert sum(got) > 3000        # the published examples, 000…0 and the 3,000 computed codes (+ lucky ones)

@@ -39,9 +39,11 @@ def _providers() -> dict[str, Callable[[duckdb.DuckDBPyConnection, dt.date, str 
 
 
 def weeks_metrics(con: duckdb.DuckDBPyConnection, dates: dict[str, dt.date], truth_dir: str | None = None,
-                  seconds: dict | None = None) -> dict[str, dict]:
+                  seconds: dict | None = None,
+                  on_done: Callable[[str, dict], None] | None = None) -> dict[str, dict]:
     """The flat figures of several weeks (label -> date, newest first), one analysis at a time over all
-    the weeks. ``seconds``: filled with the wall time per week label and analysis."""
+    the weeks. ``seconds``: filled with the wall time per week label and analysis. ``on_done``: called with
+    each analysis's name and its cache once its weeks are done (see :func:`save_frames`)."""
     out: dict[str, dict[str, Any]] = {label: {} for label in dates}
     for name, provider in _providers().items():
         cache: dict = {}
@@ -54,6 +56,8 @@ def weeks_metrics(con: duckdb.DuckDBPyConnection, dates: dict[str, dt.date], tru
                 if key in out[label]:
                     raise ValueError(f"metric {key!r} reported twice")
                 out[label][key] = _plain(value)
+        if on_done is not None:
+            on_done(name, cache)
         del cache
     return {label: dict(sorted(f.items())) for label, f in out.items()}
 
@@ -76,16 +80,79 @@ def deltas(now: dict, before: dict) -> dict:
     return out
 
 
-def collect_metrics(db: str | Path, as_of: dt.date, reports_dir: Path, truth_dir: str | None) -> dict:
-    """:func:`metrics_from` over a read-only connection to ``db``."""
+# Analyses whose tables of this week the managers' report draws too: the weekly run hands them over
+# (save_frames → load_frames) instead of computing them a second time in the report's kernel.
+FRAME_ANALYSES = ("segments", "pyramid")
+FRAMES_FILE = ".frames.pkl"   # beside metrics.json in the week being built; removed before it is published
+
+
+def save_frames(path: Path, as_of: dt.date, keep: dict, days_before: dict[str, int]) -> None:
+    """This week's tables from the metrics caches (``keep``): segments' history and stage tables at as_of and
+    ``days_before["segments"]`` earlier, the pyramid's indicators and scores at as_of and
+    ``days_before["pyramid"]`` earlier. Written atomically; a failure only costs the report the time to
+    compute them itself."""
+    import os
+    import pickle
+
+    out: dict[str, Any] = {"as_of": as_of}
+    seg, pyr = keep.get("segments") or {}, keep.get("pyramid") or {}
+    dates = {"segments": [as_of, as_of - dt.timedelta(days=days_before["segments"])],
+             "pyramid": [as_of, as_of - dt.timedelta(days=days_before["pyramid"])]}
+    stages = seg.get("stages") or {}
+    if "history" in seg and all(d in stages for d in dates["segments"]):
+        out["segments"] = {"history": seg["history"], "stages": {d: stages[d] for d in dates["segments"]}}
+    if all(d in pyr for d in dates["pyramid"]):
+        out["pyramid"] = {d: pyr[d] for d in dates["pyramid"]}
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            pickle.dump(out, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except Exception:
+        tmp.unlink(missing_ok=True)
+
+
+def load_frames(metrics_path: str | Path | None, as_of: dt.date) -> dict:
+    """What :func:`save_frames` left beside ``metrics_path`` for this ``as_of`` ({} when nothing usable)."""
+    import pickle
+
+    if not metrics_path:
+        return {}
+    f = Path(metrics_path).with_name(FRAMES_FILE)
+    try:
+        with open(f, "rb") as fh:
+            frames = pickle.load(fh)
+        return frames if isinstance(frames, dict) and frames.get("as_of") == as_of else {}
+    except Exception:  # absent (an analyst's run), or unreadable: the report computes its tables
+        return {}
+
+
+def collect_metrics(db: str | Path, as_of: dt.date, reports_dir: Path, truth_dir: str | None,
+                    frames: Path | None = None) -> dict:
+    """:func:`metrics_from` over a read-only connection to ``db``; with ``frames``, this week's tables are
+    saved there for the managers' report (:func:`save_frames`)."""
+    keep: dict = {}
+
+    def hand_over(name: str, cache: dict) -> None:
+        # written as soon as both analyses are done, and let go before the quality audit (the largest) runs
+        if frames is None or name not in FRAME_ANALYSES:
+            return
+        keep[name] = cache
+        if set(keep) == set(FRAME_ANALYSES):
+            from . import pyramid, segments
+            save_frames(frames, as_of, keep, {"segments": segments.load_params().transition_days,
+                                              "pyramid": pyramid.load_params().migration_days})
+            keep.clear()
+
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return metrics_from(con, as_of, reports_dir, truth_dir)
+        return metrics_from(con, as_of, reports_dir, truth_dir, on_done=hand_over)
     finally:
         con.close()
 
 
-def metrics_from(con: duckdb.DuckDBPyConnection, as_of: dt.date, reports_dir: Path, truth_dir: str | None) -> dict:
+def metrics_from(con: duckdb.DuckDBPyConnection, as_of: dt.date, reports_dir: Path, truth_dir: str | None,
+                 on_done: Callable[[str, dict], None] | None = None) -> dict:
     """The content of ``metrics.json``. Each ``compare`` entry says where its figures came from:
     ``kind`` "report" (that week's ``metrics.json``) or "recomputed" (as of ``as_of`` from this database),
     and ``source`` in words."""
@@ -105,7 +172,7 @@ def metrics_from(con: duckdb.DuckDBPyConnection, as_of: dt.date, reports_dir: Pa
             dates[label] = then
             compare[label] = {**entry, "kind": "recomputed", "source": f"recomputed as of {then.isoformat()}"}
     seconds: dict[str, dict] = {}
-    figures = weeks_metrics(con, dates, truth, seconds)
+    figures = weeks_metrics(con, dates, truth, seconds, on_done)
     now = figures["this_week"]
     for label in compare:
         compare[label].setdefault("metrics", figures.get(label))

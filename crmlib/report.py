@@ -271,10 +271,12 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
 
         params = dict(nb_params, as_of=as_of_date.isoformat(),
                       db_path=os.path.relpath(build_db, root))
-        from .metrics import collect_metrics
+        from .metrics import FRAMES_FILE, collect_metrics
 
         def write_metrics() -> None:
-            metrics = timer.run("metrics", collect_metrics, build_db, as_of_date, reports, nb_params["truth_dir"])
+            # this week's segment and pyramid tables go beside metrics.json for the managers' report
+            metrics = timer.run("metrics", collect_metrics, build_db, as_of_date, reports, nb_params["truth_dir"],
+                                build_dir / FRAMES_FILE)
             metrics["load"] = {"files_loaded": len(loaded.read), "files_refused": refused}
             (build_dir / "metrics.json").write_text(
                 json.dumps(metrics, ensure_ascii=False, indent=2, sort_keys=True), encoding="utf-8")
@@ -282,8 +284,11 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
         # analyses start while the metrics are computed; the managers' notebook needs metrics.json
         # (its only extra parameter), so it is queued after them
         report_params = dict(params, metrics_path=os.path.relpath(build_dir / "metrics.json", root))
-        run_notebooks([(name, params) for name in cfg.notebooks], paths.notebooks_dir(), build_dir, cfg, timer,
-                      meanwhile=write_metrics, then=[(cfg.report_notebook, report_params)], kernels=kernels)
+        try:
+            run_notebooks([(name, params) for name in cfg.notebooks], paths.notebooks_dir(), build_dir, cfg, timer,
+                          meanwhile=write_metrics, then=[(cfg.report_notebook, report_params)], kernels=kernels)
+        finally:
+            (build_dir / FRAMES_FILE).unlink(missing_ok=True)   # a hand-over, not part of the report
         report_nb = build_dir / cfg.report_notebook
         title = ("客户信息中心周报 " if nb_params["lang"] == "zh" else "Customer information weekly ") + week
         html = build_dir / f"weekly_report_{week}.html"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +49,14 @@ class Context:
     metrics: dict
     lang: str
     truth_dir: Path | None
+    frames: dict = field(default_factory=dict)   # this week's tables from the metrics step (crm weekly)
 
 
 def open_context(as_of: str | None, db_path: str, metrics_path: str | None, truth_dir: str | None,
                  lang: str) -> Context:
     """Read-only connection plus this week's metrics (computed here when run interactively)."""
     from .asof import resolve
-    from .metrics import metrics_from
+    from .metrics import load_frames, metrics_from
     from .paths import reports_dir
 
     con = dbmod.connect(db_path, read_only=True)
@@ -69,7 +70,7 @@ def open_context(as_of: str | None, db_path: str, metrics_path: str | None, trut
         con.close()
         raise
     truth = Path(truth_dir) if truth_dir and Path(truth_dir).exists() else None
-    return Context(con, db_path, day, metrics, lang, truth)
+    return Context(con, db_path, day, metrics, lang, truth, load_frames(metrics_path, day))
 
 
 def _source_note(entry: dict, lang: str) -> str:
@@ -169,9 +170,14 @@ def segments_section(ctx: Context) -> list:
 
     lang = ctx.lang
     p = sg.load_params()
-    h = sg.read_history(ctx.con, p.stages)
-    stages = sg.with_attributes(sg.lifecycle_stages(h, ctx.as_of, p.stages), h.customers)
-    before = sg.lifecycle_stages(h, ctx.as_of - dt.timedelta(days=p.transition_days), p.stages)
+    before_date = ctx.as_of - dt.timedelta(days=p.transition_days)
+    given = ctx.frames.get("segments")          # computed by the metrics step of `crm weekly`
+    if given and before_date in given["stages"]:
+        h, now, before = given["history"], given["stages"][ctx.as_of], given["stages"][before_date]
+    else:
+        h = sg.read_history(ctx.con, p.stages)
+        now, before = sg.lifecycle_stages(h, ctx.as_of, p.stages), sg.lifecycle_stages(h, before_date, p.stages)
+    stages = sg.with_attributes(now, h.customers)
     rfm = sg.with_attributes(sg.rfm_table(h.orders, ctx.as_of, p.rfm), h.customers)
     slip = sg.slipping_away(stages, h.customers, h.reps, p.slipping)
     cols = [c for c in ("customer_id", "name", "region", "owner_rep_id", "rep_name", "revenue",
@@ -217,11 +223,18 @@ def pyramid_section(ctx: Context) -> list:
 
     lang = ctx.lang
     params = pm.load_params()
-    ind = pm.indicators_from_db(ctx.con, ctx.as_of, params)
-    scored = pm.score(ind, params)
+    prev_date = ctx.as_of - dt.timedelta(days=params.migration_days)
+    given = ctx.frames.get("pyramid") or {}     # (indicators, scores) by date from the metrics step
+    ind = given[ctx.as_of][0] if ctx.as_of in given else pm.indicators_from_db(ctx.con, ctx.as_of, params)
+    prev_ind = given[prev_date][0] if prev_date in given else pm.indicators_from_db(ctx.con, prev_date, params)
+
+    def score(day, indicators):   # the metrics step's scores, unless it found nothing to score (then as before)
+        have = given.get(day, (None, None))[1]
+        return have if have is not None and len(have) else pm.score(indicators, params)
+
+    scored = score(ctx.as_of, ind)
     table = pm.tier_table(scored, ind)
-    prev = pm.score(pm.indicators_from_db(ctx.con, ctx.as_of - dt.timedelta(days=params.migration_days),
-                                          params), params)
+    prev = score(prev_date, prev_ind)
     matrix, movers = pm.migration(prev["tier"], scored["tier"])
     names = pm.customer_names(ctx.con)
     return [

@@ -71,6 +71,8 @@ def test_week_folders_hold_report_notebooks_and_metrics(project):
         assert metrics["metrics"]["master_customers"] > 0
         assert set(json.loads((week_dir / "timings.json").read_text())) >= {"load", "resolve", "metrics", "export"}
     assert not list((root / "reports").glob(".build-*")), "build folders must not be left behind"
+    from crmlib.metrics import FRAMES_FILE
+    assert not list((root / "reports").rglob(FRAMES_FILE)), "the tables handed to the report are not published"
 
 
 def test_html_is_self_contained_without_code_or_personal_data(project):

@@ -1142,7 +1142,7 @@ def read_funnel(con, as_of=None, params: FunnelParams | None = None) -> FunnelDa
     return FunnelData(as_of, p, read_opportunities(con, as_of), read_stage_history(con, as_of))
 
 
-def funnel_weekly_metrics(con, as_of, params: FunnelParams | None = None) -> dict:
+def funnel_weekly_metrics(con, as_of, params: FunnelParams | None = None, cache: dict | None = None) -> dict:
     """Flat headline numbers for metrics.json (prefix ``funnel_``), all as of ``as_of``: stage entries
     after it are ignored, so last week's figures are recomputed with ``as_of - 7 days``.
 
@@ -1151,6 +1151,8 @@ def funnel_weekly_metrics(con, as_of, params: FunnelParams | None = None) -> dic
     ends inclusive) and closed_90d, lead_to_order (lifecycle: customers with an order / target customers,
     listed targets included; None without the master), opp_win_conversion (opportunities whose window has elapsed: share won within
     it), stuck_deals, overdue_deals. Empty dict when the database has no opportunity tables.
+    ``cache``: a dict that receives, per date, the tables these figures come from (``fd``, ``state``,
+    ``progress``, ``lifecycle``), for the managers' report of the same run (``crmlib.metrics.save_frames``).
     """
     if not (table_exists(con, "stg_crm_opportunities") and table_exists(con, "stg_crm_opportunity_stages")):
         return {}
@@ -1159,12 +1161,16 @@ def funnel_weekly_metrics(con, as_of, params: FunnelParams | None = None) -> dic
     open_ = st[st["status"] == "open"]
     start = pd.Timestamp(fd.as_of) - pd.Timedelta(days=p.win_rate_days - 1)
     wl = win_loss(st, start, fd.as_of).iloc[0]
-    mature = fd.progress().query("window_complete")
+    progress = fd.progress()
+    mature = progress.query("window_complete")
     try:
-        lc = lifecycle_funnel(read_lifecycle(con, fd.as_of, p), by=None).set_index("stage")["customers"]
+        lifecycle = read_lifecycle(con, fd.as_of, p)
+        lc = lifecycle_funnel(lifecycle, by=None).set_index("stage")["customers"]
         lead_to_order = lc["order"] / lc["target"] if lc["target"] else None
     except UserError:
-        lead_to_order = None
+        lifecycle, lead_to_order = None, None
+    if cache is not None:
+        cache[fd.as_of] = {"fd": fd, "state": st, "progress": progress, "lifecycle": lifecycle}
 
     def num(x):
         return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 4)

@@ -32,7 +32,7 @@ def _providers() -> dict[str, Callable[[duckdb.DuckDBPyConnection, dt.date, str 
     return {
         "master": lambda con, d, truth, cache: master.master_weekly_metrics(con, d, truth_dir=truth),
         "segments": lambda con, d, truth, cache: segments.segments_weekly_metrics(con, d, cache=cache),
-        "funnel": lambda con, d, truth, cache: funnel.funnel_weekly_metrics(con, d),
+        "funnel": lambda con, d, truth, cache: funnel.funnel_weekly_metrics(con, d, cache=cache),
         "pyramid": lambda con, d, truth, cache: pyramid.pyramid_weekly_metrics(con, d, cache=cache),
         "quality": lambda con, d, truth, cache: quality.quality_weekly_metrics(con, d, judged_with=cache),
     }
@@ -80,17 +80,17 @@ def deltas(now: dict, before: dict) -> dict:
     return out
 
 
-# Analyses whose tables of this week the managers' report draws too: the weekly run hands them over
+# Analyses whose tables of this week the managers' report draws too (segments, funnel, pyramid): the weekly run hands them over
 # (save_frames → load_frames) instead of computing them a second time in the report's kernel.
-FRAME_ANALYSES = ("segments", "pyramid")
+FRAME_ANALYSES = ("segments", "funnel", "pyramid")
 FRAMES_FILE = ".frames.pkl"   # beside metrics.json in the week being built; removed before it is published
 
 
 def save_frames(path: Path, as_of: dt.date, keep: dict, days_before: dict[str, int]) -> None:
     """This week's tables from the metrics caches (``keep``): segments' history and stage tables at as_of and
-    ``days_before["segments"]`` earlier, the pyramid's indicators and scores at as_of and
-    ``days_before["pyramid"]`` earlier. Written atomically; a failure only costs the report the time to
-    compute them itself."""
+    ``days_before["segments"]`` earlier, the funnel's opportunities, state, progress and lifecycle at as_of,
+    the pyramid's indicators and scores at as_of and ``days_before["pyramid"]`` earlier. Written
+    atomically; a failure only costs the report the time to compute them itself."""
     import os
     import pickle
 
@@ -103,6 +103,9 @@ def save_frames(path: Path, as_of: dt.date, keep: dict, days_before: dict[str, i
         out["segments"] = {"history": seg["history"], "stages": {d: stages[d] for d in dates["segments"]}}
     if all(d in pyr for d in dates["pyramid"]):
         out["pyramid"] = {d: pyr[d] for d in dates["pyramid"]}
+    fun = keep.get("funnel") or {}
+    if as_of in fun:
+        out["funnel"] = fun[as_of]
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as fh:

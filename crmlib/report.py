@@ -274,7 +274,7 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
         from .metrics import FRAMES_FILE, collect_metrics
 
         def write_metrics() -> None:
-            # this week's segment and pyramid tables go beside metrics.json for the managers' report
+            # this week's segment, funnel and pyramid tables go beside metrics.json for the managers' report
             metrics = timer.run("metrics", collect_metrics, build_db, as_of_date, reports, nb_params["truth_dir"],
                                 build_dir / FRAMES_FILE)
             metrics["load"] = {"files_loaded": len(loaded.read), "files_refused": refused}

@@ -198,11 +198,15 @@ def funnel_section(ctx: Context) -> list:
 
     lang = ctx.lang
     params = fn.load_params()
-    fd = fn.read_funnel(ctx.con, ctx.as_of, params)
-    progress = fd.progress()
-    state = fd.state
+    given = ctx.frames.get("funnel")            # computed by the metrics step of `crm weekly`
+    if given and given["lifecycle"] is not None:
+        progress, state, lifecycle_rows = given["progress"], given["state"], given["lifecycle"]
+    else:
+        fd = fn.read_funnel(ctx.con, ctx.as_of, params)
+        progress, state = fd.progress(), fd.state
+        lifecycle_rows = fn.read_lifecycle(ctx.con, ctx.as_of, params)
     conv = fn.cohort_conversion(progress, params, unit="opportunity", complete_only=True)
-    lifecycle = fn.lifecycle_funnel(fn.read_lifecycle(ctx.con, ctx.as_of, params), by="region")
+    lifecycle = fn.lifecycle_funnel(lifecycle_rows, by="region")
     stuck, overdue = fn.stuck_deals(state, params), fn.overdue_deals(state, params, ctx.as_of)
     cols = [c for c in ("opp_id", "region", "rep_id", "current_stage", "days_in_stage", "amount")
             if c in stuck.columns]

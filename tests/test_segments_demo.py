@@ -111,3 +111,16 @@ def test_latent_reference_ari_on_hand_built_values():
     expected = adjusted_rand_score([1, 1, 2, 2, 2, 3, 3, 3, 3], [0, 0, 0, 1, 1, 1, 2, 2, 2])
     assert sg.latent_reference_ari(labels, cut, 3, cp) == pytest.approx(expected)
     assert np.isnan(sg.latent_reference_ari(labels, same.drop(columns="latent_value"), 3, cp))
+
+
+def test_cluster_features_from_the_stage_table_equal_those_from_the_facts(demo_db):
+    # 03_segments builds the features from its stage table (facts + stage + master attributes)
+    _, con = demo_db
+    p = sg.load_params()
+    h = sg.read_history(con, p.stages, receipts=True)
+    as_of = resolve(con, None)
+    stages = sg.with_attributes(sg.lifecycle_stages(h, as_of, p.stages), h.customers)
+    want = sg.cluster_features(sg.customer_facts(h, as_of, p.stages), as_of, p.clusters, h.receipts)
+    got = sg.cluster_features(stages, as_of, p.clusters, h.receipts)
+    assert len(got) > 100
+    pd.testing.assert_frame_equal(got, want)

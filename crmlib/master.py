@@ -70,6 +70,7 @@ class MasterParams(Params):
     hierarchy_sectors: list[str] = ["bank", "insurance", "securities", "telecom", "energy", "transport"]
     source_trust: list[str] = Field(list(SOURCES), min_length=1)
     ambiguity_margin: float = 3.0
+    review_bare_candidates: int = Field(5, ge=0)
 
     @field_validator("name_similarity_levels")
     @classmethod
@@ -1487,15 +1488,22 @@ def resolve(con: duckdb.DuckDBPyConnection, params: MasterParams | None = None,
         new_ids=n_cust - kept, seconds=round(time.perf_counter() - t0, 1), stats={**res.stats, **phase})
 
 
+REVIEW_REASONS = {"score": "match probability between review_low and review_high",
+                  "ambiguous": "a name without place that matches customers in two places about equally",
+                  "bare_name": "a trade name written bare, known in several cities, no phone tying it to one"}
+
+
 def review_queue(res: MatchResult, params: MasterParams, decisions: pd.DataFrame | None) -> pd.DataFrame:
     """Pairs of name groups scored in [review_low, review_high), or touching a group left on its own as
     ambiguous (see ``_detach_ambiguous``), not ruled out by a hard rule and not decided yet; one
-    representative record (the group's smallest record_id) per side."""
+    representative record (the group's smallest record_id) per side. Then the pairs of
+    :func:`bare_name_candidates`. ``reason``: a key of :data:`REVIEW_REASONS`."""
     cols = ["record_id_l", "record_id_r", "name_l", "name_r", "match_probability", "match_weight",
-            "same_cluster", "n_records_l", "n_records_r"]
+            "same_cluster", "n_records_l", "n_records_r", "reason"]
+    bare = bare_name_candidates(res, params, decisions)
     p = res.pairs
     if p is None or p.empty:
-        return pd.DataFrame(columns=cols)
+        return bare[cols].reset_index(drop=True) if len(bare) else pd.DataFrame(columns=cols)
     band = (p["match_probability"] >= params.review_low) & (p["match_probability"] < params.review_high)
     amb = p["ambiguous"].fillna(False).astype(bool) if "ambiguous" in p else False
     q = p[p["violation"].isna() & p["decision"].isna() & (band | amb)].copy()
@@ -1506,10 +1514,83 @@ def review_queue(res: MatchResult, params: MasterParams, decisions: pd.DataFrame
     q["name_l"], q["name_r"] = a["canonical"].to_numpy(), b["canonical"].to_numpy()
     q["n_records_l"], q["n_records_r"] = a["n_records"].to_numpy(), b["n_records"].to_numpy()
     q["same_cluster"] = a["cluster"].to_numpy() == b["cluster"].to_numpy()
-    swap = q["record_id_l"] > q["record_id_r"]
+    q["reason"] = np.where(band.loc[q.index], "score", "ambiguous")
+    q = _smaller_record_left(q)[cols]
+    if len(bare):
+        seen = set(zip(q["record_id_l"], q["record_id_r"], strict=True))
+        bare = bare[[(a, b) not in seen for a, b in zip(bare["record_id_l"], bare["record_id_r"], strict=True)]]
+        q = pd.concat([q, bare[cols]], ignore_index=True)
+    return q.sort_values(["record_id_l", "record_id_r"]).reset_index(drop=True)
+
+
+def _smaller_record_left(q: pd.DataFrame) -> pd.DataFrame:
+    """Each pair with the smaller record id on the left (its name and record count move with it). Column by
+    column from copies: swapping two columns of one pandas block through ``.loc`` and ``to_numpy()`` reads
+    a view of the block it is writing (both columns end up equal)."""
+    swap = (q["record_id_l"] > q["record_id_r"]).to_numpy()
+    out = q.copy()
     for x, y in (("record_id_l", "record_id_r"), ("name_l", "name_r"), ("n_records_l", "n_records_r")):
-        q.loc[swap, [x, y]] = q.loc[swap, [y, x]].to_numpy()
-    return q[cols].sort_values(["record_id_l", "record_id_r"]).reset_index(drop=True)
+        a, b = q[x].to_numpy(copy=True), q[y].to_numpy(copy=True)
+        out[x], out[y] = np.where(swap, b, a), np.where(swap, a, b)
+    return out
+
+
+def bare_name_candidates(res: MatchResult, params: MasterParams, decisions: pd.DataFrame | None,
+                         ) -> pd.DataFrame:
+    """Pairs for stewards: a trade name written bare (no region, city or credit code: 合联电器 given by a
+    caller) that the records show in two or more cities is grouped per phone (:func:`group_key`); when no
+    phone ties it to one of those companies it stays a customer of its own, and its pairs with them score
+    below ``review_low``, where nobody would see them. Each such record (its group alone in its customer)
+    is paired with every customer holding the same trade name with a place, at most
+    ``review_bare_candidates`` (most records first), leaving out pairs a steward has decided. Columns as
+    :func:`review_queue`; ``match_probability`` is Splink's where the pair was scored, else empty."""
+    cols = ["record_id_l", "record_id_r", "name_l", "name_r", "match_probability", "match_weight",
+            "same_cluster", "n_records_l", "n_records_r", "reason"]
+    r = res.records
+    need = {"core", "brand", "n_city", "n_province", "city_n", "uscc_n", "n_city_c", "group_id", "cluster"}
+    if r is None or r.empty or params.review_bare_candidates == 0 or need - set(r.columns):
+        return pd.DataFrame(columns=cols)
+    live = r[r["cluster"].notna() & r["core"].notna()]
+    regionless = live["brand"].isna() & live["n_city"].isna() & live["n_province"].isna()
+    place = live["n_city_c"].astype(object).where(live["n_city_c"].notna(), live["city_n"])
+    bare = live[regionless & live["city_n"].isna() & live["uscc_n"].isna()]
+    placed = live[place.notna()].assign(place=place[place.notna()])
+    n_places = placed.groupby("core")["place"].nunique()
+    bare = bare[bare["core"].isin(n_places.index[n_places >= 2])]
+    groups_in = live.groupby("cluster")["group_id"].nunique()
+    bare = bare[bare["cluster"].map(groups_in).to_numpy() == 1]
+    if bare.empty:
+        return pd.DataFrame(columns=cols)
+    g = res.groups.set_index("group_id")
+    # the customers of each trade name with a place: representative record, name, records; most records first
+    cand = (placed[placed["core"].isin(set(bare["core"]))]
+            .groupby(["core", "cluster"]).agg(record=("record_id", "min"), group_id=("group_id", "min"))
+            .reset_index())
+    cand["n"] = cand["cluster"].map(live.groupby("cluster").size())
+    cand = cand.sort_values(["core", "n", "record"], ascending=[True, False, True])
+    cand = cand.groupby("core").head(params.review_bare_candidates)
+    one = bare.groupby("group_id").agg(record=("record_id", "min"), core=("core", "first"),
+                                       cluster=("cluster", "first")).reset_index()
+    q = one.merge(cand, on="core", suffixes=("_l", "_r"))
+    q = q[q["cluster_l"] != q["cluster_r"]]
+    scored: dict = {}
+    if res.pairs is not None and len(res.pairs):
+        for a, b, pr, mw in res.pairs[["group_id_l", "group_id_r", "match_probability", "match_weight"]].itertuples(
+                index=False, name=None):
+            scored[(a, b)] = scored[(b, a)] = (pr, mw)
+    hit = [scored.get((a, b), (np.nan, np.nan)) for a, b in zip(q["group_id_l"], q["group_id_r"], strict=True)]
+    out = pd.DataFrame({
+        "record_id_l": q["record_l"].to_numpy(), "record_id_r": q["record_r"].to_numpy(),
+        "name_l": g.loc[q["group_id_l"], "canonical"].to_numpy(), "name_r": g.loc[q["group_id_r"], "canonical"].to_numpy(),
+        "match_probability": [h[0] for h in hit], "match_weight": [h[1] for h in hit], "same_cluster": False,
+        "n_records_l": g.loc[q["group_id_l"], "n_records"].to_numpy(),
+        "n_records_r": g.loc[q["group_id_r"], "n_records"].to_numpy(),
+        "reason": "bare_name"})
+    out = _smaller_record_left(out)
+    if decisions is not None and len(decisions):
+        decided = set(zip(decisions["record_id_l"], decisions["record_id_r"], strict=True))
+        out = out[[(a, b) not in decided for a, b in zip(out["record_id_l"], out["record_id_r"], strict=True)]]
+    return out.drop_duplicates(["record_id_l", "record_id_r"]).reset_index(drop=True)
 
 
 def resolve_db(db: str | Path | None = None, params: MasterParams | None = None,
@@ -1790,7 +1871,8 @@ def review_widget(queue: pd.DataFrame, reviewer: str = "analyst", path: str | Pa
 
         yes.on_click(click("match"))
         no.on_click(click("no_match"))
-        text = w.HTML(f"<b>{r.name_l}</b> ↔ <b>{r.name_r}</b> &nbsp; p={r.match_probability:.3f} "
+        prob = "–" if pd.isna(r.match_probability) else f"{r.match_probability:.3f}"
+        text = w.HTML(f"<b>{r.name_l}</b> ↔ <b>{r.name_r}</b> &nbsp; p={prob} "
                       f"<small>({r.record_id_l} / {r.record_id_r})</small>")
         rows.append(w.HBox([text, yes, no, status]))
     return w.VBox(rows or [w.Label("review queue is empty")])

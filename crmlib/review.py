@@ -1,8 +1,9 @@
 """`crm review`: the match review queue as a workbook for data stewards, and their decisions back.
 
-At scale the queue holds thousands of pairs (≈ 6,900 at demo scale 100); the notebook widget suits a few
-dozen. ``crm review export`` writes ``match_review_queue`` (strongest pairs first) to .xlsx with an empty
-``decision`` column (a drop-down: match / no_match); ``crm review apply FILE --reviewer NAME`` appends
+At scale the queue holds hundreds to thousands of pairs; the notebook widget suits a few dozen.
+``crm review export`` writes ``match_review_queue`` (strongest pairs first, then the bare-name pairs Splink
+did not score; ``reason`` says why each pair is there, see ``crmlib.master.REVIEW_REASONS``) to .xlsx with
+an empty ``decision`` column (a drop-down: match / no_match); ``crm review apply FILE --reviewer NAME`` appends
 every filled-in decision to ``params/review_decisions.csv``, the file ``crm resolve`` reads (decisions
 survive rebuilds, see crmlib.master). Blank decisions are skipped; anything else is an error naming the
 row, and then nothing is appended (so is a pair of one record with itself, or one pair decided both ways).
@@ -17,11 +18,11 @@ from pathlib import Path
 import pandas as pd
 
 from . import paths
-from .db import connect, table_exists
+from .db import columns, connect, table_exists
 from .errors import UserError
 
 COLUMNS = ["record_id_l", "record_id_r", "name_l", "name_r", "match_probability", "n_records_l", "n_records_r",
-           "same_cluster", "decision", "note"]
+           "same_cluster", "decision", "note", "reason"]
 # what a steward may type: the decision file's words, and the plain Chinese ones
 DECISION_WORDS = {"match": "match", "no_match": "no_match", "是": "match", "同一客户": "match",
                   "否": "no_match", "不是": "no_match", "不同客户": "no_match"}
@@ -36,10 +37,12 @@ def read_queue(db: str | Path | None = None, limit: int | None = None) -> pd.Dat
         if not table_exists(con, "match_review_queue"):
             raise UserError("the database has no review queue yet", file=str(db or paths.db_path()),
                             hint="run `crm resolve` first")
-        q = con.execute("""SELECT record_id_l, record_id_r, name_l, name_r, match_probability, n_records_l,
-                                  n_records_r, same_cluster
-                           FROM match_review_queue
-                           ORDER BY match_probability DESC, record_id_l, record_id_r""").df()
+        reason = "reason" if "reason" in columns(con, "match_review_queue") else "'score' AS reason"
+        # pairs Splink scored first (strongest first); then the bare-name candidates, which it did not
+        q = con.execute(f"""SELECT record_id_l, record_id_r, name_l, name_r, match_probability, n_records_l,
+                                   n_records_r, same_cluster, {reason}
+                            FROM match_review_queue
+                            ORDER BY match_probability DESC NULLS LAST, record_id_l, record_id_r""").df()
     finally:
         con.close()
     return q.head(limit) if limit else q
@@ -60,14 +63,15 @@ def write_workbook(queue: pd.DataFrame, out: str | Path) -> Path:
     for c in ws[1]:
         c.font = Font(bold=True)
     for r in queue.itertuples(index=False):
-        ws.append([r.record_id_l, r.record_id_r, r.name_l, r.name_r, round(float(r.match_probability), 4),
-                   int(r.n_records_l), int(r.n_records_r), bool(r.same_cluster), None, None])
+        prob = None if pd.isna(r.match_probability) else round(float(r.match_probability), 4)
+        ws.append([r.record_id_l, r.record_id_r, r.name_l, r.name_r, prob, int(r.n_records_l), int(r.n_records_r),
+                   bool(r.same_cluster), None, None, getattr(r, "reason", "score")])
     if len(queue):  # (an empty validation list makes Excel call the file damaged)
         dv = DataValidation(type="list", formula1='"match,no_match"', allow_blank=True)
         ws.add_data_validation(dv)
         dv.add(f"I2:I{len(queue) + 1}")
     ws.freeze_panes = "A2"
-    for col, width in zip("ABCDEFGHIJ", (22, 22, 36, 36, 12, 8, 8, 10, 12, 30), strict=True):
+    for col, width in zip("ABCDEFGHIJK", (22, 22, 36, 36, 12, 8, 8, 10, 12, 30, 12), strict=True):
         ws.column_dimensions[col].width = width
     tmp = out.with_name(out.name + ".tmp")
     try:

@@ -295,11 +295,10 @@ def test_place_less_name_with_evidence_joins_its_city():
     assert res.stats["ambiguous_groups"] == 0 and queue.empty
 
 
-def test_bare_trade_name_of_two_cities_is_matched_call_by_call():
-    """Callers who give only 合联电器 (no city, no credit code) while 合联电器 exists in 成都 and 重庆: each call
-    goes where its phone points, and a call with no phone joins neither; a bare name only one city knows
-    (中南大学) stays one group whatever the phones."""
-    recs = pd.DataFrame([
+def _helian():
+    """合联电器 in 成都 and in 重庆 (two records each, one phone each), three calls giving only 合联电器 (成都's
+    phone, 重庆's phone, no phone), and 中南大学 in 长沙 with two bare calls."""
+    return pd.DataFrame([
         {"record_id": "cd1", "name_raw": "成都合联电器有限公司", "city": "成都", "phone": "028-85000001"},
         {"record_id": "cd2", "name_raw": "成都合联电器有限公司", "city": "成都", "phone": "028-85000001"},
         {"record_id": "cq1", "name_raw": "重庆合联电器有限公司", "city": "重庆", "phone": "023-63000002"},
@@ -311,6 +310,13 @@ def test_bare_trade_name_of_two_cities_is_matched_call_by_call():
         {"record_id": "u2", "name_raw": "中南大学", "city": None, "phone": "13900001111"},
         {"record_id": "u3", "name_raw": "中南大学", "city": None, "phone": "13700002222"},
     ])
+
+
+def test_bare_trade_name_of_two_cities_is_matched_call_by_call():
+    """Callers who give only 合联电器 (no city, no credit code) while 合联电器 exists in 成都 and 重庆: each call
+    goes where its phone points, and a call with no phone joins neither; a bare name only one city knows
+    (中南大学) stays one group whatever the phones."""
+    recs = _helian()
     res = master.match_records(recs, master.load_master_params(), progress=False)
     cl = res.records.set_index("record_id")["cluster"]
     g = res.records.set_index("record_id")["group_id"]
@@ -318,3 +324,32 @@ def test_bare_trade_name_of_two_cities_is_matched_call_by_call():
     assert cl["k3"] not in (cl["cd1"], cl["cq1"])
     assert len({g["k1"], g["k2"], g["k3"]}) == 3
     assert g["u2"] == g["u3"] and cl["u1"] == cl["u2"] == cl["u3"]
+
+
+def test_bare_trade_name_left_alone_goes_to_review_with_each_city():
+    """A call giving only 合联电器 that joins neither city's customer is paired, for stewards, with both
+    (reason bare_name), also when Splink scored the pairs below review_low (then without a probability); a
+    pair the queue holds for another reason is listed once; a steward's decision takes its pair off;
+    review_bare_candidates 0 lists none."""
+    p = master.load_master_params()
+    res = master.match_records(_helian(), p, progress=False)
+    bare = master.bare_name_candidates(res, p, None)
+    assert sorted(map(tuple, bare[["record_id_l", "record_id_r"]].to_numpy())) == [("cd1", "k3"), ("cq1", "k3")]
+    assert set(bare["reason"]) == {"bare_name"} and not bare["same_cluster"].any()
+    assert list(bare["n_records_l"]) == [2, 2] and list(bare["n_records_r"]) == [1, 1]   # name groups' records
+    queue = master.review_queue(res, p, None)      # here the ambiguity check queued the same two pairs
+    assert queue.duplicated(["record_id_l", "record_id_r"]).sum() == 0
+    assert set(map(tuple, queue[["record_id_l", "record_id_r"]].to_numpy())) >= {("cd1", "k3"), ("cq1", "k3")}
+
+    # a stricter model: only the calls with a city's phone (probability 1) join it, k3's pairs (0.999) are
+    # below review_low and not even scored: only the bare-name list shows them, without a probability
+    strict = p.model_copy(update={"threshold": 0.99999, "review_low": 0.99999, "review_high": 0.99999})
+    res = master.match_records(_helian(), strict, progress=False)
+    cl = res.records.set_index("record_id")["cluster"]
+    assert cl["k1"] == cl["cd1"] != cl["k2"] == cl["cq1"] and cl["k3"] not in (cl["cd1"], cl["cq1"])
+    queue = master.review_queue(res, strict, None)
+    assert sorted(map(tuple, queue[["record_id_l", "record_id_r"]].to_numpy())) == [("cd1", "k3"), ("cq1", "k3")]
+    assert set(queue["reason"]) == {"bare_name"} and queue["match_probability"].isna().all()
+    decided = pd.DataFrame([{"record_id_l": "cd1", "record_id_r": "k3", "decision": "no_match"}])
+    assert list(master.review_queue(res, strict, decided)["record_id_l"]) == ["cq1"]
+    assert master.review_queue(res, strict.model_copy(update={"review_bare_candidates": 0}), None).empty

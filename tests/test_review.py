@@ -27,10 +27,13 @@ def test_export_fill_apply(demo_resolved, tmp_path, capsys):
     ws = wb["review"]
     rows = list(ws.iter_rows(values_only=True))
     assert list(rows[0]) == ["record_id_l", "record_id_r", "name_l", "name_r", "match_probability",
-                             "n_records_l", "n_records_r", "same_cluster", "decision", "note"]
+                             "n_records_l", "n_records_r", "same_cluster", "decision", "note", "reason"]
     assert len(rows) == n + 1
     probs = [r[4] for r in rows[1:]]
-    assert probs == sorted(probs, reverse=True)            # strongest pairs first
+    scored = [x for x in probs if x is not None]
+    assert scored == sorted(scored, reverse=True) and scored == probs[:len(scored)]   # strongest pairs first,
+    assert {r[10] for r in rows[1:]} <= set(master.REVIEW_REASONS)       # then the bare-name pairs (no score)
+    assert all(r[10] == "bare_name" for r in rows[1 + len(scored):])
     assert ws.data_validations.dataValidation[0].formula1 == '"match,no_match"'
     # a steward decides three pairs, one in Chinese, and leaves the rest blank
     ws["I2"], ws["I3"], ws["I4"] = "match", "否", " no_match "

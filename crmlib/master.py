@@ -71,6 +71,7 @@ class MasterParams(Params):
     source_trust: list[str] = Field(list(SOURCES), min_length=1)
     ambiguity_margin: float = 3.0
     review_bare_candidates: int = Field(5, ge=0)
+    review_bare_max_records: int = Field(200, ge=0)
 
     @field_validator("name_similarity_levels")
     @classmethod
@@ -1523,6 +1524,12 @@ def review_queue(res: MatchResult, params: MasterParams, decisions: pd.DataFrame
     return q.sort_values(["record_id_l", "record_id_r"]).reset_index(drop=True)
 
 
+def _bare_note(stats: dict) -> str:
+    """`` (bare-name records: 12 of 40 listed, …)`` for the resolve summary, when some are left out."""
+    total, listed = stats.get("bare_name_records", 0), stats.get("bare_name_listed", 0)
+    return f" (bare-name records: {listed} of {total} listed, review_bare_max_records)" if total > listed else ""
+
+
 def _smaller_record_left(q: pd.DataFrame) -> pd.DataFrame:
     """Each pair with the smaller record id on the left (its name and record count move with it). Column by
     column from copies: swapping two columns of one pandas block through ``.loc`` and ``to_numpy()`` reads
@@ -1542,7 +1549,10 @@ def bare_name_candidates(res: MatchResult, params: MasterParams, decisions: pd.D
     phone ties it to one of those companies it stays a customer of its own, and its pairs with them score
     below ``review_low``, where nobody would see them. Each such record (its group alone in its customer)
     is paired with every customer holding the same trade name with a place, at most
-    ``review_bare_candidates`` (most records first), leaving out pairs a steward has decided. Columns as
+    ``review_bare_candidates`` (most records first), leaving out pairs a steward has decided. At most
+    ``review_bare_max_records`` such records are listed, those with the fewest candidates first (the
+    quickest to decide; at scale 100 there are about 36,000 of them, which no steward team works through by
+    hand); ``res.stats`` gets ``bare_name_records`` (all) and ``bare_name_listed``. Columns as
     :func:`review_queue`; ``match_probability`` is Splink's where the pair was scored, else empty."""
     cols = ["record_id_l", "record_id_r", "name_l", "name_r", "match_probability", "match_weight",
             "same_cluster", "n_records_l", "n_records_r", "reason"]
@@ -1571,6 +1581,11 @@ def bare_name_candidates(res: MatchResult, params: MasterParams, decisions: pd.D
     cand = cand.groupby("core").head(params.review_bare_candidates)
     one = bare.groupby("group_id").agg(record=("record_id", "min"), core=("core", "first"),
                                        cluster=("cluster", "first")).reset_index()
+    n_cand = placed[placed["core"].isin(set(one["core"]))].groupby("core")["cluster"].nunique()
+    one = one.assign(n_cand=one["core"].map(n_cand)).sort_values(["n_cand", "record"], kind="stable")
+    res.stats["bare_name_records"] = len(one)
+    one = one.head(params.review_bare_max_records)
+    res.stats["bare_name_listed"] = len(one)
     q = one.merge(cand, on="core", suffixes=("_l", "_r"))
     q = q[q["cluster_l"] != q["cluster_r"]]
     scored: dict = {}
@@ -1775,7 +1790,7 @@ def _cmd_resolve(args) -> int:
     params = load_master_params(args.params) if args.params else load_master_params()
     s = resolve_db(args.db, params)
     print(f"{s.records} records ({s.junk} junk) → {s.customers} customers; {s.kept_ids} kept their id, "
-          f"{s.new_ids} new; {s.review_queue} pairs to review; {s.seconds:.1f} s")
+          f"{s.new_ids} new; {s.review_queue} pairs to review{_bare_note(s.stats)}; {s.seconds:.1f} s")
     return 0
 
 

@@ -353,3 +353,6 @@ def test_bare_trade_name_left_alone_goes_to_review_with_each_city():
     decided = pd.DataFrame([{"record_id_l": "cd1", "record_id_r": "k3", "decision": "no_match"}])
     assert list(master.review_queue(res, strict, decided)["record_id_l"]) == ["cq1"]
     assert master.review_queue(res, strict.model_copy(update={"review_bare_candidates": 0}), None).empty
+    assert master.review_queue(res, strict.model_copy(update={"review_bare_max_records": 0}), None).empty
+    assert res.stats["bare_name_records"] == 1 and res.stats["bare_name_listed"] == 0
+    assert master._bare_note(res.stats) == " (bare-name records: 0 of 1 listed, review_bare_max_records)"

@@ -13,7 +13,7 @@ import datetime as dt
 import duckdb
 
 from .db import table_exists
-from .errors import UserError
+from .errors import UserError, warn
 
 # (table, date column) pairs whose newest value not after today is the default as_of
 SYSTEM_DATES = [
@@ -24,22 +24,31 @@ SYSTEM_DATES = [
 ]
 
 
-def newest_data_date(con: duckdb.DuckDBPyConnection) -> dt.date | None:
-    """The newest system-stamped date not after today, or None when no such table holds a row."""
-    parts = [f"SELECT max(CAST({col} AS DATE)) AS d FROM {table} WHERE CAST({col} AS DATE) <= current_date"
+def _system_date(con: duckdb.DuckDBPyConnection, agg: str, until: str | None = None,
+                 params: tuple = ()) -> dt.date | None:
+    """``agg`` (min or max) of the system-stamped dates (:data:`SYSTEM_DATES`), only those on or before the SQL
+    expression ``until`` when given (``params`` fill its ``?``); None when no such table holds a row."""
+    parts = [f"SELECT {agg}(CAST({col} AS DATE)) AS d FROM {table}"
+             + (f" WHERE CAST({col} AS DATE) <= {until}" if until else "")
              for table, col in SYSTEM_DATES if table_exists(con, table)]
     if not parts:
         return None
-    return con.execute(f"SELECT max(d) FROM ({' UNION ALL '.join(parts)})").fetchone()[0]
+    return con.execute(f"SELECT {agg}(d) FROM ({' UNION ALL '.join(parts)})", list(params) * len(parts)).fetchone()[0]
+
+
+def newest_data_date(con: duckdb.DuckDBPyConnection) -> dt.date | None:
+    """The newest system-stamped date not after today, or None when no such table holds a row."""
+    return _system_date(con, "max", "current_date")
 
 
 def newest_record_until(con: duckdb.DuckDBPyConnection, day: dt.date) -> dt.date | None:
     """The newest system-stamped date on or before ``day`` (None when there is none)."""
-    parts = [f"SELECT max(CAST({col} AS DATE)) AS d FROM {table} WHERE CAST({col} AS DATE) <= ?"
-             for table, col in SYSTEM_DATES if table_exists(con, table)]
-    if not parts:
-        return None
-    return con.execute(f"SELECT max(d) FROM ({' UNION ALL '.join(parts)})", [day] * len(parts)).fetchone()[0]
+    return _system_date(con, "max", "?", (day,))
+
+
+def oldest_data_date(con: duckdb.DuckDBPyConnection) -> dt.date | None:
+    """The oldest system-stamped date (:data:`SYSTEM_DATES`), or None when no such table holds a row."""
+    return _system_date(con, "min")
 
 
 # an explicit as_of up to this many days after the newest record is an ordinary "the week just ended" run
@@ -50,8 +59,9 @@ def after_data_warning(con: duckdb.DuckDBPyConnection, day: dt.date, what: str =
     """A warning (one line) when the newest system-stamped record on or before ``day`` is more than
     :data:`AFTER_DATA_GRACE_DAYS` older than it, else None.
 
-    Not an error: a run may be dated after a quiet spell on purpose. But every figure then counts the days in between as days without activity — customers
-    drift to 流失, recency grows, rates take in hand-typed future visits — so the user should know.
+    Not an error: a run may be dated after a quiet spell on purpose. But every figure then counts the days
+    in between as days without activity — customers drift to 流失, recency grows, rates take in hand-typed
+    future visits — so the user should know.
     """
     newest = newest_record_until(con, day)
     if newest is None or (day - newest).days <= AFTER_DATA_GRACE_DAYS:
@@ -59,13 +69,6 @@ def after_data_warning(con: duckdb.DuckDBPyConnection, day: dt.date, what: str =
     return (f"{what} {day} is {(day - newest).days} days after the newest system-stamped record ({newest}); "
             "the days in between count as days without orders, calls, tickets or stage changes "
             "(leave it out to report as of the newest record)")
-
-
-def oldest_data_date(con: duckdb.DuckDBPyConnection) -> dt.date | None:
-    """The oldest system-stamped date (:data:`SYSTEM_DATES`), or None when no such table holds a row."""
-    parts = [f"SELECT min(CAST({col} AS DATE)) AS d FROM {table}" for table, col in SYSTEM_DATES
-             if table_exists(con, table)]
-    return con.execute(f"SELECT min(d) FROM ({' UNION ALL '.join(parts)})").fetchone()[0] if parts else None
 
 
 def parse(as_of: str | dt.date | dt.datetime | None, what: str = "as_of") -> dt.date | None:
@@ -82,10 +85,15 @@ def parse(as_of: str | dt.date | dt.datetime | None, what: str = "as_of") -> dt.
         raise UserError(f"{what} {as_of!r} is not a date", hint="write it as YYYY-MM-DD") from None
 
 
-def resolve(con: duckdb.DuckDBPyConnection, as_of: str | dt.date | None, what: str = "as_of") -> dt.date:
-    """The given date, or (None) the database's default as of :func:`newest_data_date`."""
+def resolve(con: duckdb.DuckDBPyConnection, as_of: str | dt.date | None, what: str = "as_of",
+            command: str | None = None) -> dt.date:
+    """The given date, or (None) the database's default as of :func:`newest_data_date`. ``command``: the
+    `crm` sub-command resolving a date its user gave, which then warns (:func:`after_data_warning`, one line
+    on stderr) when the date lies long after the records."""
     day = parse(as_of, what)
     if day is not None:
+        if command and (note := after_data_warning(con, day, what)):
+            warn(command, note)
         return day
     day = newest_data_date(con)
     if day is None:

@@ -1,6 +1,8 @@
 """Errors meant for users: the CLI prints them without a traceback and exits non-zero."""
 from __future__ import annotations
 
+import sys
+
 
 class UserError(Exception):
     """A problem the user can fix (bad input file, bad parameter). Message says where and what to do."""
@@ -28,7 +30,6 @@ def one_line(exc: BaseException) -> str:
 
 def warn(command: str, message: str) -> None:
     """A warning from a `crm` sub-command: one line on stderr, the run goes on."""
-    import sys
     print(f"crm {command}: warning: {message}", file=sys.stderr)
 
 

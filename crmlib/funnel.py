@@ -62,7 +62,7 @@ from pydantic import field_validator, model_validator
 from . import params as params_mod
 from .db import database_file, table_exists
 from .encoding import read_text
-from .errors import UserError, warn
+from .errors import UserError
 from .i18n import tr
 
 # --------------------------------------------------------------------------------------------------
@@ -1151,8 +1151,8 @@ def funnel_weekly_metrics(con, as_of, params: FunnelParams | None = None, cache:
     ends inclusive) and closed_90d, lead_to_order (lifecycle: customers with an order / target customers,
     listed targets included; None without the master), opp_win_conversion (opportunities whose window has elapsed: share won within
     it), stuck_deals, overdue_deals. Empty dict when the database has no opportunity tables.
-    ``cache``: a dict that receives, per date, the tables these figures come from (``fd``, ``state``,
-    ``progress``, ``lifecycle``), for the managers' report of the same run (``crmlib.metrics.save_frames``).
+    ``cache``: a dict that receives, per date, the tables these figures come from (``state``, ``progress``,
+    ``lifecycle``), for the managers' report of the same run (``crmlib.metrics.save_frames``).
     """
     if not (table_exists(con, "stg_crm_opportunities") and table_exists(con, "stg_crm_opportunity_stages")):
         return {}
@@ -1170,7 +1170,7 @@ def funnel_weekly_metrics(con, as_of, params: FunnelParams | None = None, cache:
     except UserError:
         lifecycle, lead_to_order = None, None
     if cache is not None:
-        cache[fd.as_of] = {"fd": fd, "state": st, "progress": progress, "lifecycle": lifecycle}
+        cache[fd.as_of] = {"state": st, "progress": progress, "lifecycle": lifecycle}
 
     def num(x):
         return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 4)
@@ -1193,7 +1193,7 @@ def funnel_weekly_metrics(con, as_of, params: FunnelParams | None = None, cache:
 
 
 def _cmd_plan(args) -> int:
-    from .asof import after_data_warning, oldest_data_date, parse, resolve
+    from .asof import oldest_data_date, parse, resolve
 
     targets = read_targets(args.targets)
     aov = parse_positive(args.avg_order_value, "--avg-order-value")
@@ -1208,14 +1208,12 @@ def _cmd_plan(args) -> int:
         p = load_params()
         con = connect(args.db, read_only=True)
         try:
-            as_of = resolve(con, args.as_of, "--as-of")
+            as_of = resolve(con, args.as_of, "--as-of", command="plan")
             first = oldest_data_date(con)
             if first is not None and as_of < first:
                 raise UserError(f"--as-of {as_of} is before the data, which starts on {first}: no history to "
                                 "take rates from", file=database_file(con),
                                 hint=f"give a date after {first}, leave --as-of out, or pass --rates")
-            if args.as_of and (late := after_data_warning(con, as_of, "--as-of")):
-                warn("plan", late)
             wide = historical_rates(con, as_of, p)
             db_file = database_file(con)
             t2p = (f"target→potential = listed targets that became potentials within {p.target_window_days} days"

@@ -412,19 +412,35 @@ def group_key(recs: pd.DataFrame, params: MasterParams) -> pd.Series:
     key = key.where(~amb, "ambiguous|" + recs["cleaned"].astype(object).fillna(""))
     # a trade name written without any region (合联电器公司) is one group per record city: two companies with
     # one trade name in two cities are common
-    regionless = recs["brand"].isna() & recs["n_city"].isna() & recs["n_province"].isna()
-    # ... and when the records show that trade name in two or more cities, a record with neither a city nor a
-    # credit code (a caller who gave the bare name) is a group per phone: two callers of 合联电器 may be the
-    # 成都 and the 重庆 company, and only each one's phone can tell which. A bare name only one city knows
-    # stays one group (中南大学 from ten phones is one customer).
-    cityless = regionless & recs["city_n"].isna() & recs["uscc_n"].isna()
-    if cityless.any():
-        where = recs["n_city_c"].astype(object).where(recs["n_city_c"].notna(), recs["city_n"])
-        cities = pd.DataFrame({"core": recs["core"], "city": where}).dropna().drop_duplicates()
-        n_cities = cities.groupby("core").size()
-        split = cityless & recs["core"].isin(n_cities.index[n_cities >= 2])
-        key = key.where(~split, key + "|tel:" + recs["phone_n"].astype(object).fillna(""))
+    regionless = _regionless(recs)
+    # ... and a bare name of a trade name found in several cities is a group per phone (see _bare_multi_city)
+    split = _bare_multi_city(recs)
+    key = key.where(~split, key + "|tel:" + recs["phone_n"].astype(object).fillna(""))
     return key.where(~regionless, key + "|@" + recs["city_n"].astype(object).fillna(""))
+
+
+def _regionless(recs: pd.DataFrame) -> pd.Series:
+    """A name with no dictionary brand and no region in it (合联电器公司)."""
+    return recs["brand"].isna() & recs["n_city"].isna() & recs["n_province"].isna()
+
+
+def _place(recs: pd.DataFrame) -> pd.Series:
+    """A record's city: the one in its name, else its city field."""
+    return recs["n_city_c"].astype(object).where(recs["n_city_c"].notna(), recs["city_n"])
+
+
+def _bare_multi_city(recs: pd.DataFrame) -> pd.Series:
+    """Records of a bare trade name (no region, no city, no credit code: a caller who gave 合联电器) whose
+    trade name the records show in two or more cities. Two callers of 合联电器 may be the 成都 and the 重庆
+    company, and only each one's phone can tell which, so they are a group per phone (:func:`group_key`)
+    and, when left alone, listed for stewards (:func:`bare_name_candidates`). A bare name only one city knows
+    stays one group (中南大学 from ten phones is one customer)."""
+    cityless = _regionless(recs) & recs["city_n"].isna() & recs["uscc_n"].isna()
+    if not cityless.any():
+        return cityless
+    cities = pd.DataFrame({"core": recs["core"], "city": _place(recs)}).dropna().drop_duplicates()
+    n_cities = cities.groupby("core").size()
+    return cityless & recs["core"].isin(n_cities.index[n_cities >= 2])
 
 
 def localise_unregioned(recs: pd.DataFrame, params: MasterParams) -> pd.DataFrame:
@@ -1561,43 +1577,36 @@ def bare_name_candidates(res: MatchResult, params: MasterParams, decisions: pd.D
     if r is None or r.empty or params.review_bare_candidates == 0 or need - set(r.columns):
         return pd.DataFrame(columns=cols)
     live = r[r["cluster"].notna() & r["core"].notna()]
-    regionless = live["brand"].isna() & live["n_city"].isna() & live["n_province"].isna()
-    place = live["n_city_c"].astype(object).where(live["n_city_c"].notna(), live["city_n"])
-    bare = live[regionless & live["city_n"].isna() & live["uscc_n"].isna()]
-    placed = live[place.notna()].assign(place=place[place.notna()])
-    n_places = placed.groupby("core")["place"].nunique()
-    bare = bare[bare["core"].isin(n_places.index[n_places >= 2])]
-    groups_in = live.groupby("cluster")["group_id"].nunique()
-    bare = bare[bare["cluster"].map(groups_in).to_numpy() == 1]
+    bare = live[_bare_multi_city(live)]
+    bare = bare[bare["cluster"].map(live.groupby("cluster")["group_id"].nunique()).to_numpy() == 1]
     if bare.empty:
         return pd.DataFrame(columns=cols)
-    g = res.groups.set_index("group_id")
-    # the customers of each trade name with a place: representative record, name, records; most records first
-    cand = (placed[placed["core"].isin(set(bare["core"]))]
-            .groupby(["core", "cluster"]).agg(record=("record_id", "min"), group_id=("group_id", "min"))
-            .reset_index())
-    cand["n"] = cand["cluster"].map(live.groupby("cluster").size())
+    # the customers of each such trade name with a place: representative record and group; most records first
+    placed = live[_place(live).notna() & live["core"].isin(set(bare["core"]))]
+    cand = placed.groupby(["core", "cluster"]).agg(record=("record_id", "min"), group_id=("group_id", "min"))
+    cand = cand.reset_index().assign(n=lambda c: c["cluster"].map(live.groupby("cluster").size()))
+    n_cand = cand.groupby("core").size()
     cand = cand.sort_values(["core", "n", "record"], ascending=[True, False, True])
     cand = cand.groupby("core").head(params.review_bare_candidates)
     one = bare.groupby("group_id").agg(record=("record_id", "min"), core=("core", "first"),
                                        cluster=("cluster", "first")).reset_index()
-    n_cand = placed[placed["core"].isin(set(one["core"]))].groupby("core")["cluster"].nunique()
     one = one.assign(n_cand=one["core"].map(n_cand)).sort_values(["n_cand", "record"], kind="stable")
     res.stats["bare_name_records"] = len(one)
     one = one.head(params.review_bare_max_records)
     res.stats["bare_name_listed"] = len(one)
     q = one.merge(cand, on="core", suffixes=("_l", "_r"))
     q = q[q["cluster_l"] != q["cluster_r"]]
-    scored: dict = {}
-    if res.pairs is not None and len(res.pairs):
-        for a, b, pr, mw in res.pairs[["group_id_l", "group_id_r", "match_probability", "match_weight"]].itertuples(
-                index=False, name=None):
-            scored[(a, b)] = scored[(b, a)] = (pr, mw)
-    hit = [scored.get((a, b), (np.nan, np.nan)) for a, b in zip(q["group_id_l"], q["group_id_r"], strict=True)]
+    # Splink's probability and weight where it scored the pair (either orientation), else empty
+    sp = (res.pairs if res.pairs is not None else pd.DataFrame(columns=["group_id_l", "group_id_r"]))[
+        ["group_id_l", "group_id_r", "match_probability", "match_weight"]]
+    both = pd.concat([sp, sp.rename(columns={"group_id_l": "group_id_r", "group_id_r": "group_id_l"})])
+    q = q.merge(both.drop_duplicates(["group_id_l", "group_id_r"]), on=["group_id_l", "group_id_r"], how="left")
+    g = res.groups.set_index("group_id")
     out = pd.DataFrame({
         "record_id_l": q["record_l"].to_numpy(), "record_id_r": q["record_r"].to_numpy(),
         "name_l": g.loc[q["group_id_l"], "canonical"].to_numpy(), "name_r": g.loc[q["group_id_r"], "canonical"].to_numpy(),
-        "match_probability": [h[0] for h in hit], "match_weight": [h[1] for h in hit], "same_cluster": False,
+        "match_probability": q["match_probability"].to_numpy(dtype=float),
+        "match_weight": q["match_weight"].to_numpy(dtype=float), "same_cluster": False,
         "n_records_l": g.loc[q["group_id_l"], "n_records"].to_numpy(),
         "n_records_r": g.loc[q["group_id_r"], "n_records"].to_numpy(),
         "reason": "bare_name"})

@@ -58,7 +58,6 @@ def weeks_metrics(con: duckdb.DuckDBPyConnection, dates: dict[str, dt.date], tru
                 out[label][key] = _plain(value)
         if on_done is not None:
             on_done(name, cache)
-        del cache
     return {label: dict(sorted(f.items())) for label, f in out.items()}
 
 

@@ -28,12 +28,11 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from .asof import after_data_warning
 from .asof import parse as parse_as_of
 from .asof import resolve as resolve_as_of
 from .db import table_exists
 from .encoding import read_user_csv
-from .errors import UserError, warn
+from .errors import UserError
 from .params import Params, load, params_path
 from .weights import ahp_weights, entropy_weights
 
@@ -630,6 +629,15 @@ def _score_or_empty(ind: pd.DataFrame, params: ValueModel) -> pd.DataFrame:
         return pd.DataFrame(columns=["score", "tier", "loss_making"])
 
 
+def scored_at(con, day, params: ValueModel, cache: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(indicators, scores) at ``day`` from the database, kept in ``cache`` by date (one run, same params);
+    the scores are empty when there is nothing to rank (see :func:`_score_or_empty`)."""
+    if day not in cache:
+        ind = indicators_from_db(con, day, params)
+        cache[day] = (ind, _score_or_empty(ind, params))
+    return cache[day]
+
+
 def pyramid_weekly_metrics(con, as_of=None, params: ValueModel | None = None, cache: dict | None = None) -> dict:
     """Flat ``pyramid_*`` headline figures for metrics.json: customers per tier, top-20% revenue and profit
     share, revenue Gini, loss-making count, upgrades / downgrades / new against ``as_of - 7 days``.
@@ -644,15 +652,8 @@ def _weekly(con, as_of=None, params: ValueModel | None = None,
     params = params or load_params()
     as_of = resolve_as_of(con, as_of)
     cache = {} if cache is None else cache
-
-    def scored(day):
-        if day not in cache:
-            ind = indicators_from_db(con, day, params)
-            cache[day] = (ind, _score_or_empty(ind, params))
-        return cache[day]
-
-    ind, cur = scored(as_of)
-    prev = scored(as_of - timedelta(days=params.migration_days))[1]
+    ind, cur = scored_at(con, as_of, params, cache)
+    prev = scored_at(con, as_of - timedelta(days=params.migration_days), params, cache)[1]
     _, movers = migration(prev["tier"], cur["tier"])
     conc = concentration(ind, params.top_share) if len(ind) else {}
     out = {"pyramid_customers": int(len(cur))}
@@ -802,9 +803,7 @@ def _run(args) -> int:
         from .db import connect
         con = connect(args.db, read_only=True)
         try:
-            as_of = resolve_as_of(con, args.as_of, "--as-of")
-            if args.as_of and (note := after_data_warning(con, as_of, "--as-of")):
-                warn("pyramid", note)
+            as_of = resolve_as_of(con, args.as_of, "--as-of", command="pyramid")
             m, scored = _weekly(con, as_of, params)
         finally:
             con.close()

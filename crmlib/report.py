@@ -196,30 +196,23 @@ def _working_dir(path: Path):
 # --------------------------------------------------------------------------------------------------
 # the run
 
-def _default_as_of(db: Path) -> dt.date:
-    """:func:`crmlib.asof.newest_data_date` of the database; today while it holds no dated records."""
+def _run_date(db: Path, given: dt.date | None) -> dt.date:
+    """The week's date: ``given`` (logged with :func:`crmlib.asof.after_data_warning` when it lies long after
+    the records; the run goes on), else :func:`crmlib.asof.newest_data_date` of the database, today while it
+    holds no dated records."""
     from . import db as dbmod
-    from .asof import newest_data_date
+    from .asof import after_data_warning, newest_data_date
 
     con = dbmod.connect(db, read_only=True)
     try:
-        return newest_data_date(con) or dt.date.today()
-    finally:
-        con.close()
-
-
-def _warn_if_after_data(db: Path, day: dt.date) -> None:
-    """Log :func:`crmlib.asof.after_data_warning` for an as_of given by the user (the run goes on)."""
-    from . import db as dbmod
-    from .asof import after_data_warning
-
-    con = dbmod.connect(db, read_only=True)
-    try:
-        note = after_data_warning(con, day)
+        if given is None:
+            return newest_data_date(con) or dt.date.today()
+        note = after_data_warning(con, given)
     finally:
         con.close()
     if note:
         log.warning(note)
+    return given
 
 
 def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = None,
@@ -260,9 +253,7 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
             log.warning("load refused %s; the report is built without it", name)
         timer.run("resolve", master.resolve_db, build_db)
 
-        if as_of_date is not None:
-            _warn_if_after_data(build_db, as_of_date)
-        as_of_date = as_of_date or _default_as_of(build_db)
+        as_of_date = _run_date(build_db, as_of_date)
         week = iso_week(as_of_date)
         reports = paths.reports_dir()
         build_dir = reports / f".build-{week}-{os.getpid()}"

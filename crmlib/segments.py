@@ -721,10 +721,8 @@ def weekly_metrics(h: History, as_of, p: SegmentsParams, stages: dict | None = N
     "before" is last week's "now")."""
     t = resolve_as_of(h, as_of)
     stages = {} if stages is None else stages
-    for day in (t - timedelta(days=p.transition_days), t):
-        if day not in stages:
-            stages[day] = lifecycle_stages(h, day, p.stages)
-    before, now = stages[t - timedelta(days=p.transition_days)], stages[t]
+    before = stages_at(h, t - timedelta(days=p.transition_days), p.stages, stages)
+    now = stages_at(h, t, p.stages, stages)
     m = before[["customer_id", "stage"]].merge(now[["customer_id", "stage"]], on="customer_id",
                                                 suffixes=("_from", "_to"))
     slip = slipping_away(now, h.customers, h.reps, p.slipping)
@@ -750,9 +748,21 @@ def segments_weekly_metrics(con, as_of, params: SegmentsParams | None = None, ca
     from .asof import resolve
     p = params or load_params()
     cache = {} if cache is None else cache
+    return weekly_metrics(history_in(con, p.stages, cache), resolve(con, as_of), p, cache.setdefault("stages", {}))
+
+
+def history_in(con, rules: StageRules, cache: dict) -> History:
+    """:func:`read_history` (without receipts), read once per ``cache`` (one run, same database)."""
     if "history" not in cache:
-        cache["history"] = read_history(con, p.stages)
-    return weekly_metrics(cache["history"], resolve(con, as_of), p, cache.setdefault("stages", {}))
+        cache["history"] = read_history(con, rules)
+    return cache["history"]
+
+
+def stages_at(h: History, day, rules: StageRules, stages: dict) -> pd.DataFrame:
+    """:func:`lifecycle_stages` at ``day``, kept in ``stages`` by date (same history and rules)."""
+    if day not in stages:
+        stages[day] = lifecycle_stages(h, day, rules)
+    return stages[day]
 
 
 def stage_label(stage: str, lang: str = "zh") -> str:

@@ -170,14 +170,11 @@ def segments_section(ctx: Context) -> list:
 
     lang = ctx.lang
     p = sg.load_params()
-    before_date = ctx.as_of - dt.timedelta(days=p.transition_days)
-    given = ctx.frames.get("segments")          # computed by the metrics step of `crm weekly`
-    if given and before_date in given["stages"]:
-        h, now, before = given["history"], given["stages"][ctx.as_of], given["stages"][before_date]
-    else:
-        h = sg.read_history(ctx.con, p.stages)
-        now, before = sg.lifecycle_stages(h, ctx.as_of, p.stages), sg.lifecycle_stages(h, before_date, p.stages)
-    stages = sg.with_attributes(now, h.customers)
+    given = ctx.frames.get("segments") or {}    # the metrics step's cache in `crm weekly`, else computed here
+    h = sg.history_in(ctx.con, p.stages, given)
+    cached = given.setdefault("stages", {})
+    before = sg.stages_at(h, ctx.as_of - dt.timedelta(days=p.transition_days), p.stages, cached)
+    stages = sg.with_attributes(sg.stages_at(h, ctx.as_of, p.stages, cached), h.customers)
     rfm = sg.with_attributes(sg.rfm_table(h.orders, ctx.as_of, p.rfm), h.customers)
     slip = sg.slipping_away(stages, h.customers, h.reps, p.slipping)
     cols = [c for c in ("customer_id", "name", "region", "owner_rep_id", "rep_name", "revenue",
@@ -227,18 +224,15 @@ def pyramid_section(ctx: Context) -> list:
 
     lang = ctx.lang
     params = pm.load_params()
-    prev_date = ctx.as_of - dt.timedelta(days=params.migration_days)
-    given = ctx.frames.get("pyramid") or {}     # (indicators, scores) by date from the metrics step
-    ind = given[ctx.as_of][0] if ctx.as_of in given else pm.indicators_from_db(ctx.con, ctx.as_of, params)
-    prev_ind = given[prev_date][0] if prev_date in given else pm.indicators_from_db(ctx.con, prev_date, params)
+    given = ctx.frames.get("pyramid") or {}     # the metrics step's cache in `crm weekly`, else computed here
 
-    def score(day, indicators):   # the metrics step's scores, unless it found nothing to score (then as before)
-        have = given.get(day, (None, None))[1]
-        return have if have is not None and len(have) else pm.score(indicators, params)
+    def scored_at(day):   # nothing to rank raises here, as the report always did (the metrics say empty)
+        ind, scored = pm.scored_at(ctx.con, day, params, given)
+        return ind, scored if len(scored) else pm.score(ind, params)
 
-    scored = score(ctx.as_of, ind)
+    ind, scored = scored_at(ctx.as_of)
     table = pm.tier_table(scored, ind)
-    prev = score(prev_date, prev_ind)
+    prev = scored_at(ctx.as_of - dt.timedelta(days=params.migration_days))[1]
     matrix, movers = pm.migration(prev["tier"], scored["tier"])
     names = pm.customer_names(ctx.con)
     return [

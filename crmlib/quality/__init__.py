@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import UserError, warn
+from ..errors import UserError
 from .audit import (
     Audit,
     breakdown,
@@ -41,10 +41,8 @@ def _cmd(args: argparse.Namespace) -> int:
         raise UserError("the fix list is an Excel workbook: --out must end in .xlsx", file=args.out)
     con = dbmod.connect(args.db, read_only=True)
     try:
-        from ..asof import after_data_warning, resolve
-        as_of = resolve(con, args.as_of, "--as-of")
-        if args.as_of and (note := after_data_warning(con, as_of, "--as-of")):
-            warn("quality", note)
+        from ..asof import resolve
+        as_of = resolve(con, args.as_of, "--as-of", command="quality")
         audit = run_audit(con, as_of, params)
         fix = build_fixlist(audit, params)
         out = Path(args.out) if args.out else paths.reports_dir() / f"fixlist_{as_of.isoformat()}.xlsx"

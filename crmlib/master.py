@@ -72,6 +72,7 @@ class MasterParams(Params):
     ambiguity_margin: float = 3.0
     review_bare_candidates: int = Field(5, ge=0)
     review_bare_max_records: int = Field(200, ge=0)
+    same_trade_name_same_city: bool = True
 
     @field_validator("name_similarity_levels")
     @classmethod
@@ -782,6 +783,73 @@ def score_groups(groups: pd.DataFrame, params: MasterParams, con: duckdb.DuckDBP
     return pairs, model
 
 
+TRADE_NAME_CITY = "trade_name_city"
+
+
+def _single_place(g: pd.DataFrame) -> pd.Series:
+    """A name group's one city: the city in its name, else the only city its records give; None when the
+    records give none or several."""
+    one = [c[0] if isinstance(c, list | np.ndarray) and len(c) == 1 else None for c in g["city"]]
+    return g["n_city"].astype(object).where(g["n_city"].notna(), pd.Series(one, index=g.index, dtype=object))
+
+
+def trade_name_city_pairs(groups: pd.DataFrame) -> pd.DataFrame:
+    """Pairs of name groups with the same name core (trade name + industry: 伟峰管理咨询) in the same city,
+    neither a dictionary brand nor an ambiguous short form. Columns group_id_l < group_id_r. A core and city
+    whose records carry two credit codes that no group shares (two registered companies, or a mistyped
+    code: the records cannot say which) is left to the scores altogether.
+
+    One registration authority does not register the same trade name twice in one industry (企业名称登记管理
+    规定, 2020, art. 17), so 伟峰管理咨询 in a ticket from 太原 is 太原伟峰管理咨询有限责任公司 whatever the legal
+    form or the phone: Splink's score for such a pair, often below the threshold because the phones differ
+    and the prior chance of a match among 400k name groups is tiny, does not decide it. Brands (banks,
+    insurers: 中信银行(昆明) may be the city or the provincial branch) and hard-rule conflicts
+    (:func:`_vector_violations`, applied by the caller) are left to the scores.
+    """
+    cols = ["group_id_l", "group_id_r"]
+    if groups.empty:
+        return pd.DataFrame(columns=cols, dtype=np.int64)
+    g = groups[groups["brand"].isna() & ~groups["ambiguous"].fillna(False).astype(bool) & groups["core"].notna()]
+    g = pd.DataFrame({"group_id": g["group_id"].to_numpy(), "core": g["core"].to_numpy(),
+                      "place": _single_place(g).to_numpy(), "uscc": g["uscc"].to_numpy()}).dropna(subset=["place"])
+    m = g.merge(g, on=["core", "place"], suffixes=("_l", "_r"))
+    m = m[m["group_id_l"] < m["group_id_r"]]
+    conflict = np.array([isinstance(a, list | np.ndarray) and isinstance(b, list | np.ndarray)
+                         and len(a) > 0 and len(b) > 0 and not set(a) & set(b)
+                         for a, b in zip(m["uscc_l"], m["uscc_r"], strict=True)], dtype=bool)
+    two_codes = m.loc[conflict, ["core", "place"]].drop_duplicates().assign(_two=True)
+    m = m.merge(two_codes, on=["core", "place"], how="left")
+    m = m[m["_two"].isna()]
+    return m[cols].sort_values(cols).reset_index(drop=True).astype(np.int64)
+
+
+def _add_rule_pairs(pairs: pd.DataFrame, rule_pairs: pd.DataFrame, rule: str) -> pd.DataFrame:
+    """Mark scored pairs a rule accepts (``rule`` column) and append the ones Splink did not return (scored
+    below review_low): no probability or weights for those."""
+    if rule_pairs.empty:
+        return pairs
+    key = ["group_id_l", "group_id_r"]
+    hit = pairs[key].merge(rule_pairs.assign(_r=True), on=key, how="left")["_r"].fillna(False).to_numpy(bool)
+    pairs.loc[hit, "rule"] = rule
+    extra = rule_pairs.merge(pairs[key], on=key, how="left", indicator=True)
+    extra = extra.loc[extra["_merge"] == "left_only", key].assign(rule=rule)
+    if extra.empty:
+        return pairs
+    return pd.concat([pairs, extra], ignore_index=True).sort_values(key, kind="stable").reset_index(drop=True)
+
+
+def _rule_strength(pairs: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """A copy of ``pairs`` in which a pair a rule accepts is at least just strong enough to be accepted
+    (probability ``threshold`` and its match weight; Splink's own score when higher)."""
+    out = pairs.copy()
+    r = out["rule"].notna()
+    if r.any():
+        floor = math.log2(threshold / (1 - threshold)) if threshold < 1 else 64.0
+        out.loc[r, "match_probability"] = out.loc[r, "match_probability"].fillna(0).clip(lower=threshold)
+        out.loc[r, "match_weight"] = out.loc[r, "match_weight"].fillna(floor).clip(lower=floor)
+    return out
+
+
 # Fields whose values must agree (when both are written) for two name groups to be one customer
 _HARD_KEYS = ["brand", "n_province", "n_city", "unit"]
 _HARD_REASONS = {"brand": "different brand", "n_province": "different province in name",
@@ -1154,6 +1222,10 @@ def match_records(records: pd.DataFrame, params: MasterParams, decisions: pd.Dat
     try:
         pairs, model = score_groups(groups, params, con=con, progress=progress, stats=stats)
         stats["seconds_splink"] = lap()
+        stats["pairs_scored"] = len(pairs)   # by Splink (rule pairs it did not return are appended below)
+        pairs["rule"] = None
+        if params.same_trade_name_same_city:
+            pairs = _add_rule_pairs(pairs, trade_name_city_pairs(groups), TRADE_NAME_CITY)
         pairs["violation"] = _vector_violations(pairs, groups) if len(pairs) else pd.Series(dtype=object)
         # reviewers' decisions, mapped from record ids to name groups
         rid2g = dict(zip(recs["record_id"], recs["group_id"], strict=False))
@@ -1172,8 +1244,11 @@ def match_records(records: pd.DataFrame, params: MasterParams, decisions: pd.Dat
             key = list(zip(pairs["group_id_l"], pairs["group_id_r"], strict=False))
             dec = {p: "match" for p in forced} | {p: "no_match" for p in cannot}
             pairs["decision"] = [dec.get(k) for k in key]
-        accepted = pairs[pairs["violation"].isna() & (pairs["decision"].fillna("") != "no_match")
-                         & (pairs["match_probability"] >= params.threshold)]
+        allowed = pairs[pairs["violation"].isna() & (pairs["decision"].fillna("") != "no_match")]
+        accepted = _rule_strength(allowed, params.threshold)
+        # pairs joined only because of a rule (Splink scored them below the threshold, or not at all)
+        stats["pairs_by_rule"] = int((allowed["rule"].notna() & ~(allowed["match_probability"] >= params.threshold)).sum())
+        accepted = accepted[accepted["match_probability"] >= params.threshold]
         lab = cluster_groups(groups, accepted, cannot, forced, params, con=con)
     finally:
         con.close()
@@ -1190,7 +1265,8 @@ def match_records(records: pd.DataFrame, params: MasterParams, decisions: pd.Dat
     # per-group confidence: best accepted edge inside its cluster (or a forced decision = 1.0)
     gcl = dict(zip(groups["group_id"], groups["cluster"], strict=False))
     best: dict[int, float] = {}
-    acc = pairs[pairs["violation"].isna() & (pairs["decision"].fillna("") != "no_match")]
+    acc = _rule_strength(pairs[pairs["violation"].isna() & (pairs["decision"].fillna("") != "no_match")],
+                         params.threshold)
     for a, b, p in zip(acc["group_id_l"], acc["group_id_r"], acc["match_probability"], strict=False):
         if gcl[a] == gcl[b]:
             best[a] = max(best.get(a, 0.0), p)
@@ -1201,7 +1277,7 @@ def match_records(records: pd.DataFrame, params: MasterParams, decisions: pd.Dat
     groups["match_probability"] = [1.0 if s == 1 else best.get(g, params.threshold)
                                    for g, s in zip(groups["group_id"], size, strict=False)]
     recs = recs.merge(groups[["group_id", "cluster", "match_probability"]], on="group_id", how="left")
-    stats.update({"seconds_cluster": lap(), "pairs_scored": len(pairs), "clusters": int(groups["cluster"].nunique()),
+    stats.update({"seconds_cluster": lap(), "clusters": int(groups["cluster"].nunique()),
                   "pairs_blocked_by_rule": int(pairs["violation"].notna().sum()) if len(pairs) else 0})
     return MatchResult(recs, groups, pairs, model, stats, feats)
 
@@ -1493,7 +1569,7 @@ def resolve(con: duckdb.DuckDBPyConnection, params: MasterParams | None = None,
     pairs["name_l"] = g.loc[pairs["group_id_l"], "canonical"].to_numpy()
     pairs["name_r"] = g.loc[pairs["group_id_r"], "canonical"].to_numpy()
     keep = ["record_id_l", "record_id_r", "name_l", "name_r"] + [f"mw_{c}" for c in COMPARISONS] + [
-        "match_weight", "match_probability", "violation", "decision"]
+        "match_weight", "match_probability", "violation", "decision", "rule"]
     _write_df(con, "customer_match_pairs", pairs[keep], "record_id_l, record_id_r")
     _write_df(con, "customer_match_model", model_weights(res.model), "comparison, gamma")
     con.execute("DROP TABLE IF EXISTS _xrec")
@@ -1523,7 +1599,8 @@ def review_queue(res: MatchResult, params: MasterParams, decisions: pd.DataFrame
         return bare[cols].reset_index(drop=True) if len(bare) else pd.DataFrame(columns=cols)
     band = (p["match_probability"] >= params.review_low) & (p["match_probability"] < params.review_high)
     amb = p["ambiguous"].fillna(False).astype(bool) if "ambiguous" in p else False
-    q = p[p["violation"].isna() & p["decision"].isna() & (band | amb)].copy()
+    by_rule = p["rule"].notna() if "rule" in p else False
+    q = p[p["violation"].isna() & p["decision"].isna() & ~by_rule & (band | amb)].copy()
     g = res.groups.set_index("group_id")
     a = g.loc[q["group_id_l"]]
     b = g.loc[q["group_id_r"]]
@@ -1538,6 +1615,12 @@ def review_queue(res: MatchResult, params: MasterParams, decisions: pd.DataFrame
         bare = bare[[(a, b) not in seen for a, b in zip(bare["record_id_l"], bare["record_id_r"], strict=True)]]
         q = pd.concat([q, bare[cols]], ignore_index=True)
     return q.sort_values(["record_id_l", "record_id_r"]).reset_index(drop=True)
+
+
+def _rule_note(stats: dict) -> str:
+    """``; 1,234 pairs joined by the same-trade-name-same-city rule`` (pairs Splink scored below the threshold)."""
+    n = stats.get("pairs_by_rule", 0)
+    return f"; {n:,} pairs joined by the same-trade-name-same-city rule" if n else ""
 
 
 def _bare_note(stats: dict) -> str:
@@ -1799,7 +1882,8 @@ def _cmd_resolve(args) -> int:
     params = load_master_params(args.params) if args.params else load_master_params()
     s = resolve_db(args.db, params)
     print(f"{s.records} records ({s.junk} junk) → {s.customers} customers; {s.kept_ids} kept their id, "
-          f"{s.new_ids} new; {s.review_queue} pairs to review{_bare_note(s.stats)}; {s.seconds:.1f} s")
+          f"{s.new_ids} new; {s.review_queue} pairs to review{_bare_note(s.stats)}{_rule_note(s.stats)}; "
+          f"{s.seconds:.1f} s")
     return 0
 
 

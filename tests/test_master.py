@@ -356,3 +356,74 @@ def test_bare_trade_name_left_alone_goes_to_review_with_each_city():
     assert master.review_queue(res, strict.model_copy(update={"review_bare_max_records": 0}), None).empty
     assert res.stats["bare_name_records"] == 1 and res.stats["bare_name_listed"] == 0
     assert master._bare_note(res.stats) == " (bare-name records: 0 of 1 listed, review_bare_max_records)"
+
+
+def _weifeng():
+    """伟峰管理咨询 in 太原 as the CRM writes it (credit code, landline) and as tickets and calls write it (bare
+    trade name, the 太原 city field, a mobile); the same trade name in 大同; 中信银行 in 太原 twice (a brand)."""
+    return pd.DataFrame([
+        {"record_id": "a1", "name_raw": "太原伟峰管理咨询有限责任公司", "city": "太原", "phone": "0351-44492424",
+         "uscc": "91140100218490487Y"},
+        {"record_id": "a2", "name_raw": "太原伟峰管理咨询有限责任公司", "city": "太原", "phone": "0351-44492424",
+         "uscc": None},
+        {"record_id": "t1", "name_raw": "伟峰管理咨询", "city": "太原市", "phone": "179 1276 6837", "uscc": None},
+        {"record_id": "t2", "name_raw": "伟峰管理咨询有限公司", "city": "太原", "phone": "13141008169", "uscc": None},
+        {"record_id": "d1", "name_raw": "伟峰管理咨询", "city": "大同", "phone": "13800000001", "uscc": None},
+        {"record_id": "b1", "name_raw": "中信银行股份有限公司山西省分行", "city": "太原", "phone": "0351-11110000",
+         "uscc": None},
+        {"record_id": "b2", "name_raw": "中信银行(太原)", "city": "太原", "phone": "13900000002", "uscc": None},
+    ])
+
+
+def _strict(**update):
+    """Parameters under which Splink alone accepts almost nothing on these short lists (thresholds near 1)."""
+    return master.load_master_params().model_copy(update={
+        "threshold": 0.999999, "review_low": 0.99999, "review_high": 0.9999995, **update})
+
+
+def _group_ids(records: pd.DataFrame):
+    p = master.load_master_params()
+    recs, _ = master.prepare_records(records, p)
+    groups = master.build_groups(recs, p)
+    gmap = dict(zip(groups["gkey"], groups["group_id"], strict=True))
+    return groups, {r: gmap[k] for r, k in zip(recs["record_id"], master.group_key(recs, p), strict=True)}
+
+
+def test_trade_name_city_pairs_same_core_same_city_no_brand():
+    groups, gid = _group_ids(_weifeng())
+    assert gid["t1"] == gid["t2"] != gid["a1"] == gid["a2"]    # bare name + 太原 city field: one group
+    pairs = master.trade_name_city_pairs(groups)
+    assert sorted(map(tuple, pairs.to_numpy().tolist())) == [tuple(sorted((gid["a1"], gid["t1"])))]
+    # the ticket's group carrying another credit code than the CRM's: two registered companies or a mistyped
+    # code, the records cannot say which, so the rule stands aside for 伟峰管理咨询 in 太原
+    two = _weifeng()
+    two.loc[two["record_id"] == "t2", "uscc"] = "91140100MA0CKJQC2L"
+    groups, gid = _group_ids(two)
+    assert gid["t1"] == gid["t2"] != gid["a1"]
+    assert master.trade_name_city_pairs(groups).empty
+
+
+def test_same_trade_name_same_city_joins_whatever_the_score():
+    """Splink (thresholds near 1 here) leaves the ticket's 伟峰管理咨询 apart from 太原伟峰管理咨询有限责任公司; the
+    rule (one trade name per industry per registration authority) joins them, not 大同's, not the brand; the
+    pair is marked in the pairs and does not go to review."""
+    recs = _weifeng()
+    off = master.match_records(recs, _strict(same_trade_name_same_city=False), progress=False)
+    cl = off.records.set_index("record_id")["cluster"]
+    assert cl["t1"] == cl["t2"] != cl["a1"] == cl["a2"]
+    on_p = _strict()
+    on = master.match_records(recs, on_p, progress=False)
+    cl = on.records.set_index("record_id")["cluster"]
+    assert cl["t1"] == cl["t2"] == cl["a1"] == cl["a2"]
+    assert cl["d1"] != cl["a1"] and cl["b1"] != cl["a1"] and cl["b2"] != cl["a1"]
+    assert on.stats["pairs_by_rule"] == 1
+    rule = on.pairs[on.pairs["rule"].notna()]
+    assert len(rule) == 1 and (rule["rule"] == master.TRADE_NAME_CITY).all()
+    q = master.review_queue(on, on_p, None)
+    ids = set(q["record_id_l"]) | set(q["record_id_r"])
+    assert not ({"a1", "t1"} <= ids and any({a, b} == {"a1", "t1"} for a, b in
+                                            zip(q["record_id_l"], q["record_id_r"], strict=True)))
+    # a steward's no-match decision outranks the rule
+    dec = pd.DataFrame([{"record_id_l": "a1", "record_id_r": "t1", "decision": "no_match"}])
+    cl = master.match_records(recs, on_p, decisions=dec, progress=False).records.set_index("record_id")["cluster"]
+    assert cl["t1"] != cl["a1"]

@@ -1921,6 +1921,23 @@ def merge_samples(con: duckdb.DuckDBPyConnection, n: int = 5, threshold: float |
         .sort_values(["match_probability", "record_id_l", "record_id_r"]).reset_index(drop=True)
 
 
+def rule_merges(con: duckdb.DuckDBPyConnection, threshold: float, n: int = 8) -> tuple[int, pd.DataFrame]:
+    """Pairs a rule joined that Splink alone would not have (scored below ``threshold``, or not returned:
+    probability blank): how many, and a stable sample (name_l, name_r, match_probability, rule). (0, empty)
+    for a database resolved before rules were recorded."""
+    cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                      "WHERE table_name = 'customer_match_pairs'").fetchall()}
+    if "rule" not in cols:
+        return 0, pd.DataFrame(columns=["name_l", "name_r", "match_probability", "rule"])
+    where = """rule IS NOT NULL AND violation IS NULL AND coalesce(decision, '') <> 'no_match'
+               AND coalesce(match_probability, 0) < ?"""
+    total = con.execute(f"SELECT count(*) FROM customer_match_pairs WHERE {where}", [threshold]).fetchone()[0]
+    sample = con.execute(f"""SELECT name_l, name_r, round(match_probability, 4) AS match_probability, rule
+        FROM customer_match_pairs WHERE {where}
+        ORDER BY hash(record_id_l || record_id_r), record_id_l, record_id_r LIMIT ?""", [threshold, n]).df()
+    return int(total), sample
+
+
 def evidence_labels(con: duckdb.DuckDBPyConnection, pair: pd.Series) -> tuple[float, dict[str, str]]:
     """(prior match weight, comparison → label of the level whose weight the pair got)."""
     w = con.execute("SELECT comparison, gamma, label, weight FROM customer_match_model "

@@ -172,6 +172,8 @@ class _Regions:
             if r.short != r.name and len(r.short) >= 2 and r.short not in _SHORT_BLACKLIST:
                 strength = "weak" if (r.level == "district" and not r.name.endswith("市")) else "short"
                 self.index.setdefault(r.short, []).append((r, strength))
+        # a province and a prefecture city of one short name (吉林省 / 吉林市): which is meant matters
+        self.homonyms = frozenset(set(self.province_full) & set(self.city_full))
         for m in MUNICIPALITIES:
             self.city_full[m] = self.province_full[m]
             self.city_province[m] = m
@@ -224,6 +226,10 @@ def _resolve(tokens: list[list[Region]]) -> tuple[str | None, str | None, str | 
             province = city = district = None
             fitting = cands
         chosen = fitting[0]
+        if chosen.level == "province" and province == chosen.province:
+            # the province's name again once the province is known (国网吉林省电力有限公司吉林供电公司): the city
+            # of that name
+            chosen = next((r for r in fitting if r.level == "city"), chosen)
         if chosen.level == "province":
             province = province or chosen.province
         elif chosen.level == "city":
@@ -557,6 +563,8 @@ def _level_from(branches, hierarchy: bool, province, city, district) -> tuple[st
         if kind == "unit":
             continue
         if kind == "branch":
+            # the region's reading the whole name settled on (吉林 after 吉林省 is the city: _resolve)
+            rg = rg and [next((r for r in rg if r.level == "city" and r.city == city), rg[0])]
             if rg and rg[0].level == "district":
                 kind = "subbranch"
             elif rg and rg[0].level == "city" and rg[0].city not in MUNICIPALITIES:
@@ -643,7 +651,9 @@ def _parse(name: str | None, ad: AliasDict) -> ParsedName:
         return _junk(name, cleaned)
     if core in _GENERIC or core.endswith(_INSTITUTION_ENDS):
         # 浙江大学, 杭州市第一人民医院, 北京市海淀区人民政府: the region is part of the name.
-        brand = "".join(c[0].short for _, c in pre) + core
+        # ... in full where the short name is a province's and a city's (吉林市税务局 is not 吉林省税务局)
+        brand = "".join(c[0].name if c[0].level == "city" and c[0].short in R.homonyms else c[0].short
+                        for _, c in pre) + core
         region_bound = True
     else:
         brand, region_bound = core, False
@@ -716,6 +726,8 @@ def _finish(raw, cleaned, brand, known, ambiguous, sector, hierarchy, province, 
             if province in MUNICIPALITIES:
                 city = province
     level, bname = _level_from(tail.branches, hierarchy, province, city, district)
+    if level == "city" and not city and province in R.homonyms:
+        city = province   # 中国工商银行吉林市分行: 吉林 + 市分行 is the city of 吉林, not the province
     unit = next(((nm or "") + w for _p, w, nm, _rg, kind in reversed(tail.branches) if kind == "unit"), None)
     units = ad.spec.sectors[sector].units if (ad and sector) else {"province": "分公司", "city": "分公司",
                                                                   "subbranch": "分公司"}

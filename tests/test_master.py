@@ -427,3 +427,21 @@ def test_same_trade_name_same_city_joins_whatever_the_score():
     dec = pd.DataFrame([{"record_id_l": "a1", "record_id_r": "t1", "decision": "no_match"}])
     cl = master.match_records(recs, on_p, decisions=dec, progress=False).records.set_index("record_id")["cluster"]
     assert cl["t1"] != cl["a1"]
+
+
+def test_rule_merges_counts_what_the_model_alone_left_apart(tmp_path):
+    con = duckdb.connect(str(tmp_path / "m.duckdb"))
+    con.execute("""CREATE TABLE customer_match_pairs (record_id_l VARCHAR, record_id_r VARCHAR, name_l VARCHAR,
+        name_r VARCHAR, match_probability DOUBLE, violation VARCHAR, decision VARCHAR)""")
+    assert master.rule_merges(con, 0.9)[0] == 0          # resolved before rules were recorded
+    con.execute("ALTER TABLE customer_match_pairs ADD COLUMN rule VARCHAR")
+    con.execute("""INSERT INTO customer_match_pairs VALUES
+        ('a', 'b', '伟峰管理咨询', '太原伟峰管理咨询有限责任公司', NULL, NULL, NULL, 'trade_name_city'),
+        ('c', 'd', '润众电脑', '拉萨润众电脑有限责任公司', 0.85, NULL, NULL, 'trade_name_city'),
+        ('e', 'f', '盛博商贸', '东莞盛博商贸有限公司', 0.97, NULL, NULL, 'trade_name_city'),
+        ('g', 'h', '辰信贸易', '保定辰信贸易有限公司', 0.50, NULL, 'no_match', 'trade_name_city'),
+        ('i', 'j', '航卓数据科技', '昆明航卓数据科技有限公司', 0.85, NULL, NULL, NULL)""")
+    n, sample = master.rule_merges(con, 0.9)
+    assert n == 2 and sorted(sample["name_l"]) == ["伟峰管理咨询", "润众电脑"]
+    assert master.rule_merges(con, 0.9, n=1)[1].shape[0] == 1
+    con.close()

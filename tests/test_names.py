@@ -440,3 +440,27 @@ def test_parse_is_cached_and_fast():
 ])
 def test_region_named_trade_names(raw, key):
     assert parse(raw).match_key == key
+
+
+@pytest.mark.parametrize("province_form, city_form", [
+    ("吉林省烟草专卖局", "吉林市烟草专卖局"),                          # region part of the name
+    ("国网吉林省电力有限公司", "国网吉林省电力有限公司吉林供电公司"),      # 吉林 again after 吉林省
+    ("中国工商银行吉林省分行", "中国工商银行吉林市分行"),                # 吉林 + 市分行
+])
+def test_province_and_city_of_one_name_stay_apart(province_form, city_form):
+    """吉林省 and 吉林市 (海南 likewise) share a short name: an organisation of the city is not the province's."""
+    p, c = parse(province_form), parse(city_form)
+    assert p.match_key != c.match_key
+    assert (p.province, p.city) == ("吉林", None)
+    assert (c.province, c.city) == ("吉林", "吉林")
+    if c.hierarchy:
+        assert (p.branch_level, c.branch_level) == ("province", "city")
+        assert c.parent_key == p.match_key
+    else:
+        assert c.canonical == "吉林市烟草专卖局" and p.canonical == "吉林烟草专卖局"
+
+
+def test_province_name_alone_reads_as_the_province():
+    """吉林烟草专卖局 without 省 or 市 stays the province's, as before; 北京市 is one level either way."""
+    assert parse("吉林烟草专卖局").match_key == parse("吉林省烟草专卖局").match_key
+    assert parse("北京市烟草专卖局").match_key == parse("北京烟草专卖局").match_key

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import logging
 import math
 import re
@@ -73,6 +74,7 @@ class MasterParams(Params):
     review_bare_candidates: int = Field(5, ge=0)
     review_bare_max_records: int = Field(200, ge=0)
     same_trade_name_same_city: bool = True
+    model_max_age_days: int = Field(28, ge=0)
 
     @field_validator("name_similarity_levels")
     @classmethod
@@ -696,7 +698,8 @@ def _engine_connection(params: MasterParams) -> duckdb.DuckDBPyConnection:
 
 
 def score_groups(groups: pd.DataFrame, params: MasterParams, con: duckdb.DuckDBPyConnection | None = None,
-                 progress: bool = True, stats: dict | None = None) -> tuple[pd.DataFrame, dict]:
+                 progress: bool = True, stats: dict | None = None,
+                 model: dict | None = None) -> tuple[pd.DataFrame, dict]:
     """Train the Splink model without labels and score blocked pairs of name groups.
 
     Returns (pairs with group_id_l/r, gamma_* , match_weight, match_probability for pairs at or above
@@ -727,10 +730,13 @@ def score_groups(groups: pd.DataFrame, params: MasterParams, con: duckdb.DuckDBP
     logging.getLogger("splink").setLevel(logging.ERROR)
     db_api = DuckDBAPI(con)
     sdf = db_api.register("splink_groups")
-    linker = Linker(sdf, splink_settings(params), log_level=None)
+    # a model trained by an earlier resolve (``model``) is used as it is: no training
+    linker = Linker(sdf, model if model is not None else splink_settings(params), log_level=None)
     n = len(groups)
     steps = tqdm(total=4, desc="splink", disable=not progress)
-    if n >= 2:
+    if model is not None:
+        steps.update(2)
+    elif n >= 2:
         from splink.blocking_rule_library import CustomRule
 
         # prior chance two name groups are one customer, from near-certain rules (a shared credit code; a
@@ -774,7 +780,7 @@ def score_groups(groups: pd.DataFrame, params: MasterParams, con: duckdb.DuckDBP
     pairs = con.execute(f"""
         SELECT group_id_l, group_id_r, {', '.join(mw_cols)}, match_weight, match_probability
         FROM {pred.physical_name} ORDER BY group_id_l, group_id_r""").df()
-    model = linker.misc.save_model_to_json()
+    model = model if model is not None else linker.misc.save_model_to_json()
     lap("seconds_splink_predict")
     steps.update()
     steps.close()
@@ -1189,7 +1195,8 @@ def append_decisions(rows, reviewer: str, path: str | Path | None = None, decide
 
 
 def match_records(records: pd.DataFrame, params: MasterParams, decisions: pd.DataFrame | None = None,
-                  progress: bool = True, known_names: pd.DataFrame | None = None) -> MatchResult:
+                  progress: bool = True, known_names: pd.DataFrame | None = None,
+                  model: dict | None = None) -> MatchResult:
     """The engine shared by ``crm resolve`` and ``crm dedup``: records in, clusters out.
 
     ``records`` needs ``record_id`` and ``name_raw``; ``uscc, phone, contact_name, city, address`` are used
@@ -1220,7 +1227,8 @@ def match_records(records: pd.DataFrame, params: MasterParams, decisions: pd.Dat
         return MatchResult(recs, groups, pd.DataFrame(), {}, stats, feats)
     con = _engine_connection(params)
     try:
-        pairs, model = score_groups(groups, params, con=con, progress=progress, stats=stats)
+        stats["model"] = "reused" if model is not None else "trained"
+        pairs, model = score_groups(groups, params, con=con, progress=progress, stats=stats, model=model)
         stats["seconds_splink"] = lap()
         stats["pairs_scored"] = len(pairs)   # by Splink (rule pairs it did not return are appended below)
         pairs["rule"] = None
@@ -1451,8 +1459,59 @@ def write_name_cache(con: duckdb.DuckDBPyConnection, feats: pd.DataFrame | None,
     _write_df(con, NAME_CACHE_TABLE, f, "name_raw")
 
 
+MODEL_TABLE = "customer_match_model_json"
+_TRAINING_PARAMS = ("seed", "u_max_pairs", "em_max_pairs", "em_min_groups", "prior_rules_recall",
+                    "name_similarity_levels", "max_values_per_group")
+
+
+def model_key(params: MasterParams) -> str:
+    """Fingerprint of what a trained model depends on besides the data: the parser and this module
+    (:func:`name_cache_key`) and the training parameters."""
+    import hashlib
+
+    train = {k: getattr(params, k) for k in _TRAINING_PARAMS}
+    return hashlib.sha256((name_cache_key(params) + json.dumps(train, sort_keys=True)).encode()).hexdigest()[:16]
+
+
+def read_model(con: duckdb.DuckDBPyConnection, params: MasterParams, retrain: bool = False,
+               now: dt.datetime | None = None) -> tuple[dict | None, str]:
+    """The Splink model an earlier resolve trained, when it may be used again, and a note saying why or why not.
+
+    Training again on every run moves the weights a little with every change of the data (u from a random
+    sample of pairs, m by EM), and the pairs near the threshold and in the review band follow them: at scale
+    100 the queue held 462 to 2,372 pairs for three seeds of one database (benchmarks/resolve_scale100.md).
+    So a model is kept for ``model_max_age_days`` (0: train every run), unless ``retrain`` or the parser,
+    engine or training parameters changed (:func:`model_key`)."""
+    if retrain:
+        return None, "trained (--retrain)"
+    if params.model_max_age_days == 0:
+        return None, "trained (model_max_age_days: 0)"
+    if not dbmod.table_exists(con, MODEL_TABLE):
+        return None, "trained (first run)"
+    rows = con.execute(f"SELECT key, trained_at, model FROM {MODEL_TABLE} ORDER BY trained_at DESC LIMIT 1").fetchall()
+    if not rows:
+        return None, "trained (first run)"
+    key, trained_at, model = rows[0]
+    if key != model_key(params):
+        return None, "trained (parser, engine or training parameters changed)"
+    age = ((now or dt.datetime.now()) - trained_at).days
+    if age > params.model_max_age_days:
+        return None, f"trained (the last model was {age} days old, model_max_age_days {params.model_max_age_days})"
+    return json.loads(model), f"reused (trained {trained_at:%Y-%m-%d %H:%M})"
+
+
+def write_model(con: duckdb.DuckDBPyConnection, model: dict, params: MasterParams, groups: int,
+                now: dt.datetime | None = None) -> None:
+    """Keep the model this run trained (one row) for the next runs (:func:`read_model`)."""
+    con.execute(f"CREATE OR REPLACE TABLE {MODEL_TABLE} (key VARCHAR, trained_at TIMESTAMP, name_groups BIGINT, "
+                "model VARCHAR)")
+    con.execute(f"INSERT INTO {MODEL_TABLE} VALUES (?, ?, ?, ?)",
+                [model_key(params), now or dt.datetime.now(), int(groups), json.dumps(model, ensure_ascii=False)])
+
+
 def resolve(con: duckdb.DuckDBPyConnection, params: MasterParams | None = None,
-            decisions_path: str | Path | None = None, progress: bool = True) -> ResolveSummary:
+            decisions_path: str | Path | None = None, progress: bool = True,
+            retrain: bool = False) -> ResolveSummary:
     """Build the customer master inside ``con`` (the caller owns the transaction)."""
     import time
 
@@ -1480,9 +1539,13 @@ def resolve(con: duckdb.DuckDBPyConnection, params: MasterParams | None = None,
     cache_key = name_cache_key(params)
     known = read_name_cache(con, cache_key)
     lap("seconds_records")
-    res = match_records(records, params, decisions, progress=progress, known_names=known)
+    stored, model_note = read_model(con, params, retrain)
+    res = match_records(records, params, decisions, progress=progress, known_names=known, model=stored)
     clock[0] = time.perf_counter()
     write_name_cache(con, res.names, cache_key)
+    if res.stats.get("model") == "trained" and res.model:
+        write_model(con, res.model, params, res.stats.get("groups", 0))
+    res.stats["model_note"] = model_note if res.stats.get("model") else "no name groups: no model"
     recs = res.records
     lap("seconds_name_cache_write")
 
@@ -1701,14 +1764,14 @@ def bare_name_candidates(res: MatchResult, params: MasterParams, decisions: pd.D
 
 
 def resolve_db(db: str | Path | None = None, params: MasterParams | None = None,
-               progress: bool | None = None) -> ResolveSummary:
+               progress: bool | None = None, retrain: bool = False) -> ResolveSummary:
     """``crm resolve``: build the master inside the database in one transaction."""
     progress = sys.stderr.isatty() if progress is None else progress
     path = Path(db) if db else paths.db_path()
     if not path.exists():
         raise UserError("database not found", file=str(path), hint="run `crm load` first, or check --db")
     with dbmod.writer(db) as con:
-        return resolve(con, params, progress=progress)
+        return resolve(con, params, progress=progress, retrain=retrain)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -1880,8 +1943,9 @@ def _cmd_dedup(args) -> int:
 
 def _cmd_resolve(args) -> int:
     params = load_master_params(args.params) if args.params else load_master_params()
-    s = resolve_db(args.db, params)
-    print(f"{s.records} records ({s.junk} junk) → {s.customers} customers; {s.kept_ids} kept their id, "
+    s = resolve_db(args.db, params, retrain=args.retrain)
+    print(f"{s.records} records ({s.junk} junk) → {s.customers} customers; model {s.stats.get('model_note')}; "
+          f"{s.kept_ids} kept their id, "
           f"{s.new_ids} new; {s.review_queue} pairs to review{_bare_note(s.stats)}{_rule_note(s.stats)}; "
           f"{s.seconds:.1f} s")
     return 0
@@ -1891,6 +1955,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("resolve", help="build the customer master (records, xref, master, hierarchy)")
     p.add_argument("--db", default=None, help="database (default data/curated/crm.duckdb)")
     p.add_argument("--params", default=None, help="parameter file (default params/master.yaml)")
+    p.add_argument("--retrain", action="store_true",
+                   help="train the matching model again instead of reusing the stored one (model_max_age_days)")
     p.set_defaults(func=_cmd_resolve)
     d = subparsers.add_parser("dedup", help="find duplicate organisations in any CSV")
     d.add_argument("input", help="CSV with an id and a name column (optional: city, phone, contact, address, uscc)")
@@ -1931,7 +1997,7 @@ def rule_merges(con: duckdb.DuckDBPyConnection, threshold: float, n: int = 8) ->
         return 0, pd.DataFrame(columns=["name_l", "name_r", "match_probability", "rule"])
     where = """rule IS NOT NULL AND violation IS NULL AND coalesce(decision, '') <> 'no_match'
                AND coalesce(match_probability, 0) < ?"""
-    total = con.execute(f"SELECT count(*) FROM customer_match_pairs WHERE {where}", [threshold]).fetchone()[0]
+    total = con.execute(f"SELECT count(*) FROM customer_match_pairs WHERE {where}", [threshold]).fetchall()[0][0]
     sample = con.execute(f"""SELECT name_l, name_r, round(match_probability, 4) AS match_probability, rule
         FROM customer_match_pairs WHERE {where}
         ORDER BY hash(record_id_l || record_id_r), record_id_l, record_id_r LIMIT ?""", [threshold, n]).df()

@@ -251,7 +251,9 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
         refused = [f"{f.file}: {f.message}" for f in loaded.refused]
         for name in refused:
             log.warning("load refused %s; the report is built without it", name)
-        timer.run("resolve", master.resolve_db, build_db)
+        resolved = timer.run("resolve", master.resolve_db, build_db)
+        log.info("resolve: %s customers, matching model %s, %s pairs to review", resolved.customers,
+                 resolved.stats.get("model_note"), resolved.review_queue)
 
         as_of_date = _run_date(build_db, as_of_date)
         week = iso_week(as_of_date)

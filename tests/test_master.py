@@ -1,6 +1,9 @@
 """Customer master on a hand-built stg_* database: records, matching, hard rules, ids, decisions, hierarchy."""
 from __future__ import annotations
 
+import datetime
+import json
+
 import duckdb
 import pandas as pd
 import pytest
@@ -445,3 +448,35 @@ def test_rule_merges_counts_what_the_model_alone_left_apart(tmp_path):
     assert n == 2 and sorted(sample["name_l"]) == ["伟峰管理咨询", "润众电脑"]
     assert master.rule_merges(con, 0.9, n=1)[1].shape[0] == 1
     con.close()
+
+
+def test_trained_model_is_stored_and_used_again(db):
+    """The first resolve trains and stores the model; the next one uses it as it is (a stored model made to
+    believe almost nothing matches changes the result, so it is what scores the pairs), until it is older than
+    model_max_age_days, the training parameters change, or --retrain."""
+    first = master.resolve_db(db, progress=False)
+    assert first.stats["model"] == "trained" and first.stats["model_note"] == "trained (first run)"
+    before = xref(db)
+    again = master.resolve_db(db, progress=False)
+    assert again.stats["model"] == "reused" and again.stats["model_note"].startswith("reused (trained ")
+    assert xref(db) == before
+    con = duckdb.connect(str(db))
+    (key, trained_at, model), = con.execute(
+        f"SELECT key, trained_at, model FROM {master.MODEL_TABLE}").fetchall()
+    p = master.load_master_params()
+    assert key == master.model_key(p)
+    day = datetime.timedelta(days=1)
+    assert master.read_model(con, p, now=trained_at + 28 * day)[0] is not None
+    stale, note = master.read_model(con, p, now=trained_at + 29 * day)
+    assert stale is None and "29 days old" in note
+    assert master.read_model(con, p.model_copy(update={"seed": 7}))[0] is None
+    assert master.read_model(con, p, retrain=True) == (None, "trained (--retrain)")
+    assert master.read_model(con, p.model_copy(update={"model_max_age_days": 0}))[0] is None
+    m = json.loads(model)
+    m["probability_two_random_records_match"] = 1e-30
+    con.execute(f"UPDATE {master.MODEL_TABLE} SET model = ?", [json.dumps(m)])
+    con.close()
+    master.resolve_db(db, progress=False)
+    assert len(set(xref(db).values())) > len(set(before.values()))   # fewer merges: the stored model scored
+    retrained = master.resolve_db(db, progress=False, retrain=True)
+    assert retrained.stats["model"] == "trained" and xref(db) == before

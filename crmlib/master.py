@@ -75,6 +75,7 @@ class MasterParams(Params):
     review_bare_max_records: int = Field(200, ge=0)
     same_trade_name_same_city: bool = True
     model_max_age_days: int = Field(28, ge=0)
+    model_max_growth: float = Field(0.2, ge=0)
 
     @field_validator("name_similarity_levels")
     @classmethod
@@ -1474,39 +1475,48 @@ def model_key(params: MasterParams) -> str:
 
 
 def read_model(con: duckdb.DuckDBPyConnection, params: MasterParams, retrain: bool = False,
-               now: dt.datetime | None = None) -> tuple[dict | None, str]:
+               now: dt.datetime | None = None, records: int | None = None) -> tuple[dict | None, str]:
     """The Splink model an earlier resolve trained, when it may be used again, and a note saying why or why not.
 
     Training again on every run moves the weights a little with every change of the data (u from a random
     sample of pairs, m by EM), and the pairs near the threshold and in the review band follow them: at scale
     100 the queue held 462 to 2,372 pairs for three seeds of one database (benchmarks/resolve_scale100.md).
-    So a model is kept for ``model_max_age_days`` (0: train every run), unless ``retrain`` or the parser,
-    engine or training parameters changed (:func:`model_key`)."""
+    So a model is kept for ``model_max_age_days`` (0: train every run), unless ``retrain``, the parser,
+    engine or training parameters changed (:func:`model_key`), or the number of customer ``records`` moved by
+    more than ``model_max_growth`` (a share) since it was trained (a first resolve of a partial load must not
+    decide the weights for the full one)."""
     if retrain:
         return None, "trained (--retrain)"
     if params.model_max_age_days == 0:
         return None, "trained (model_max_age_days: 0)"
-    if not dbmod.table_exists(con, MODEL_TABLE):
+    cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                                      [MODEL_TABLE]).fetchall()}
+    if not {"key", "trained_at", "model", "records"} <= cols:   # none yet, or one stored in an older layout
         return None, "trained (first run)"
-    rows = con.execute(f"SELECT key, trained_at, model FROM {MODEL_TABLE} ORDER BY trained_at DESC LIMIT 1").fetchall()
+    rows = con.execute(f"SELECT key, trained_at, model, records FROM {MODEL_TABLE} "
+                       "ORDER BY trained_at DESC LIMIT 1").fetchall()
     if not rows:
         return None, "trained (first run)"
-    key, trained_at, model = rows[0]
+    key, trained_at, model, then = rows[0]
     if key != model_key(params):
         return None, "trained (parser, engine or training parameters changed)"
     age = ((now or dt.datetime.now()) - trained_at).days
     if age > params.model_max_age_days:
         return None, f"trained (the last model was {age} days old, model_max_age_days {params.model_max_age_days})"
+    if records is not None and then and abs(records - then) > params.model_max_growth * then:
+        return None, (f"trained (the last model saw {then:,} records, now {records:,}: more than "
+                      f"model_max_growth {params.model_max_growth:.0%} apart)")
     return json.loads(model), f"reused (trained {trained_at:%Y-%m-%d %H:%M})"
 
 
-def write_model(con: duckdb.DuckDBPyConnection, model: dict, params: MasterParams, groups: int,
+def write_model(con: duckdb.DuckDBPyConnection, model: dict, params: MasterParams, records: int,
                 now: dt.datetime | None = None) -> None:
-    """Keep the model this run trained (one row) for the next runs (:func:`read_model`)."""
-    con.execute(f"CREATE OR REPLACE TABLE {MODEL_TABLE} (key VARCHAR, trained_at TIMESTAMP, name_groups BIGINT, "
+    """Keep the model this run trained on ``records`` customer records (one row) for the next runs
+    (:func:`read_model`)."""
+    con.execute(f"CREATE OR REPLACE TABLE {MODEL_TABLE} (key VARCHAR, trained_at TIMESTAMP, records BIGINT, "
                 "model VARCHAR)")
     con.execute(f"INSERT INTO {MODEL_TABLE} VALUES (?, ?, ?, ?)",
-                [model_key(params), now or dt.datetime.now(), int(groups), json.dumps(model, ensure_ascii=False)])
+                [model_key(params), now or dt.datetime.now(), int(records), json.dumps(model, ensure_ascii=False)])
 
 
 def resolve(con: duckdb.DuckDBPyConnection, params: MasterParams | None = None,
@@ -1539,12 +1549,12 @@ def resolve(con: duckdb.DuckDBPyConnection, params: MasterParams | None = None,
     cache_key = name_cache_key(params)
     known = read_name_cache(con, cache_key)
     lap("seconds_records")
-    stored, model_note = read_model(con, params, retrain)
+    stored, model_note = read_model(con, params, retrain, records=len(records))
     res = match_records(records, params, decisions, progress=progress, known_names=known, model=stored)
     clock[0] = time.perf_counter()
     write_name_cache(con, res.names, cache_key)
     if res.stats.get("model") == "trained" and res.model:
-        write_model(con, res.model, params, res.stats.get("groups", 0))
+        write_model(con, res.model, params, len(records))
     res.stats["model_note"] = model_note if res.stats.get("model") else "no name groups: no model"
     recs = res.records
     lap("seconds_name_cache_write")

@@ -472,6 +472,10 @@ def test_trained_model_is_stored_and_used_again(db):
     assert master.read_model(con, p.model_copy(update={"seed": 7}))[0] is None
     assert master.read_model(con, p, retrain=True) == (None, "trained (--retrain)")
     assert master.read_model(con, p.model_copy(update={"model_max_age_days": 0}))[0] is None
+    n = con.execute("SELECT count(*) FROM customer_records").fetchall()[0][0]
+    assert master.read_model(con, p, records=int(n * 1.2))[0] is not None
+    grown, note = master.read_model(con, p, records=int(n * 1.2) + 1)
+    assert grown is None and f"saw {n:,} records" in note
     m = json.loads(model)
     m["probability_two_random_records_match"] = 1e-30
     con.execute(f"UPDATE {master.MODEL_TABLE} SET model = ?", [json.dumps(m)])

@@ -21,11 +21,6 @@ import pandas as pd
 from crmlib import master as M
 
 
-def _pairs(sizes: pd.Series) -> int:
-    s = sizes.to_numpy(np.int64)
-    return int((s * (s - 1) // 2).sum())
-
-
 def missed(con, rec: pd.DataFrame) -> None:
     r = con.execute("""SELECT x.record_id, x.customer_id, r.source, r.city, r.uscc, p.n_province, p.n_city
         FROM customer_xref x JOIN customer_records r USING (record_id)
@@ -39,7 +34,7 @@ def missed(con, rec: pd.DataFrame) -> None:
     d["placed_by"] = np.select(
         [d["uscc"].notna(), d["n_city"].notna() | d["n_province"].notna(), d["city"].notna()],
         ["credit code", "region in name", "city field"], "nothing")
-    print(f"missed record pairs: {d['share'].sum():,.0f} of {_pairs(tot):,} true pairs")
+    print(f"missed record pairs: {d['share'].sum():,.0f} of {M._pairs_count(tot):,} true pairs")
     off = d[d["share"] > 0]
     for col in ("source", "placed_by"):
         print(off.groupby(col)["share"].sum().sort_values(ascending=False).round(0).to_string(), "\n")
@@ -72,8 +67,8 @@ def one_city_bare_names(con, rec: pd.DataFrame) -> None:
 
     def score(lab):
         x = d.assign(p=lab)
-        both = _pairs(x.groupby(["p", "t"])["n"].sum())
-        return both / _pairs(x.groupby("p")["n"].sum()), both / _pairs(x.groupby("t")["n"].sum())
+        both = M._pairs_count(x.groupby(["p", "t"])["n"].sum())
+        return both / M._pairs_count(x.groupby("p")["n"].sum()), both / M._pairs_count(x.groupby("t")["n"].sum())
 
     parent: dict = {}
 

@@ -1254,11 +1254,11 @@ def match_records(records: pd.DataFrame, params: MasterParams, decisions: pd.Dat
             dec = {p: "match" for p in forced} | {p: "no_match" for p in cannot}
             pairs["decision"] = [dec.get(k) for k in key]
         allowed = pairs[pairs["violation"].isna() & (pairs["decision"].fillna("") != "no_match")]
-        accepted = _rule_strength(allowed, params.threshold)
         # pairs joined only because of a rule (Splink scored them below the threshold, or not at all)
         stats["pairs_by_rule"] = int((allowed["rule"].notna() & ~(allowed["match_probability"] >= params.threshold)).sum())
-        accepted = accepted[accepted["match_probability"] >= params.threshold]
-        lab = cluster_groups(groups, accepted, cannot, forced, params, con=con)
+        allowed = _rule_strength(allowed, params.threshold)
+        lab = cluster_groups(groups, allowed[allowed["match_probability"] >= params.threshold], cannot, forced,
+                             params, con=con)
     finally:
         con.close()
     amb = set(lab.attrs.get("ambiguous_groups", []))
@@ -1274,9 +1274,7 @@ def match_records(records: pd.DataFrame, params: MasterParams, decisions: pd.Dat
     # per-group confidence: best accepted edge inside its cluster (or a forced decision = 1.0)
     gcl = dict(zip(groups["group_id"], groups["cluster"], strict=False))
     best: dict[int, float] = {}
-    acc = _rule_strength(pairs[pairs["violation"].isna() & (pairs["decision"].fillna("") != "no_match")],
-                         params.threshold)
-    for a, b, p in zip(acc["group_id_l"], acc["group_id_r"], acc["match_probability"], strict=False):
+    for a, b, p in zip(allowed["group_id_l"], allowed["group_id_r"], allowed["match_probability"], strict=False):
         if gcl[a] == gcl[b]:
             best[a] = max(best.get(a, 0.0), p)
             best[b] = max(best.get(b, 0.0), p)
@@ -1465,17 +1463,19 @@ _TRAINING_PARAMS = ("seed", "u_max_pairs", "em_max_pairs", "em_min_groups", "pri
                     "name_similarity_levels", "max_values_per_group")
 
 
-def model_key(params: MasterParams) -> str:
+def model_key(params: MasterParams, parser_key: str | None = None) -> str:
     """Fingerprint of what a trained model depends on besides the data: the parser and this module
-    (:func:`name_cache_key`) and the training parameters."""
+    (:func:`name_cache_key`, or ``parser_key`` when the caller has it already) and the training parameters."""
     import hashlib
 
     train = {k: getattr(params, k) for k in _TRAINING_PARAMS}
-    return hashlib.sha256((name_cache_key(params) + json.dumps(train, sort_keys=True)).encode()).hexdigest()[:16]
+    parser_key = parser_key or name_cache_key(params)
+    return hashlib.sha256((parser_key + json.dumps(train, sort_keys=True)).encode()).hexdigest()[:16]
 
 
 def read_model(con: duckdb.DuckDBPyConnection, params: MasterParams, retrain: bool = False,
-               now: dt.datetime | None = None, records: int | None = None) -> tuple[dict | None, str]:
+               now: dt.datetime | None = None, records: int | None = None,
+               key: str | None = None) -> tuple[dict | None, str]:
     """The Splink model an earlier resolve trained, when it may be used again, and a note saying why or why not.
 
     Training again on every run moves the weights a little with every change of the data (u from a random
@@ -1484,21 +1484,19 @@ def read_model(con: duckdb.DuckDBPyConnection, params: MasterParams, retrain: bo
     So a model is kept for ``model_max_age_days`` (0: train every run), unless ``retrain``, the parser,
     engine or training parameters changed (:func:`model_key`), or the number of customer ``records`` moved by
     more than ``model_max_growth`` (a share) since it was trained (a first resolve of a partial load must not
-    decide the weights for the full one)."""
+    decide the weights for the full one). ``key``: :func:`model_key` of ``params``, when the caller has it."""
     if retrain:
         return None, "trained (--retrain)"
     if params.model_max_age_days == 0:
         return None, "trained (model_max_age_days: 0)"
-    cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
-                                      [MODEL_TABLE]).fetchall()}
-    if not {"key", "trained_at", "model", "records"} <= cols:   # none yet, or one stored in an older layout
+    if not {"key", "trained_at", "model", "records"} <= dbmod.columns(con, MODEL_TABLE):  # none, or an older layout
         return None, "trained (first run)"
     rows = con.execute(f"SELECT key, trained_at, model, records FROM {MODEL_TABLE} "
                        "ORDER BY trained_at DESC LIMIT 1").fetchall()
     if not rows:
         return None, "trained (first run)"
-    key, trained_at, model, then = rows[0]
-    if key != model_key(params):
+    stored_key, trained_at, model, then = rows[0]
+    if stored_key != (key or model_key(params)):
         return None, "trained (parser, engine or training parameters changed)"
     age = ((now or dt.datetime.now()) - trained_at).days
     if age > params.model_max_age_days:
@@ -1510,13 +1508,14 @@ def read_model(con: duckdb.DuckDBPyConnection, params: MasterParams, retrain: bo
 
 
 def write_model(con: duckdb.DuckDBPyConnection, model: dict, params: MasterParams, records: int,
-                now: dt.datetime | None = None) -> None:
+                now: dt.datetime | None = None, key: str | None = None) -> None:
     """Keep the model this run trained on ``records`` customer records (one row) for the next runs
     (:func:`read_model`)."""
     con.execute(f"CREATE OR REPLACE TABLE {MODEL_TABLE} (key VARCHAR, trained_at TIMESTAMP, records BIGINT, "
                 "model VARCHAR)")
     con.execute(f"INSERT INTO {MODEL_TABLE} VALUES (?, ?, ?, ?)",
-                [model_key(params), now or dt.datetime.now(), int(records), json.dumps(model, ensure_ascii=False)])
+                [key or model_key(params), now or dt.datetime.now(), int(records),
+                 json.dumps(model, ensure_ascii=False)])
 
 
 def resolve(con: duckdb.DuckDBPyConnection, params: MasterParams | None = None,
@@ -1549,12 +1548,13 @@ def resolve(con: duckdb.DuckDBPyConnection, params: MasterParams | None = None,
     cache_key = name_cache_key(params)
     known = read_name_cache(con, cache_key)
     lap("seconds_records")
-    stored, model_note = read_model(con, params, retrain, records=len(records))
+    mkey = model_key(params, cache_key)
+    stored, model_note = read_model(con, params, retrain, records=len(records), key=mkey)
     res = match_records(records, params, decisions, progress=progress, known_names=known, model=stored)
     clock[0] = time.perf_counter()
     write_name_cache(con, res.names, cache_key)
     if res.stats.get("model") == "trained" and res.model:
-        write_model(con, res.model, params, len(records))
+        write_model(con, res.model, params, len(records), key=mkey)
     res.stats["model_note"] = model_note if res.stats.get("model") else "no name groups: no model"
     recs = res.records
     lap("seconds_name_cache_write")
@@ -2001,9 +2001,7 @@ def rule_merges(con: duckdb.DuckDBPyConnection, threshold: float, n: int = 8) ->
     """Pairs a rule joined that Splink alone would not have (scored below ``threshold``, or not returned:
     probability blank): how many, and a stable sample (name_l, name_r, match_probability, rule). (0, empty)
     for a database resolved before rules were recorded."""
-    cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
-                                      "WHERE table_name = 'customer_match_pairs'").fetchall()}
-    if "rule" not in cols:
+    if "rule" not in dbmod.columns(con, "customer_match_pairs"):
         return 0, pd.DataFrame(columns=["name_l", "name_r", "match_probability", "rule"])
     where = """rule IS NOT NULL AND violation IS NULL AND coalesce(decision, '') <> 'no_match'
                AND coalesce(match_probability, 0) < ?"""

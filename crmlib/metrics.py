@@ -87,7 +87,7 @@ FRAMES_FILE = ".frames.pkl"   # beside metrics.json in the week being built; rem
 
 def save_frames(path: Path, as_of: dt.date, keep: dict, days_before: dict[str, int]) -> None:
     """This week's tables from the metrics caches (``keep``): segments' history and stage tables at as_of and
-    ``days_before["segments"]`` earlier, the funnel's opportunities, state, progress and lifecycle at as_of,
+    ``days_before["segments"]`` earlier, the funnel's state, progress and lifecycle at as_of,
     the pyramid's indicators and scores at as_of and ``days_before["pyramid"]`` earlier. Written
     atomically; a failure only costs the report the time to compute them itself."""
     import os

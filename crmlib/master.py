@@ -66,6 +66,8 @@ class MasterParams(Params):
     memory_limit: str = Field("6GB", pattern=r"(?i)^\s*(\d+(\.\d+)?\s*(K|M|G|T)(i?B)?|\d+(\.\d+)?\s*%)\s*$")
     predict_chunks: int = Field(1, ge=1)
     max_values_per_group: int = Field(5, ge=1)
+    # every phone of a CRM account's contacts is phone evidence of the account (see contact_phones)
+    contact_phones: bool = True
     name_similarity_levels: list[float] = Field([0.85, 0.7, 0.55], min_length=3, max_length=3)
     unregioned_brand_is_local: bool = False
     hierarchy_sectors: list[str] = ["bank", "insurance", "securities", "telecom", "energy", "transport"]
@@ -207,6 +209,22 @@ def records_sql(con: duckdb.DuckDBPyConnection) -> str:
                           address, industry, rep_id, record_date, _source_file, _row)
         WHERE source_key IS NOT NULL
     """
+
+
+def contact_phones(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """``record_id, phones_more``: every phone and mobile of a CRM account's contacts, as side evidence of the
+    account's name group (``customer_records`` carries one phone per record: the account's own, else its latest
+    contact's). A caller who gives only a bare trade name and rings from a contact's mobile then meets the
+    account on that shared phone. Empty when the database has no CRM contacts."""
+    cc = dbmod.columns(con, "stg_crm_contacts")
+    if not {"account_id"} <= cc or not ({"mobile", "phone"} & cc):
+        return pd.DataFrame(columns=["record_id", "phones_more"])
+    cols = " UNION ALL ".join(f"SELECT account_id, CAST({c} AS VARCHAR) AS p FROM stg_crm_contacts"
+                              for c in ("mobile", "phone") if c in cc)
+    return con.execute(f"""
+        SELECT 'crm:' || CAST(account_id AS VARCHAR) AS record_id, list_sort(list(DISTINCT p)) AS phones_more
+        FROM ({cols}) WHERE account_id IS NOT NULL AND p IS NOT NULL AND trim(p) <> ''
+        GROUP BY 1 ORDER BY 1""").df()
 
 
 def build_customer_records(con: duckdb.DuckDBPyConnection) -> int:
@@ -391,6 +409,7 @@ def prepare_records(records: pd.DataFrame, params: MasterParams,
     recs.loc[recs["is_junk"].isna(), "is_junk"] = True
     recs["is_junk"] = recs["is_junk"].astype(bool)
     recs["phone_n"] = _normalise_values(recs["phone"], nm.normalise_phone)
+    recs["phones_more_n"] = _more_phones(recs) if params.contact_phones else None
     recs["uscc_n"] = _normalise_values(recs["uscc"], nm.normalise_uscc)
     recs["contact_n"] = _normalise_values(recs["contact_name"], _clean_text)
     recs["city_n"] = _normalise_values(recs["city"], _clean_city)
@@ -398,6 +417,22 @@ def prepare_records(records: pd.DataFrame, params: MasterParams,
     recs["n_city_c"] = _normalise_values(recs["n_city"], _clean_city)
     recs = localise_unregioned(recs, params)
     return recs, feats
+
+
+def _more_phones(recs: pd.DataFrame) -> pd.Series:
+    """Normalised side phones of each record (``phones_more``, see :func:`contact_phones`) other than its own
+    ``phone_n``; None where there are none."""
+    if "phones_more" not in recs:
+        return pd.Series([None] * len(recs), index=recs.index, dtype=object)
+    flat = recs["phones_more"].explode()
+    norm = _normalise_values(flat, nm.normalise_phone)
+    out: dict = {}
+    for i, v in zip(norm.index, norm.to_numpy(dtype=object), strict=True):
+        if v is not None:
+            out.setdefault(i, set()).add(v)
+    own = recs["phone_n"]
+    return pd.Series([sorted(out[i] - {own[i]}) or None if i in out else None for i in recs.index],
+                     index=recs.index, dtype=object)
 
 
 def group_key(recs: pd.DataFrame, params: MasterParams) -> pd.Series:
@@ -495,11 +530,13 @@ def build_groups(recs: pd.DataFrame, params: MasterParams, key: pd.Series | None
         return pd.DataFrame(columns=["group_id", "gkey"])
     live["gkey"] = group_key(live, params) if key is None else key[~recs["is_junk"]]
     k = params.max_values_per_group
+    more_phones = "phones_more_n" in live and live["phones_more_n"].notna().any()
     con = duckdb.connect()
     try:
         con.register("live", live[["gkey", "record_id", "canonical", "core", "brand", "hier", "ambiguous", "bare", "local", "cleaned", "n_province",
                                    "n_city_c", "n_district", "branch_level", "branch_name", "uscc_n", "phone_n",
-                                   "contact_n", "city_n", "address_n", "match_key"]])
+                                   "contact_n", "city_n", "address_n", "match_key"]
+                                  + (["phones_more_n"] if more_phones else [])])
         g = con.execute("""
             SELECT gkey, min(record_id) AS first_record, count(*) AS n_records,
                    mode(canonical ORDER BY canonical) AS canonical, min(core) AS core, min(brand) AS brand,
@@ -511,10 +548,13 @@ def build_groups(recs: pd.DataFrame, params: MasterParams, key: pd.Series | None
             FROM live GROUP BY gkey ORDER BY gkey
         """).df()
         # the k most frequent distinct values of each evidence field per group (ties: smallest value)
+        # side phones (a CRM account's contacts) count as phone evidence of the group, once each
+        more = ("\n                UNION ALL SELECT gkey, 'phone', unnest(phones_more_n) FROM live "
+                "WHERE phones_more_n IS NOT NULL") if more_phones else ""
         vals = con.sql(f"""
             WITH v AS (
                 SELECT gkey, 'uscc' AS f, uscc_n AS v FROM live WHERE uscc_n IS NOT NULL
-                UNION ALL SELECT gkey, 'phone', phone_n FROM live WHERE phone_n IS NOT NULL
+                UNION ALL SELECT gkey, 'phone', phone_n FROM live WHERE phone_n IS NOT NULL{more}
                 UNION ALL SELECT gkey, 'contact', contact_n FROM live WHERE contact_n IS NOT NULL
                 UNION ALL SELECT gkey, 'city', city_n FROM live WHERE city_n IS NOT NULL
             ), c AS (SELECT gkey, f, v, count(*) AS n FROM v GROUP BY gkey, f, v)
@@ -1460,7 +1500,7 @@ def write_name_cache(con: duckdb.DuckDBPyConnection, feats: pd.DataFrame | None,
 
 MODEL_TABLE = "customer_match_model_json"
 _TRAINING_PARAMS = ("seed", "u_max_pairs", "em_max_pairs", "em_min_groups", "prior_rules_recall",
-                    "name_similarity_levels", "max_values_per_group")
+                    "name_similarity_levels", "max_values_per_group", "contact_phones")
 
 
 def model_key(params: MasterParams, parser_key: str | None = None) -> str:
@@ -1539,6 +1579,8 @@ def resolve(con: duckdb.DuckDBPyConnection, params: MasterParams | None = None,
     build_customer_records(con)
     # provenance columns (_source_file, _row) stay in the table: matching never reads them
     records = con.execute("SELECT * EXCLUDE (_source_file, _row) FROM customer_records ORDER BY record_id").df()
+    if params.contact_phones:
+        records = records.merge(contact_phones(con), on="record_id", how="left")   # side evidence, not a record field
     if records.empty:
         raise UserError("the loaded sources hold no customer records: nothing to resolve",
                         file=dbmod.database_file(con),

@@ -450,6 +450,55 @@ def test_rule_merges_counts_what_the_model_alone_left_apart(tmp_path):
     con.close()
 
 
+def test_contact_phones_lists_every_phone_of_an_accounts_contacts(tmp_path):
+    con = duckdb.connect(str(tmp_path / "c.duckdb"))
+    assert master.contact_phones(con).empty                       # no CRM contacts loaded
+    con.execute("""CREATE TABLE stg_crm_contacts AS SELECT * FROM (VALUES
+        ('C1', 'A1', '131-4100-8169', '0351-44492424'), ('C2', 'A1', '13900000002', NULL),
+        ('C3', 'A1', '131-4100-8169', ''), ('C4', 'A2', NULL, NULL), ('C5', NULL, '13700000003', NULL))
+        t(contact_id, account_id, mobile, phone)""")
+    got = master.contact_phones(con)
+    assert got["record_id"].tolist() == ["crm:A1"]
+    assert list(got["phones_more"].iloc[0]) == ["0351-44492424", "131-4100-8169", "13900000002"]
+    con.close()
+
+
+def _callers():
+    """伟峰管理咨询 in 太原 and in 大同 (CRM accounts, landlines; 太原's contact has the mobile 131-4100-8169) and
+    three calls giving the bare trade name: two from that mobile, one from a mobile nobody knows."""
+    return pd.DataFrame([
+        {"record_id": "crm:A1", "name_raw": "太原伟峰管理咨询有限责任公司", "city": "太原", "phone": "0351-44492424",
+         "phones_more": ["131-4100-8169", "0351-44492424"]},
+        {"record_id": "crm:A2", "name_raw": "大同伟峰管理咨询有限公司", "city": "大同", "phone": "0352-5550123",
+         "phones_more": ["13800000001"]},
+        {"record_id": "cc:1", "name_raw": "伟峰管理咨询", "city": None, "phone": "+86 13141008169", "phones_more": None},
+        {"record_id": "cc:2", "name_raw": "伟峰管理咨询公司", "city": None, "phone": "13141008169", "phones_more": None},
+        {"record_id": "cc:3", "name_raw": "伟峰管理咨询", "city": None, "phone": "13999990000", "phones_more": None},
+    ])
+
+
+def test_a_caller_meets_the_account_on_its_contacts_mobile():
+    """The bare trade name is known in two cities, so only the phone can say which company called: without the
+    contacts' phones the calls stay customers of their own; with them, the two calls from 太原's contact's mobile
+    join 太原's account (not 大同's), and the call from an unknown mobile stays alone."""
+    recs = _callers()
+    p = master.load_master_params()
+    groups, _ = _group_ids(recs)
+    phones = dict(zip(groups["gkey"], groups["phone"], strict=True))
+    assert [ph for k, ph in phones.items() if "太原" in k] == [["035144492424", "13141008169"]]
+    off = master.match_records(recs.drop(columns="phones_more"), p, progress=False)
+    cl = off.records.set_index("record_id")["cluster"]
+    assert cl["cc:1"] == cl["cc:2"] and len({cl["cc:1"], cl["cc:3"], cl["crm:A1"], cl["crm:A2"]}) == 4
+    on = master.match_records(recs, p, progress=False)
+    cl = on.records.set_index("record_id")["cluster"]
+    assert cl["cc:1"] == cl["cc:2"] == cl["crm:A1"]
+    assert len({cl["crm:A1"], cl["crm:A2"], cl["cc:3"]}) == 3
+    # the parameter turns the side evidence off
+    cl = master.match_records(recs, p.model_copy(update={"contact_phones": False}),
+                              progress=False).records.set_index("record_id")["cluster"]
+    assert cl["cc:1"] != cl["crm:A1"]
+
+
 def test_trained_model_is_stored_and_used_again(db):
     """The first resolve trains and stores the model; the next one uses it as it is (a stored model made to
     believe almost nothing matches changes the result, so it is what scores the pairs), until it is older than

@@ -421,18 +421,18 @@ def prepare_records(records: pd.DataFrame, params: MasterParams,
 
 def _more_phones(recs: pd.DataFrame) -> pd.Series:
     """Normalised side phones of each record (``phones_more``, see :func:`contact_phones`) other than its own
-    ``phone_n``; None where there are none."""
-    if "phones_more" not in recs:
-        return pd.Series([None] * len(recs), index=recs.index, dtype=object)
-    flat = recs["phones_more"].explode()
-    norm = _normalise_values(flat, nm.normalise_phone)
-    out: dict = {}
-    for i, v in zip(norm.index, norm.to_numpy(dtype=object), strict=True):
-        if v is not None:
-            out.setdefault(i, set()).add(v)
-    own = recs["phone_n"]
-    return pd.Series([sorted(out[i] - {own[i]}) or None if i in out else None for i in recs.index],
-                     index=recs.index, dtype=object)
+    ``phone_n``, sorted; None where there are none."""
+    n = len(recs)
+    if "phones_more" not in recs or n == 0:
+        return pd.Series([None] * n, index=recs.index, dtype=object)
+    flat = pd.Series(recs["phones_more"].to_numpy(dtype=object), index=np.arange(n)).explode().dropna()
+    norm = _normalise_values(flat, nm.normalise_phone).to_numpy(dtype=object)
+    own = recs["phone_n"].to_numpy(dtype=object)
+    side: dict[int, set] = {}
+    for pos, v in zip(flat.index.to_numpy(), norm, strict=True):
+        if v is not None and v != own[pos]:
+            side.setdefault(pos, set()).add(v)
+    return pd.Series([sorted(side[k]) if k in side else None for k in range(n)], index=recs.index, dtype=object)
 
 
 def group_key(recs: pd.DataFrame, params: MasterParams) -> pd.Series:

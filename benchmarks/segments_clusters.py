@@ -38,6 +38,9 @@ SETS = [
     ("G per year: revenue + days_late", ["revenue_per_year", "days_late"], {}),
     ("H + recency_days", ["revenue_per_year", "orders_per_year", "days_late", "recency_days"], {}),
     ("J days_late only", ["days_late"], {}),
+    ("K E, revenue and orders per year weighted 0.5 each (one unit of spend)",
+     ["revenue_per_year", "orders_per_year", "days_late"],
+     {"weights": {"revenue_per_year": 0.5, "orders_per_year": 0.5}}),
 ]
 
 
@@ -54,7 +57,8 @@ def oracle(truth: pd.DataFrame, labels: pd.DataFrame, root: Path) -> float:
     from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_rand_score
     tc = pd.read_csv(root / "truth" / "customers.csv", dtype=str, keep_default_na=False)
-    m = labels[labels["cluster"] >= 0].merge(truth, on="customer_id").merge(
+    m = labels[labels["cluster"] >= 0].merge(truth.drop(columns=["latent_value"], errors="ignore"),
+                                             on="customer_id").merge(
         tc[["true_customer_id", "latent_value"]], on="true_customer_id")
     x = np.log(pd.to_numeric(m["latent_value"]).to_numpy())[:, None]
     lab = KMeans(n_clusters=4, n_init=10, random_state=42).fit_predict(x)
@@ -70,13 +74,13 @@ def measure(root: Path) -> pd.DataFrame:
     facts = sg.customer_facts(h, as_of, p.stages)
     rows = []
     for name, feats, over in SETS:
-        cp = p.clusters.model_copy(update={"features": feats, **over})
+        cp = p.clusters.model_copy(update={"features": feats, "weights": {}, **over})
         t = time.process_time()
         res = sg.fit_clusters(sg.cluster_features(facts, as_of, cp, h.receipts), cp)
         cpu = time.process_time() - t
         r = sg.truth_ari(res.labels, truth)
         sil = res.silhouette.set_index("k")["silhouette"]
-        rows.append({"set": name, "k": res.k, "ari_clustered": r["ari_clustered"], "ari_all": r["ari"],
+        rows.append({"set": name[:40], "k": res.k, "reference": sg.latent_reference_ari(res.labels, truth, res.k, cp), "ari_clustered": r["ari_clustered"], "ari_all": r["ari"],
                      "silhouette": sil[res.k], "silhouettes": " ".join(f"{v:.2f}" for v in sil),
                      "stability_min": res.stability["ari"].min(), "cpu_s": cpu})
     print(f"{root}: as_of {as_of}, {r['customers_clustered']} clustered of {r['customers']}; "

@@ -75,6 +75,9 @@ class ClusterParams(params_mod.Params):
     rate_min_days: int = 365
     payment_cap_days: int = 90
     buyers_only: bool = True
+    # share of the distance each feature carries after scaling (1 when not listed): features that measure
+    # one thing (revenue and orders per year) can share one unit instead of counting twice
+    weights: dict[str, float] = {}
     names_zh: dict[int, list[str]] = {}
     names_en: dict[int, list[str]] = {}
 
@@ -83,6 +86,11 @@ class ClusterParams(params_mod.Params):
         bad = [f for f in self.features if f not in CLUSTER_FEATURES]
         if bad:
             raise ValueError(f"unknown cluster features {bad}; choose from {CLUSTER_FEATURES}")
+        stray = [f for f in self.weights if f not in self.features]
+        if stray:
+            raise ValueError(f"weights given for {stray}, which are not among the features {self.features}")
+        if any(not w > 0 for w in self.weights.values()):
+            raise ValueError("feature weights must be > 0")
         if not 2 <= self.k_min <= self.k_max:
             raise ValueError("need 2 <= k_min <= k_max")
         if self.rate_min_days < 1 or self.payment_cap_days < 1:
@@ -503,8 +511,10 @@ class ClusterResult:
     stability: pd.DataFrame   # seed, ari (vs the random_state run)
 
 
-def _scaled(features: pd.DataFrame, cols: list[str]) -> np.ndarray:
-    """log1p (except UNLOGGED_FEATURES), missing values -> the column's median, then StandardScaler."""
+def _scaled(features: pd.DataFrame, cols: list[str], weights: dict[str, float] | None = None) -> np.ndarray:
+    """log1p (except UNLOGGED_FEATURES), missing values -> the column's median, then StandardScaler; each
+    column then times the square root of its weight (1 when not given), so that a feature's share of the
+    squared distance KMeans minimises is its weight."""
     from sklearn.preprocessing import StandardScaler
     parts = []
     for c in cols:
@@ -512,7 +522,8 @@ def _scaled(features: pd.DataFrame, cols: list[str]) -> np.ndarray:
         x = x if c in UNLOGGED_FEATURES else np.log1p(x)
         med = np.nanmedian(x) if np.isfinite(x).any() else 0.0
         parts.append(np.where(np.isnan(x), med, x))
-    return StandardScaler().fit_transform(np.column_stack(parts))
+    w = np.sqrt([float((weights or {}).get(c, 1.0)) for c in cols])
+    return StandardScaler().fit_transform(np.column_stack(parts)) * w
 
 
 def _kmeans(X, k, cp: ClusterParams, seed: int) -> np.ndarray:
@@ -556,7 +567,7 @@ def fit_clusters(features: pd.DataFrame, cp: ClusterParams, lang: str = "zh",
     n = len(fit)
     if n < cp.k_min + 1:
         raise UserError(f"only {n} customers to cluster: too few", hint="check the as_of date and data")
-    X = _scaled(fit, cp.features)
+    X = _scaled(fit, cp.features, cp.weights)
     sample = cp.silhouette_sample if cp.silhouette_sample and n > cp.silhouette_sample else None
     rows, runs = [], {}
     for k in tqdm(range(cp.k_min, min(cp.k_max, n - 1) + 1), desc="k", disable=not progress):
@@ -808,7 +819,7 @@ def latent_reference_ari(labels: pd.DataFrame, truth_map: pd.DataFrame, k: int, 
     params' ``n_init``/``random_state``) on the log of the generator's hidden ``latent_value`` itself, over
     the same clustered customers. The value groups are quantile cuts of that continuous value, not
     clusters, so even the hidden value does not cluster into them exactly: this is the reference the
-    behavioural clusters' ARI is read against (default demo: 0.39 against 0.65 at k = 3). NaN without
+    behavioural clusters' ARI is read against (default demo: 0.50 against 0.65 at k = 3). NaN without
     ``latent_value``."""
     from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_rand_score

@@ -30,7 +30,7 @@ SETS = [
     ("C per year: revenue orders", ["revenue_per_year", "orders_per_year"], {}),
     ("D per year: revenue orders + n_tickets n_contacts", ["revenue_per_year", "orders_per_year",
                                                             "n_tickets", "n_contacts"], {}),
-    ("E per year: revenue orders + days_late (now)", ["revenue_per_year", "orders_per_year", "days_late"], {}),
+    ("E per year: revenue orders + days_late (before)", ["revenue_per_year", "orders_per_year", "days_late"], {}),
     ("E, k fixed at 4", ["revenue_per_year", "orders_per_year", "days_late"], {"k_min": 4, "k_max": 4}),
     ("E, payment_cap_days 365", ["revenue_per_year", "orders_per_year", "days_late"],
      {"payment_cap_days": 365}),
@@ -38,7 +38,7 @@ SETS = [
     ("G per year: revenue + days_late", ["revenue_per_year", "days_late"], {}),
     ("H + recency_days", ["revenue_per_year", "orders_per_year", "days_late", "recency_days"], {}),
     ("J days_late only", ["days_late"], {}),
-    ("K E, revenue and orders per year weighted 0.5 each (one unit of spend)",
+    ("K E, spend pair weighted 0.5 each (now)",
      ["revenue_per_year", "orders_per_year", "days_late"],
      {"weights": {"revenue_per_year": 0.5, "orders_per_year": 0.5}}),
 ]
@@ -80,7 +80,7 @@ def measure(root: Path) -> pd.DataFrame:
         cpu = time.process_time() - t
         r = sg.truth_ari(res.labels, truth)
         sil = res.silhouette.set_index("k")["silhouette"]
-        rows.append({"set": name[:40], "k": res.k, "reference": sg.latent_reference_ari(res.labels, truth, res.k, cp), "ari_clustered": r["ari_clustered"], "ari_all": r["ari"],
+        rows.append({"set": name, "k": res.k, "reference": sg.latent_reference_ari(res.labels, truth, res.k, cp), "ari_clustered": r["ari_clustered"], "ari_all": r["ari"],
                      "silhouette": sil[res.k], "silhouettes": " ".join(f"{v:.2f}" for v in sil),
                      "stability_min": res.stability["ari"].min(), "cpu_s": cpu})
     print(f"{root}: as_of {as_of}, {r['customers_clustered']} clustered of {r['customers']}; "

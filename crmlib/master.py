@@ -217,7 +217,7 @@ def contact_phones(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     contact's). A caller who gives only a bare trade name and rings from a contact's mobile then meets the
     account on that shared phone. Empty when the database has no CRM contacts."""
     cc = dbmod.columns(con, "stg_crm_contacts")
-    if not {"account_id"} <= cc or not ({"mobile", "phone"} & cc):
+    if "account_id" not in cc or not ({"mobile", "phone"} & cc):
         return pd.DataFrame(columns=["record_id", "phones_more"])
     cols = " UNION ALL ".join(f"SELECT account_id, CAST({c} AS VARCHAR) AS p FROM stg_crm_contacts"
                               for c in ("mobile", "phone") if c in cc)
@@ -1579,8 +1579,8 @@ def resolve(con: duckdb.DuckDBPyConnection, params: MasterParams | None = None,
     build_customer_records(con)
     # provenance columns (_source_file, _row) stay in the table: matching never reads them
     records = con.execute("SELECT * EXCLUDE (_source_file, _row) FROM customer_records ORDER BY record_id").df()
-    if params.contact_phones:
-        records = records.merge(contact_phones(con), on="record_id", how="left")   # side evidence, not a record field
+    # side evidence, not a record field; prepare_records uses it when params.contact_phones
+    records = records.merge(contact_phones(con), on="record_id", how="left")
     if records.empty:
         raise UserError("the loaded sources hold no customer records: nothing to resolve",
                         file=dbmod.database_file(con),

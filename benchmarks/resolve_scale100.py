@@ -85,7 +85,7 @@ recs["contact_n"] = recs["contact_name"]
 recs["city_n"] = recs["city"]
 recs["address_n"] = recs["address"]
 groups = master.build_groups(recs, params, key=raw)
-ecn = master._engine_connection(params)
+ecn = master.engine._engine_connection(params)
 if os.environ.get("PLAIN_TEMP_DIR"):
     ecn.execute(f"SET temp_directory = '{os.environ['PLAIN_TEMP_DIR']}'")
 pairs, model = master.score_groups(groups, params, con=ecn, progress=False)

@@ -35,7 +35,7 @@ def test_a_bug_says_so_and_keeps_the_traceback(tmp_path, capsys, monkeypatch):
     def broken(args):
         raise KeyError("customer_id")
 
-    monkeypatch.setattr(master, "_cmd_resolve", broken)
+    monkeypatch.setattr(master.cli, "_cmd_resolve", broken)
     monkeypatch.delenv("CRM_DEBUG", raising=False)
     rc, err = run(capsys, "resolve", "--db", tmp_path / "x.duckdb")
     assert rc == 70

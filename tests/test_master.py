@@ -358,7 +358,7 @@ def test_bare_trade_name_left_alone_goes_to_review_with_each_city():
     assert master.review_queue(res, strict.model_copy(update={"review_bare_candidates": 0}), None).empty
     assert master.review_queue(res, strict.model_copy(update={"review_bare_max_records": 0}), None).empty
     assert res.stats["bare_name_records"] == 1 and res.stats["bare_name_listed"] == 0
-    assert master._bare_note(res.stats) == " (bare-name records: 0 of 1 listed, review_bare_max_records)"
+    assert master.pipeline._bare_note(res.stats) == " (bare-name records: 0 of 1 listed, review_bare_max_records)"
 
 
 def _weifeng():

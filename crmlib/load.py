@@ -95,7 +95,8 @@ class LoadSummary:
     def table(self) -> str:
         head = ["source", "files read", "skipped", "refused", "rows loaded", "rows rejected", "field problems"]
         body = [[r["source"], r["read"], r["skipped"], r["refused"], r["rows"] - r["rows_rejected"],
-                 r["rows_rejected"], r["field_rejects"]] for r in self.per_source()]
+                 r["rows_rejected"], r["field_rejects"]] for r in self.per_source()
+                if r["read"] + r["skipped"] + r["refused"]]   # ignored files are listed as problems
         if body:
             body.append(["total"] + [sum(row[i] for row in body) for i in range(1, len(head))])
         cells = [head] + [[f"{v:,}" if isinstance(v, int) else str(v) for v in row] for row in body]
@@ -154,6 +155,17 @@ def discover(raw_dir: Path, cfg: SourcesConfig) -> tuple[list[_Task], list[FileR
                 ignored.append(FileResult(folder, rel, "ignored",
                                           message=f"file {rel}: not a file name crm load knows; ignored "
                                                   f"(see params/sources.yaml)"))
+    # files outside the source folders (a file dropped in data/raw/ itself, a folder of another name) are
+    # listed too, so a misplaced delivery is not silently left out
+    known = ", ".join(f"{f}/" for f in folders)
+    for p in sorted(raw_dir.iterdir()) if raw_dir.is_dir() else []:
+        if p.name.startswith((".", "~$")) or p.name.lower().startswith("readme") or p.name in folders:
+            continue
+        rel = p.relative_to(raw_dir).as_posix() + ("/" if p.is_dir() else "")
+        ignored.append(FileResult("-", rel, "ignored",
+                                  message=f"{'folder' if p.is_dir() else 'file'} {rel}: not in a source folder; "
+                                          f"ignored (move it into one of {known})"))
+
     def key(t: _Task):
         m = re.search(r"_(\d{4}-W\d{2})\.[^.]+$", t.path.name)
         return (t.source, m.group(1) if m else "", t.path.name)

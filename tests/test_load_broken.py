@@ -43,6 +43,9 @@ def unchanged_except(before, after, tables):
     ("erp/orders_2026-W50.csv", bytes(b % 255 + 1 for b in random.Random(5).randbytes(4000)),  # no NUL bytes
      "not a text file in UTF-8 or GBK/GB18030"),
     ("erp/receipts.csv", "收据号,金额\nR1,5\n".encode(), "header has no column for the key receipt_id"),
+    ("erp/receipts_2026-W48.csv", b"receipt_id;amount\nR1;5\n",
+     "columns are separated by ';', not by commas"),
+    ("sales_sheets/2026-W48_R003.xls", b"\xd0\xcf\x11\xe0", "an Excel .xls workbook; crm load reads .xlsx only"),
 ])
 def test_unreadable_file_is_refused_named_and_retried(loaded, capsys, name, content, message):
     raw, dbp, before = loaded
@@ -120,3 +123,11 @@ def test_unknown_files_are_ignored_with_a_note(loaded, capsys):
     assert code == 0
     assert "file erp/invoices.csv: not a file name crm load knows; ignored" in err
     assert "README" not in err
+    # a file or folder outside the source folders is named too, with where it should go
+    write(raw / "accounts_2026-W49.csv", "a,b\n1,2\n")
+    write(raw / "scans" / "x.pdf", "%PDF")
+    code, out, err = run_cli(raw, dbp, capsys)
+    assert code == 0
+    assert "file accounts_2026-W49.csv: not in a source folder; ignored (move it into one of callcenter/, crm/," in err
+    assert "folder scans/: not in a source folder; ignored" in err
+    assert "\n-  " not in out and "crm_accounts" in out   # the summary table has no row for ignored files

@@ -63,6 +63,11 @@ def inspect(path: Path, rel: str, src: CsvSource, tmp_dir: Path, full_check_byte
         else:
             mapping[i] = canon
     missing_key = [k for k in src.key if k not in mapping.values()]
+    seps = [s for s in (";", "\t", "|") if len(first) == 1 and s in first[0]]
+    if missing_key and seps:
+        shown = "a tab" if seps[0] == "\t" else repr(seps[0])
+        raise UserError(f"columns are separated by {shown}, not by commas", file=rel, row=1,
+                        hint="export the file again as CSV with ',' between columns")
     if missing_key:
         raise UserError(f"header has no column for the key {', '.join(missing_key)} "
                         f"(header: {', '.join(h.strip() for h in first)[:200]})", file=rel, row=1,

@@ -35,6 +35,11 @@ class SheetResult:
 def parse_name(name: str, cfg: SalesSheets, rel: str | None = None) -> tuple[str, str, date]:
     """(rep_id, 'YYYY-Www', reference date = Thursday of that ISO week) from the file name."""
     m = re.fullmatch(cfg.files, name)
+    stem, dot, ext = name.rpartition(".")
+    if not m and dot and ext.lower() in ("xls", "xlsm") and re.fullmatch(cfg.files, f"{stem}.xlsx"):
+        raise UserError(f"an Excel .{ext.lower()} workbook; crm load reads .xlsx only", file=rel or name,
+                        hint=f"open it in Excel and save it as {stem}.xlsx (Excel Workbook), then remove the "
+                             f".{ext} file")
     if not m:
         raise UserError("file name is not <YYYY>-W<ww>_<rep_id>.xlsx", file=rel or name,
                         hint="rename the file, e.g. 2026-W48_R017.xlsx")

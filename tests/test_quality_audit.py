@@ -213,6 +213,20 @@ def test_cli_writes_the_fixlist(db, tmp_path, capsys):
     assert "not a date" in capsys.readouterr().err
 
 
+def test_a_database_without_load_rejects_is_audited(db, tmp_path, capsys):
+    # a clean load leaves load_rejects empty: the audit must not stumble on it (it once selected no columns)
+    from crmlib.cli import main
+    from crmlib.quality.audit import read_rejects
+    con = duckdb.connect(str(db))
+    con.execute("DELETE FROM load_rejects")
+    assert list(read_rejects(con, AS_OF).columns) == ["_source_file", "_sheet", "_row", "column", "value",
+                                                      "reason", "kind", "file_week_end", "record_id"]
+    con.close()
+    assert main(["quality", "--db", str(db), "--out", str(tmp_path / "fix.xlsx"), "--as-of", "2024-03-10"]) == 0
+    # the CRM figures do not involve the sales sheet's rejected row: the same as with it
+    assert "客户错误率 50.0% (1/2)" in capsys.readouterr().out
+
+
 def test_phone_validity():
     assert checks.phone_problem("13812345678") is None
     assert checks.phone_problem("+86 138 1234 5678") is None

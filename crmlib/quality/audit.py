@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from .. import db as dbmod
@@ -184,7 +185,10 @@ def read_rejects(con, as_of: dt.date) -> pd.DataFrame:
                       ORDER BY _source_file, _sheet, _row, "column" """)
     rj["kind"] = rj["reason"].map(_reject_kind)
     rj["file_week_end"] = rj["_source_file"].map(_file_week_end)
-    rj = rj[rj["file_week_end"].map(lambda d: d is None or pd.isna(d) or d <= as_of + dt.timedelta(days=6))]
+    # a boolean array, not a Series: an empty object Series would select columns (none) instead of rows
+    keep = np.array([d is None or pd.isna(d) or d <= as_of + dt.timedelta(days=6) for d in rj["file_week_end"]],
+                    dtype=bool)
+    rj = rj.loc[keep]
     rj = rj.reset_index(drop=True)
     rj["record_id"] = None
     if not len(rj):

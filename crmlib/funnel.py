@@ -1134,12 +1134,23 @@ class FunnelData:
         return stage_durations(self.opps, self.history, self.params, self.as_of)
 
 
+class NoOpportunities(UserError):
+    """No opportunity created on or before the date: there is no funnel to draw (the weekly figures are empty)."""
+
+
 def read_funnel(con, as_of=None, params: FunnelParams | None = None) -> FunnelData:
-    """Opportunities and stage history known at ``as_of`` (None = newest data date)."""
+    """Opportunities and stage history known at ``as_of`` (None = newest data date). Raises
+    :class:`NoOpportunities` when there are none."""
     p = params or load_params()
     from .asof import resolve
     as_of = resolve(con, as_of)
-    return FunnelData(as_of, p, read_opportunities(con, as_of), read_stage_history(con, as_of))
+    opps = read_opportunities(con, as_of) if table_exists(con, "stg_crm_opportunities") else pd.DataFrame()
+    if opps.empty:
+        raise NoOpportunities(f"no opportunities created on or before {as_of} (table stg_crm_opportunities): "
+                              "the funnel has nothing to show", file=database_file(con),
+                              hint="load the CRM's opportunity exports (crm/opportunities*.csv and "
+                                   "crm/opportunity_stages*.csv) with `crm load`, or check the date")
+    return FunnelData(as_of, p, opps, read_stage_history(con, as_of))
 
 
 def funnel_weekly_metrics(con, as_of, params: FunnelParams | None = None, cache: dict | None = None) -> dict:
@@ -1150,13 +1161,16 @@ def funnel_weekly_metrics(con, as_of, params: FunnelParams | None = None, cache:
     win_rate_90d (won / closed among deals closed in the ``win_rate_days`` days ending on as_of, both
     ends inclusive) and closed_90d, lead_to_order (lifecycle: customers with an order / target customers,
     listed targets included; None without the master), opp_win_conversion (opportunities whose window has elapsed: share won within
-    it), stuck_deals, overdue_deals. Empty dict when the database has no opportunity tables.
+    it), stuck_deals, overdue_deals. Empty dict when the database has no opportunities at ``as_of``.
     ``cache``: a dict that receives, per date, the tables these figures come from (``state``, ``progress``,
     ``lifecycle``), for the managers' report of the same run (``crmlib.metrics.save_frames``).
     """
     if not (table_exists(con, "stg_crm_opportunities") and table_exists(con, "stg_crm_opportunity_stages")):
         return {}
-    fd = read_funnel(con, as_of, params)
+    try:
+        fd = read_funnel(con, as_of, params)
+    except NoOpportunities:
+        return {}
     p, st = fd.params, fd.state
     open_ = st[st["status"] == "open"]
     start = pd.Timestamp(fd.as_of) - pd.Timedelta(days=p.win_rate_days - 1)

@@ -334,7 +334,8 @@ def run_checks(inp: AuditInputs, params: QualityParams) -> Audit:
     rep_region = inp.reps.set_index("rep_id")["region"] if len(inp.reps) else pd.Series(dtype=object)
     rec["region"] = rec["customer_id"].map(region)
     # junk records have no customer: fall back to the rep's region so they still land somewhere
-    rec["region"] = rec["region"].fillna(rec["rep_id"].map(rep_region))
+    if len(rep_region):
+        rec["region"] = rec["region"].fillna(rec["rep_id"].map(rep_region))
     rec["dup_order"] = dup_order.reindex(rec.index)
     comp = checks.completeness(rec, params.key_fields)
     return Audit(inp.as_of, rec, issues, comp, master, inp.rejects, inp.visits, inp.reps)

@@ -69,8 +69,10 @@ def daily_sending(visits: pd.DataFrame, reps: pd.DataFrame, as_of: dt.date, para
                      "working_days": len(expected), "days_sent": len(expected) - len(missing),
                      "days_missing": len(missing),
                      "not_daily": len(missing) > params.daily_missing_days_allowed})
+    # typed even when empty (no reps in the window): an empty object column would not work as a mask
     return pd.DataFrame(rows, columns=["rep_id", "rep_name", "region", "working_days", "days_sent",
-                                       "days_missing", "not_daily"])
+                                       "days_missing", "not_daily"]).astype(
+        {"working_days": "int64", "days_sent": "int64", "days_missing": "int64", "not_daily": bool})
 
 
 def rep_only_customers(records: pd.DataFrame) -> pd.DataFrame:

@@ -51,6 +51,10 @@ def detect(path: str | Path, full_check_bytes: int = 64 << 20, sample_bytes: int
     with open(path, "rb") as fh:
         head = fh.read(1 << 16)
     bom = head.startswith(codecs.BOM_UTF8)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # Excel's and WPS's "Unicode text" export: UTF-16, usually tab-separated
+        raise UserError("a UTF-16 text file (Excel's \"Unicode text\" export), not UTF-8 or GBK CSV",
+                        file=str(path), hint="save it from Excel as \"CSV UTF-8 (comma delimited)\"")
     # control characters other than tab/CR/LF do not occur in exported text; junk is full of them
     ctrl = sum(head.count(bytes([c])) for c in _CONTROL)
     if ctrl > max(2, len(head) // 200):

@@ -45,6 +45,8 @@ def unchanged_except(before, after, tables):
     ("erp/receipts.csv", "收据号,金额\nR1,5\n".encode(), "header has no column for the key receipt_id"),
     ("erp/receipts_2026-W48.csv", b"receipt_id;amount\nR1;5\n",
      "columns are separated by ';', not by commas"),
+    ("erp/receipts_2026-W49.csv", "receipt_id\tamount\nR1\t5\n".encode("utf-16"),
+     "a UTF-16 text file (Excel's \"Unicode text\" export), not UTF-8 or GBK CSV"),
     ("sales_sheets/2026-W48_R003.xls", b"\xd0\xcf\x11\xe0", "an Excel .xls workbook; crm load reads .xlsx only"),
 ])
 def test_unreadable_file_is_refused_named_and_retried(loaded, capsys, name, content, message):

@@ -202,6 +202,20 @@ def test_new_template_wording_is_a_config_change(raw, dbp):
         (dt.date(2026, 11, 24), "甲公司", "张")]
 
 
+def test_a_header_without_the_customer_column_refuses_the_file(raw, dbp):
+    # every other column is known, so the header row is found; without the customer column the rows would
+    # all load as nameless junk records: the file is refused, naming the sheet, the row and the wording
+    sales_xlsx(raw, "2026-W48_R003.xlsx", {"周一": [["客户信息登记表"],
+                                                  ["填报日期", "拜访日期", "客户全称", "联系人", "联系电话"],
+                                                  ["2026-11-23", "2026-11-23", "甲公司", "张", "13800138000"]]},
+               merges={"周一": ["A1:E1"]})
+    s = load_all(raw, dbp, progress=False)
+    assert [f.status for f in s.files] == ["refused"] and s.exit_code == 1
+    msg = s.files[0].message
+    assert "sheet '周一', row 2: the header has no customer-name column (not recognised: 客户全称)" in msg
+    assert "'客户全称: customer_name'" in msg
+
+
 def test_amount_shortcut_gives_the_cleaned_value():
     from crmlib.sources import stg
     con = duckdb.connect()

@@ -167,6 +167,15 @@ def read(path: Path, rel: str, cfg: SalesSheets) -> SheetResult:
                 out.notes.append(f"sheet {title!r} skipped: no recognisable header row")
             continue
         hrow, mapping = found
+        if "customer_name" not in mapping.values():
+            # a template whose customer column is worded in a way params/sources.yaml does not know: its rows
+            # would all load as nameless junk records
+            unknown = [cell_text(v) for j, v in enumerate(rows[hrow]) if j not in mapping and cell_text(v)]
+            raise UserError(f"sheet {title!r}, row {hrow + 1}: the header has no customer-name column "
+                            f"(not recognised: {', '.join(unknown) or 'none'})", file=rel,
+                            hint=f"if {unknown[0] if unknown else 'a column'} holds the customer, add the line "
+                                 f"'{unknown[0] if unknown else '<header>'}: customer_name' under sales_sheets: "
+                                 f"aliases: in params/sources.yaml, then run crm load again")
         n_headers += 1
         for i in range(hrow + 1, len(rows)):
             row = rows[i]

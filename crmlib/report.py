@@ -252,8 +252,8 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
         for name in refused:
             log.warning("load refused %s; the report is built without it", name)
         resolved = timer.run("resolve", master.resolve_db, build_db)
-        log.info("resolve: %s customers, matching model %s, %s pairs to review", resolved.customers,
-                 resolved.stats.get("model_note"), resolved.review_queue)
+        log.info("resolve: %s customers, matching model %s, %s pairs to review (%s new)", resolved.customers,
+                 resolved.stats.get("model_note"), resolved.review_queue, resolved.stats.get("review_new"))
 
         as_of_date = _run_date(build_db, as_of_date)
         week = iso_week(as_of_date)

@@ -2,7 +2,8 @@
 
 At scale the queue holds hundreds to thousands of pairs; the notebook widget suits a few dozen.
 ``crm review export`` writes ``match_review_queue`` (strongest pairs first, then the bare-name pairs Splink
-did not score; ``reason`` says why each pair is there, see ``crmlib.master.REVIEW_REASONS``) to .xlsx with
+did not score; ``reason`` says why each pair is there, see ``crmlib.master.REVIEW_REASONS``; ``first_queued`` the
+date the pair first entered the queue, so this week's new pairs stand out) to .xlsx with
 an empty ``decision`` column (a drop-down: match / no_match); ``crm review apply FILE --reviewer NAME`` appends
 every filled-in decision to ``params/review_decisions.csv``, the file ``crm resolve`` reads (decisions
 survive rebuilds, see crmlib.master). Blank decisions are skipped; anything else is an error naming the
@@ -22,7 +23,7 @@ from .db import columns, connect, table_exists
 from .errors import UserError
 
 COLUMNS = ["record_id_l", "record_id_r", "name_l", "name_r", "match_probability", "n_records_l", "n_records_r",
-           "same_cluster", "decision", "note", "reason"]
+           "same_cluster", "decision", "note", "reason", "first_queued"]
 # what a steward may type: the decision file's words, and the plain Chinese ones
 DECISION_WORDS = {"match": "match", "no_match": "no_match", "是": "match", "同一客户": "match",
                   "否": "no_match", "不是": "no_match", "不同客户": "no_match"}
@@ -37,10 +38,12 @@ def read_queue(db: str | Path | None = None, limit: int | None = None) -> pd.Dat
         if not table_exists(con, "match_review_queue"):
             raise UserError("the database has no review queue yet", file=str(db or paths.db_path()),
                             hint="run `crm resolve` first")
-        reason = "reason" if "reason" in columns(con, "match_review_queue") else "'score' AS reason"
+        have = columns(con, "match_review_queue")
+        reason = "reason" if "reason" in have else "'score' AS reason"
+        first = "first_queued" if "first_queued" in have else "CAST(NULL AS DATE) AS first_queued"
         # pairs Splink scored first (strongest first); then the bare-name candidates, which it did not
         q = con.execute(f"""SELECT record_id_l, record_id_r, name_l, name_r, match_probability, n_records_l,
-                                   n_records_r, same_cluster, {reason}
+                                   n_records_r, same_cluster, {reason}, {first}
                             FROM match_review_queue
                             ORDER BY match_probability DESC NULLS LAST, record_id_l, record_id_r""").df()
     finally:
@@ -65,13 +68,14 @@ def write_workbook(queue: pd.DataFrame, out: str | Path) -> Path:
     for r in queue.itertuples(index=False):
         prob = None if pd.isna(r.match_probability) else round(float(r.match_probability), 4)
         ws.append([r.record_id_l, r.record_id_r, r.name_l, r.name_r, prob, int(r.n_records_l), int(r.n_records_r),
-                   bool(r.same_cluster), None, None, getattr(r, "reason", "score")])
+                   bool(r.same_cluster), None, None, getattr(r, "reason", "score"),
+                   None if pd.isna(getattr(r, "first_queued", None)) else pd.Timestamp(r.first_queued).date()])
     if len(queue):  # (an empty validation list makes Excel call the file damaged)
         dv = DataValidation(type="list", formula1='"match,no_match"', allow_blank=True)
         ws.add_data_validation(dv)
         dv.add(f"I2:I{len(queue) + 1}")
     ws.freeze_panes = "A2"
-    for col, width in zip("ABCDEFGHIJK", (22, 22, 36, 36, 12, 8, 8, 10, 12, 30, 12), strict=True):
+    for col, width in zip("ABCDEFGHIJKL", (22, 22, 36, 36, 12, 8, 8, 10, 12, 30, 12, 12), strict=True):
         ws.column_dimensions[col].width = width
     tmp = out.with_name(out.name + ".tmp")
     try:

@@ -27,7 +27,8 @@ def test_export_fill_apply(demo_resolved, tmp_path, capsys):
     ws = wb["review"]
     rows = list(ws.iter_rows(values_only=True))
     assert list(rows[0]) == ["record_id_l", "record_id_r", "name_l", "name_r", "match_probability",
-                             "n_records_l", "n_records_r", "same_cluster", "decision", "note", "reason"]
+                             "n_records_l", "n_records_r", "same_cluster", "decision", "note", "reason",
+                             "first_queued"]
     assert len(rows) == n + 1
     probs = [r[4] for r in rows[1:]]
     scored = [x for x in probs if x is not None]
@@ -88,3 +89,32 @@ def test_limit_pairs_and_hand_edited_decisions_file(demo_resolved, tmp_path, cap
     got = master.read_decisions(decisions)
     assert len(got) == 3 and ("crm:1", "crm:2", "match") in set(
         got[["record_id_l", "record_id_r", "decision"]].itertuples(index=False, name=None))
+
+
+def test_a_pair_keeps_the_date_it_first_entered_the_queue(demo_resolved, tmp_path, capsys):
+    import datetime as dt
+    import shutil
+    db = tmp_path / "crm.duckdb"
+    shutil.copy(demo_resolved / "crm.duckdb", db)
+    con = connect(db)
+    pairs = con.execute("SELECT record_id_l, record_id_r FROM match_review_queue ORDER BY 1, 2").fetchall()
+    assert len(pairs) >= 3
+    # as if every pair had waited since New Year, and the first two had not been queued before
+    con.execute("UPDATE match_review_queue SET first_queued = DATE '2026-01-01'")
+    con.execute("DELETE FROM match_review_queue WHERE (record_id_l, record_id_r) IN (SELECT * FROM (VALUES (?, ?), "
+                "(?, ?)))", [*pairs[0], *pairs[1]])
+    con.close()
+    assert cli.main(["resolve", "--db", str(db)]) == 0
+    assert f"{len(pairs)} pairs to review (2 new)" in capsys.readouterr().out
+    con = connect(db, read_only=True)
+    got = dict(((a, b), d) for a, b, d in con.execute(
+        "SELECT record_id_l, record_id_r, first_queued FROM match_review_queue").fetchall())
+    con.close()
+    assert set(got) == set(pairs)                 # the same queue (model reused, data unchanged)
+    assert got[pairs[0]] == got[pairs[1]] == dt.date.today()
+    assert {got[p] for p in pairs[2:]} == {dt.date(2026, 1, 1)}
+    out = tmp_path / "queue.xlsx"
+    assert cli.main(["review", "export", "--db", str(db), "--out", str(out)]) == 0
+    rows = list(openpyxl.load_workbook(out)["review"].iter_rows(values_only=True))
+    firsts = {(r[0], r[1]): r[11] for r in rows[1:]}
+    assert firsts[pairs[0]].date() == dt.date.today() and firsts[pairs[2]].date() == dt.date(2026, 1, 1)

@@ -84,7 +84,8 @@ def _cmd_resolve(args) -> int:
     s = resolve_db(args.db, params, retrain=args.retrain)
     print(f"{s.records} records ({s.junk} junk) → {s.customers} customers; model {s.stats.get('model_note')}; "
           f"{s.kept_ids} kept their id, "
-          f"{s.new_ids} new; {s.review_queue} pairs to review{_bare_note(s.stats)}{_rule_note(s.stats)}; "
+          f"{s.new_ids} new; {s.review_queue} pairs to review ({s.stats.get('review_new', 0)} new)"
+          f"{_bare_note(s.stats)}{_rule_note(s.stats)}; "
           f"{s.seconds:.1f} s")
     return 0
 

@@ -162,7 +162,7 @@ def resolve(con: duckdb.DuckDBPyConnection, params: MasterParams | None = None,
     lap("seconds_hierarchy")
 
     # review queue and evidence for the notebook
-    queue = review_queue(res, params, decisions)
+    queue = _carry_first_queued(con, review_queue(res, params, decisions), dt.date.today())
     _write_df(con, "match_review_queue", queue, "record_id_l, record_id_r")
     pairs = res.pairs.copy()
     g = res.groups.set_index("group_id")
@@ -180,7 +180,27 @@ def resolve(con: duckdb.DuckDBPyConnection, params: MasterParams | None = None,
     return ResolveSummary(
         records=len(recs), junk=res.stats["junk"], customers=n_cust, groups=res.stats["groups"],
         pairs_scored=res.stats.get("pairs_scored", 0), review_queue=len(queue), kept_ids=kept,
-        new_ids=n_cust - kept, seconds=round(time.perf_counter() - t0, 1), stats={**res.stats, **phase})
+        new_ids=n_cust - kept, seconds=round(time.perf_counter() - t0, 1),
+        stats={**res.stats, **phase, "review_new": int(queue.attrs.get("new", len(queue)))})
+
+
+def _carry_first_queued(con: duckdb.DuckDBPyConnection, queue: pd.DataFrame, today: dt.date) -> pd.DataFrame:
+    """``first_queued``: the date a pair first entered the review queue, kept from the queue this resolve
+    replaces (a pair waiting since an earlier run keeps its date; stewards see what is new this week).
+    ``queue.attrs["new"]`` = pairs not in the previous queue. A queue from before this column counts as
+    queued today."""
+    old = pd.DataFrame(columns=["record_id_l", "record_id_r", "first_queued"])
+    cols = dbmod.columns(con, "match_review_queue")
+    if {"record_id_l", "record_id_r"} <= cols:
+        first = "first_queued" if "first_queued" in cols else "CAST(? AS DATE)"
+        args = [] if "first_queued" in cols else [today]
+        old = con.execute(f"SELECT record_id_l, record_id_r, {first} AS first_queued FROM match_review_queue",
+                          args).df()
+    out = queue.merge(old, on=["record_id_l", "record_id_r"], how="left")
+    new = out["first_queued"].isna()
+    out["first_queued"] = pd.to_datetime(out["first_queued"]).dt.date.where(~new, today)
+    out.attrs["new"] = int(new.sum())
+    return out
 
 
 REVIEW_REASONS = {"score": "match probability between review_low and review_high",

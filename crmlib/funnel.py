@@ -1165,7 +1165,7 @@ def funnel_weekly_metrics(con, as_of, params: FunnelParams | None = None, cache:
     ``cache``: a dict that receives, per date, the tables these figures come from (``state``, ``progress``,
     ``lifecycle``), for the managers' report of the same run (``crmlib.metrics.save_frames``).
     """
-    if not (table_exists(con, "stg_crm_opportunities") and table_exists(con, "stg_crm_opportunity_stages")):
+    if not table_exists(con, "stg_crm_opportunity_stages"):
         return {}
     try:
         fd = read_funnel(con, as_of, params)

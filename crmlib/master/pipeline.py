@@ -162,7 +162,7 @@ def resolve(con: duckdb.DuckDBPyConnection, params: MasterParams | None = None,
     lap("seconds_hierarchy")
 
     # review queue and evidence for the notebook
-    queue = _carry_first_queued(con, review_queue(res, params, decisions), dt.date.today())
+    queue, n_new = _carry_first_queued(con, review_queue(res, params, decisions), dt.date.today())
     _write_df(con, "match_review_queue", queue, "record_id_l, record_id_r")
     pairs = res.pairs.copy()
     g = res.groups.set_index("group_id")
@@ -181,13 +181,14 @@ def resolve(con: duckdb.DuckDBPyConnection, params: MasterParams | None = None,
         records=len(recs), junk=res.stats["junk"], customers=n_cust, groups=res.stats["groups"],
         pairs_scored=res.stats.get("pairs_scored", 0), review_queue=len(queue), kept_ids=kept,
         new_ids=n_cust - kept, seconds=round(time.perf_counter() - t0, 1),
-        stats={**res.stats, **phase, "review_new": int(queue.attrs.get("new", len(queue)))})
+        stats={**res.stats, **phase, "review_new": n_new})
 
 
-def _carry_first_queued(con: duckdb.DuckDBPyConnection, queue: pd.DataFrame, today: dt.date) -> pd.DataFrame:
+def _carry_first_queued(con: duckdb.DuckDBPyConnection, queue: pd.DataFrame,
+                        today: dt.date) -> tuple[pd.DataFrame, int]:
     """``first_queued``: the date a pair first entered the review queue, kept from the queue this resolve
     replaces (a pair waiting since an earlier run keeps its date; stewards see what is new this week).
-    ``queue.attrs["new"]`` = pairs not in the previous queue. A queue from before this column counts as
+    Also returns how many pairs were not in the previous queue. A queue from before this column counts as
     queued today."""
     old = pd.DataFrame(columns=["record_id_l", "record_id_r", "first_queued"])
     cols = dbmod.columns(con, "match_review_queue")
@@ -199,8 +200,7 @@ def _carry_first_queued(con: duckdb.DuckDBPyConnection, queue: pd.DataFrame, tod
     out = queue.merge(old, on=["record_id_l", "record_id_r"], how="left")
     new = out["first_queued"].isna()
     out["first_queued"] = pd.to_datetime(out["first_queued"]).dt.date.where(~new, today)
-    out.attrs["new"] = int(new.sum())
-    return out
+    return out, int(new.sum())
 
 
 REVIEW_REASONS = {"score": "match probability between review_low and review_high",

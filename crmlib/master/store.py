@@ -12,6 +12,7 @@ import pandas as pd
 
 from .. import db as dbmod
 from .. import names as nm
+from . import engine, features
 from .features import _BOOL_FEATURES, _FEATURE_COLUMNS
 from .params import MasterParams
 
@@ -137,8 +138,6 @@ def name_cache_key(params: MasterParams) -> str:
     naming-rule dictionary and the hierarchy sectors. A cached parse is reused only under the same key."""
     import hashlib
 
-    from . import features
-
     h = hashlib.sha256()
     for path in (Path(nm.__file__), Path(features.__file__), nm._DATA / "regions.csv",
                  nm.aliases_path()):
@@ -181,8 +180,6 @@ def model_key(params: MasterParams, parser_key: str | None = None) -> str:
     (:func:`name_cache_key`, or ``parser_key`` when the caller has it already), the engine (name groups,
     comparisons, priors, training: crmlib/master/engine.py) and the training parameters."""
     import hashlib
-
-    from . import engine
 
     train = {k: getattr(params, k) for k in _TRAINING_PARAMS}
     parser_key = parser_key or name_cache_key(params)

@@ -171,11 +171,11 @@ def read(path: Path, rel: str, cfg: SalesSheets) -> SheetResult:
             # a template whose customer column is worded in a way params/sources.yaml does not know: its rows
             # would all load as nameless junk records
             unknown = [cell_text(v) for j, v in enumerate(rows[hrow]) if j not in mapping and cell_text(v)]
+            column, wording = (unknown[0], unknown[0]) if unknown else ("a column", "<header>")
             raise UserError(f"sheet {title!r}, row {hrow + 1}: the header has no customer-name column "
                             f"(not recognised: {', '.join(unknown) or 'none'})", file=rel,
-                            hint=f"if {unknown[0] if unknown else 'a column'} holds the customer, add the line "
-                                 f"'{unknown[0] if unknown else '<header>'}: customer_name' under sales_sheets: "
-                                 f"aliases: in params/sources.yaml, then run crm load again")
+                            hint=f"if {column} holds the customer, add the line '{wording}: customer_name' "
+                                 f"under sales_sheets: aliases: in params/sources.yaml, then run crm load again")
         n_headers += 1
         for i in range(hrow + 1, len(rows)):
             row = rows[i]

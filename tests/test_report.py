@@ -103,10 +103,14 @@ def test_week_over_week_deltas_agree_with_both_metrics_files(project):
     assert m2["metrics"]["master_records"] > m1["metrics"]["master_records"]
 
 
-def test_latest_points_to_newest_and_rerun_replaces_cleanly(project, tmp_path):
+def test_latest_points_to_newest_and_rerun_replaces_cleanly(project, tmp_path, monkeypatch):
     from crmlib import report
 
-    root, first, second = project
+    # on a copy of the project: re-running W47 replaces it, and the other tests read the original W47
+    root = tmp_path / "copy"
+    shutil.copytree(project[0], root, symlinks=True)
+    monkeypatch.setenv("CRM_HOME", str(root))
+    first, second = root / "reports" / WEEK1, root / "reports" / WEEK2
     latest = root / "reports" / "latest"
     assert latest.is_symlink() and latest.resolve() == second.resolve()
     second_html = _sha(_html(second))

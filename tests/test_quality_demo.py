@@ -19,7 +19,7 @@ from crmlib.quality import truth as qt
 RATE_TOL = 0.02      # the acceptance: within 2 points of the truth (CRM, the seed's definition)
 RATE_TOL_ALL = 0.03  # all sources: master customers are not true customers one to one (splits, typos)
 # the all-sources *customer* rate is the one that suffers most from that: measured 0.040 off (seed 7,
-# scale 0.1) and 0.058 (seed 42, scale 1) with the current master; a regression guard, not the acceptance
+# scale 0.1) and 0.026 (seed 42, scale 1) with the current master; a regression guard, not the acceptance
 CUSTOMER_TOL_ALL = 0.06
 MIN_RECALL = 0.9  # every kind, name typos included (0.927 here, 51 of 55; 0.93 at scale 1, seed 42)
 
@@ -60,8 +60,9 @@ def test_every_injected_kind_is_detected(demo_db, audit):
             "negative_amount"} <= set(kinds.index)
     low = kinds[kinds["recall_observable"] < MIN_RECALL]
     assert low.empty, low
-    # errors whose written value never reached the database (a sheet template without that column) are
-    # out of any audit's reach; where every injected error is visible, plain recall must hold too
+    # errors whose written value never reached the database are out of any audit's reach (the generator no
+    # longer counts errors in a column the rep's template lacks); where every injected error is visible,
+    # plain recall must hold too
     full = kinds[kinds["n_observable"] == kinds["n_injected"]]
     assert (full["recall"] >= MIN_RECALL).all(), full
     assert r.loc["*", "precision"] >= 0.9 and r.loc["*", "recall"] >= MIN_RECALL

@@ -255,6 +255,13 @@ def write_workbook(path: Path, rep, week_label: str, rows: list[dict], rng, stam
     manual = version == "v3" and lrng.random() < 0.4
     headers = TEMPLATES[version]
     cols = [(i, h) for i, h in enumerate(headers) if h is not None]
+    # an error drawn for a column this template does not have (a mistyped credit code in a v1 sheet) never
+    # reaches the file: it is not part of the truth
+    absent = {CANON[i] for i, h in enumerate(headers) if h is None}
+    for r in rows:
+        if any(e[0] in absent for e in r["_errs"]):
+            r["_errs"] = [e for e in r["_errs"] if e[0] not in absent]
+            r["_kinds"] = [e[1] for e in r["_errs"]]
     wb = openpyxl.Workbook()
     wb.properties.creator = rep.rep_name
     wb.properties.created = stamp

@@ -533,3 +533,42 @@ def test_trained_model_is_stored_and_used_again(db):
     assert len(set(xref(db).values())) > len(set(before.values()))   # fewer merges: the stored model scored
     retrained = master.resolve_db(db, progress=False, retrain=True)
     assert retrained.stats["model"] == "trained" and xref(db) == before
+
+
+def test_exact_u_counts_every_pair_the_rare_levels_reach(demo_resolved):
+    """u of the rare levels is counted, not sampled: _exact_u lists only the pairs that can reach them (one
+    trade name, written names one deletion apart, a shared code or phone). Splink scoring every pair of the
+    demo's name groups with its own level SQL finds the same number of pairs at each of those levels."""
+    from splink import DuckDBAPI, Linker
+
+    from crmlib.master import engine
+
+    con = duckdb.connect(str(demo_resolved / "crm.duckdb"), read_only=True)
+    records = con.execute("SELECT * FROM customer_records").df()
+    con.close()
+    p = master.load_master_params()
+    recs, _ = master.prepare_records(records, p)
+    recs = recs[~recs["is_junk"]]
+    groups = master.build_groups(recs, p)
+    eng = engine._engine_connection(p)
+    engine._register_groups(eng, groups)
+    exact = engine._exact_u(eng, p)
+
+    # every pair, each comparison's level by Splink's own CASE statement
+    linker = Linker(DuckDBAPI(eng).register("splink_groups"), engine.splink_settings(p), log_level=None)
+    cases = ", ".join(c._case_statement for c in linker._settings_obj.comparisons)
+    cols = [r[0] for r in eng.execute("DESCRIBE splink_groups").fetchall()]
+    sides = ", ".join(f"{s}.{c} AS {c}_{s}" for s in ("l", "r") for c in cols)
+    every = eng.execute(f"""SELECT {cases} FROM (SELECT {sides} FROM splink_groups l JOIN splink_groups r
+                                                 ON l.group_id < r.group_id)""").df()
+    n = len(groups)
+    assert n > 500 and len(every) == n * (n - 1) // 2
+    for col, levels in exact.items():
+        gamma = every[f"gamma_{col}"]
+        for level, u in levels.items():
+            found = max((gamma == level).sum(), 0.5)   # a level no pair reaches: half a pair, not u = 0
+            assert u == pytest.approx(found / (gamma != -1).sum(), rel=1e-9, abs=1e-15), (col, level)
+    # the levels are reached at all on this demo (else the comparison proves little)
+    assert min(int((every["gamma_name"] == lv).sum()) for lv in (8, 7, 6, 3)) > 0
+    assert (every["gamma_phone"] == 1).sum() > 0 and (every["gamma_uscc"] == 1).sum() > 0
+    eng.close()

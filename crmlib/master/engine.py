@@ -133,10 +133,11 @@ def _jaccard_sql(col: str) -> str:
 
 
 # Prior m / u per comparison level (m: chance the level is seen on a true match; u: on two different
-# customers). Used where the data cannot train a value (small lists, no EM); u is re-estimated by random
-# sampling and m by EM on larger inputs. Order = the levels below, null level excluded. A third element True
-# fixes u: person names and addresses collide between different organisations far more often than random
-# pairs suggest (common names; one office building, many tenants), so their evidence is capped.
+# customers). Used where the data cannot train a value (small lists, no EM); on larger inputs u is counted
+# over all pairs for the rare levels (_exact_u), estimated by random sampling for the others, and m by EM.
+# Order = the levels below, null level excluded. A third element True fixes u: person names and addresses
+# collide between different organisations far more often than random pairs suggest (common names; one
+# office building, many tenants), so their evidence is capped.
 _PRIOR_MU = {
     "name": [(0.5, 1e-5), (0.25, 3e-5), (0.05, 1e-4), (0.1, 1e-4), (0.06, 5e-4), (0.03, 2e-3), (0.04, 2e-4),
              (0.02, 1e-2), (0.04, 0.99)],
@@ -146,6 +147,88 @@ _PRIOR_MU = {
     "city": [(0.95, 0.05), (0.05, 0.95)],
     "address": [(0.5, 0.005, True), (0.3, 0.01, True), (0.2, 1.0)],
 }
+
+
+_CORE_SIM = "core_sim(core_l, core_r)"
+_EXACT_NAME_LEVELS = 6  # the first levels of _name_levels, whose pairs _exact_u can list
+
+
+def _name_levels(params: MasterParams) -> list[tuple[str, str]]:
+    """The name comparison's levels, strongest first: (SQL over ``<column>_l`` / ``<column>_r`` with ``{sim}``
+    for the cores' similarity, label). Names are compared by per-character similarity (core_sim, rapidfuzz,
+    registered by _engine_connection) of the core and by whether the trade name (字号, the first two characters
+    of the core) agrees: 远锐电子科技集团 and 鑫辰电子科技集团 are similar strings but two companies. The first
+    ``_EXACT_NAME_LEVELS`` need the names equal, one character apart or the same trade name."""
+    t1, t2, t3 = params.name_similarity_levels
+    same_tn = "core_p2_l = core_p2_r"
+    # one mistyped character anywhere (有很公司, 营亚部) can break parsing: compare as written
+    one_typo = ("length(written_l) = length(written_r) AND "
+                "core_sim(written_l, written_r) >= 1 - 1.0 / length(written_l) - 1e-9")
+    return [("canonical_l = canonical_r", "canonical name equal"),
+            ("core_l = core_r", "name core equal"),
+            (one_typo, "written names differ by one character"),
+            (f"{{sim}} >= {t1} AND {same_tn}", f"similarity >= {t1}, same trade name"),
+            (f"{{sim}} >= {t2} AND {same_tn}", f"similarity >= {t2}, same trade name"),
+            (f"{{sim}} >= {t3} AND {same_tn}", f"similarity >= {t3}, same trade name"),
+            (f"{{sim}} >= {t1}", f"similarity >= {t1}, other trade name"),
+            (f"{{sim}} >= {t3}", f"similarity >= {t3}, other trade name")]
+
+
+def _exact_u(con: duckdb.DuckDBPyConnection, params: MasterParams) -> dict[str, dict[int, float]]:
+    """u of the rare levels, counted over every pair of name groups in ``splink_groups`` instead of estimated
+    from random pairs: {comparison: {comparison vector value: u}}.
+
+    The name levels that need the names equal, one character apart or the same trade name, a shared credit code
+    and a shared phone are met by none to a handful of Splink's 500k random pairs (at scale 100: 2-7 pairs, or
+    none, and then the prior stays), so their weights moved by 1-10 bits from one sample to the next, some
+    stronger evidence weighed less than weaker, and the review queue jumped with each training (659-2,854 score
+    pairs for two seeds of one database). The pairs that can reach these levels are few enough to list (the same
+    two-character trade name; written names one deletion apart; a shared code or phone), so counting them gives
+    the value random sampling estimates, without its noise. Both count pairs of one customer too, as u by
+    random sampling does."""
+    levels = _name_levels(params)
+    n_levels = len(levels)
+    case = " ".join(f"WHEN {cond.format(sim='_sim')} THEN {n_levels - k}"
+                    for k, (cond, _) in enumerate(levels[:_EXACT_NAME_LEVELS]))
+    side = ", ".join(f"{s}.{c} AS {c}_{s}" for s in ("l", "r") for c in ("canonical", "core", "written", "core_p2"))
+    counts = dict(con.execute(f"""
+        WITH g AS (SELECT group_id, canonical, core, written, core_p2 FROM splink_groups WHERE core IS NOT NULL),
+        -- names of one length one deletion apart (a deletion of each shares a key): one character changed or moved
+        del AS (SELECT group_id, length(written) AS n, written[:i - 1] || written[i + 1:] AS k
+                FROM g, range(1, length(written) + 1) AS t(i)),
+        near AS (SELECT DISTINCT a.group_id AS gl, b.group_id AS gr
+                 FROM del a JOIN del b ON a.k = b.k AND a.n = b.n AND a.group_id < b.group_id),
+        pairs AS (SELECT {side} FROM g l JOIN g r ON l.core_p2 = r.core_p2 AND l.group_id < r.group_id
+                  UNION ALL
+                  SELECT {side} FROM near JOIN g l ON l.group_id = near.gl JOIN g r ON r.group_id = near.gr
+                  WHERE l.core_p2 IS DISTINCT FROM r.core_p2)
+        SELECT lvl, count(*) FROM (
+            SELECT CASE {case} ELSE 0 END AS lvl FROM (SELECT *, {_CORE_SIM} AS _sim FROM pairs))
+        WHERE lvl > 0 GROUP BY lvl""").fetchall())
+    n = con.execute("SELECT count(*) FROM splink_groups WHERE core IS NOT NULL").fetchall()[0][0]
+    # a level no pair reaches gets half a pair's worth, not 0 (a zero u makes its weight infinite)
+    out = {"name": {n_levels - k: max(counts.get(n_levels - k, 0), 0.5) / max(n * (n - 1) / 2, 1)
+                    for k in range(_EXACT_NAME_LEVELS)}}
+    for col in ("uscc", "phone"):
+        shared, n = con.execute(f"""
+            WITH v AS (SELECT group_id, unnest({col}) AS v FROM splink_groups WHERE {col} IS NOT NULL)
+            SELECT (SELECT count(*) FROM (SELECT DISTINCT a.group_id, b.group_id FROM v a JOIN v b
+                                          ON a.v = b.v AND a.group_id < b.group_id)),
+                   (SELECT count(*) FROM splink_groups WHERE {col} IS NOT NULL)""").fetchall()[0]
+        out[col] = {1: max(shared, 0.5) / max(n * (n - 1) / 2, 1)}
+    return out
+
+
+def _set_exact_u(linker, exact: dict[str, dict[int, float]]) -> None:
+    """Put the counted u (_exact_u) in place of the sampled ones."""
+    for comparison in linker._settings_obj.comparisons:
+        for level in comparison._comparison_levels_excluding_null:
+            u = exact.get(comparison.output_column_name, {}).get(level.comparison_vector_value)
+            if u is None:
+                continue
+            level._trained_u_probabilities = [
+                {"probability": u, "description": "counted over all pairs", "m_or_u": "u"}]
+            level.u_probability = u
 
 
 def splink_settings(params: MasterParams):
@@ -161,25 +244,9 @@ def splink_settings(params: MasterParams):
             out.append(lv.configure(m_probability=m, u_probability=u, fix_u_probability=bool(fix and fix[0])))
         return out
 
-    # name: per-character similarity (core_sim, rapidfuzz, registered by _engine_connection) of the core, and
-    # whether the trade name (字号, the first two characters of the core) agrees: 远锐电子科技集团 and
-    # 鑫辰电子科技集团 are similar strings but two companies
-    t1, t2, t3 = params.name_similarity_levels
-    sim = "core_sim(core_l, core_r)"
-    same_tn = "core_p2_l = core_p2_r"
-    one_typo = ("length(written_l) = length(written_r) AND "
-                "core_sim(written_l, written_r) >= 1 - 1.0 / length(written_l) - 1e-9")
     name_levels = [cll.NullLevel("core"),
-                   cll.CustomLevel("canonical_l = canonical_r", "canonical name equal"),
-                   cll.CustomLevel("core_l = core_r", "name core equal"),
-                   # one mistyped character anywhere (有很公司, 营亚部) can break parsing: compare as written
-                   cll.CustomLevel(one_typo, "written names differ by one character"),
-                   cll.CustomLevel(f"{sim} >= {t1} AND {same_tn}", f"similarity >= {t1}, same trade name"),
-                   cll.CustomLevel(f"{sim} >= {t2} AND {same_tn}", f"similarity >= {t2}, same trade name"),
-                   cll.CustomLevel(f"{sim} >= {t3} AND {same_tn}", f"similarity >= {t3}, same trade name"),
-                   cll.CustomLevel(f"{sim} >= {t1}", f"similarity >= {t1}, other trade name"),
-                   cll.CustomLevel(f"{sim} >= {t3}", f"similarity >= {t3}, other trade name")]
-    name_levels.append(cll.ElseLevel())
+                   *[cll.CustomLevel(cond.format(sim=_CORE_SIM), label) for cond, label in _name_levels(params)],
+                   cll.ElseLevel()]
 
     def array_cmp(col: str, label: str):
         return cl.CustomComparison(output_column_name=col, comparison_levels=levels(col, [
@@ -252,6 +319,19 @@ def _engine_connection(params: MasterParams) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def _register_groups(con: duckdb.DuckDBPyConnection, groups: pd.DataFrame) -> None:
+    """The name groups as Splink reads them: table ``splink_groups`` of the engine connection."""
+    cols = ["group_id", "canonical", "core", "written", "core_bigrams", "brand", "match_key", "uscc", "phone", "contact",
+            "city", "address", "address_bigrams", "core_p2", "core_c1", "core_c02",
+            *[f"core_t{k}" for k in _TAIL_CUTS], "city_b", "phone_1", "uscc_1"]
+    inp = groups[cols].copy()
+    inp["uscc_x"] = inp["uscc"]
+    inp["phone_x"] = inp["phone"]
+    con.register("_groups_df", inp)
+    con.execute("CREATE OR REPLACE TABLE splink_groups AS SELECT * FROM _groups_df ORDER BY group_id")
+    con.unregister("_groups_df")
+
+
 def score_groups(groups: pd.DataFrame, params: MasterParams, con: duckdb.DuckDBPyConnection | None = None,
                  progress: bool = True, stats: dict | None = None,
                  model: dict | None = None) -> tuple[pd.DataFrame, dict]:
@@ -273,15 +353,7 @@ def score_groups(groups: pd.DataFrame, params: MasterParams, con: duckdb.DuckDBP
 
     own = con is None
     con = con or _engine_connection(params)
-    cols = ["group_id", "canonical", "core", "written", "core_bigrams", "brand", "match_key", "uscc", "phone", "contact",
-            "city", "address", "address_bigrams", "core_p2", "core_c1", "core_c02",
-            *[f"core_t{k}" for k in _TAIL_CUTS], "city_b", "phone_1", "uscc_1"]
-    inp = groups[cols].copy()
-    inp["uscc_x"] = inp["uscc"]
-    inp["phone_x"] = inp["phone"]
-    con.register("_groups_df", inp)
-    con.execute("CREATE OR REPLACE TABLE splink_groups AS SELECT * FROM _groups_df ORDER BY group_id")
-    con.unregister("_groups_df")
+    _register_groups(con, groups)
     logging.getLogger("splink").setLevel(logging.ERROR)
     db_api = DuckDBAPI(con)
     sdf = db_api.register("splink_groups")
@@ -314,6 +386,7 @@ def score_groups(groups: pd.DataFrame, params: MasterParams, con: duckdb.DuckDBP
             # on a short list random pairs are too often true matches to estimate u: keep the priors
             linker.training.estimate_u_using_random_sampling(
                 max_pairs=min(params.u_max_pairs, n * (n - 1) / 2), seed=params.seed)
+            _set_exact_u(linker, _exact_u(con, params))
         lap("seconds_splink_u")
         steps.update()
         if n >= params.em_min_groups:

@@ -572,3 +572,29 @@ def test_exact_u_counts_every_pair_the_rare_levels_reach(demo_resolved):
     assert min(int((every["gamma_name"] == lv).sum()) for lv in (8, 7, 6, 3)) > 0
     assert (every["gamma_phone"] == 1).sum() > 0 and (every["gamma_uscc"] == 1).sum() > 0
     eng.close()
+
+
+def test_floor_m_keeps_a_level_few_matches_show_from_vetoing_a_match():
+    """EM can leave a level an m of about 0 (similar addresses on the default demo: weight -213 bits). With the
+    floor each m is at least 0.001 before the comparison's m are made to sum to 1 again: 1e-60, 0.05, 0.95 become
+    0.001 / 1.001, 0.05 / 1.001, 0.95 / 1.001; a comparison already above the floor is left as it is."""
+    from splink import DuckDBAPI, Linker
+
+    from crmlib.master import engine
+
+    p = master.load_master_params()
+    eng = engine._engine_connection(p)
+    groups = master.build_groups(master.prepare_records(pd.DataFrame(
+        {"record_id": ["a", "b"], "name_raw": ["杭州华远软件有限公司", "北京银行"]}), p)[0], p)
+    engine._register_groups(eng, groups)
+    linker = Linker(DuckDBAPI(eng).register("splink_groups"), engine.splink_settings(p), log_level=None)
+    comparisons = {c.output_column_name: c._comparison_levels_excluding_null for c in linker._settings_obj.comparisons}
+    address, city = comparisons["address"], comparisons["city"]
+    for lv, m in zip(sorted(address, key=lambda lv: lv.comparison_vector_value), [0.95, 1e-60, 0.05], strict=True):
+        lv.m_probability = m
+    before_city = [lv.m_probability for lv in city]
+    engine._floor_m(linker, 0.001)
+    got = {lv.comparison_vector_value: lv.m_probability for lv in address}
+    assert got == pytest.approx({0: 0.95 / 1.001, 1: 0.001 / 1.001, 2: 0.05 / 1.001})
+    assert [lv.m_probability for lv in city] == before_city
+    eng.close()

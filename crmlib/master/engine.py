@@ -231,6 +231,21 @@ def _set_exact_u(linker, exact: dict[str, dict[int, float]]) -> None:
             level.u_probability = u
 
 
+def _floor_m(linker, floor: float) -> None:
+    """Every level's m at least ``floor``, each comparison's m summing to 1 again. EM drives the m of a level
+    few true matches show to about 0, which makes its weight about -200 bits: a veto no other evidence can
+    outweigh (similar, not equal, addresses on the default demo; 5 of 522 true pairs with two addresses)."""
+    for comparison in linker._settings_obj.comparisons:
+        levels = comparison._comparison_levels_excluding_null
+        ms = [lv.m_probability for lv in levels]
+        if floor <= 0 or any(m is None for m in ms) or min(ms) >= floor:
+            continue
+        raised = [max(m, floor) for m in ms]
+        total = sum(raised)
+        for lv, m in zip(levels, raised, strict=True):
+            lv.m_probability = m / total
+
+
 def splink_settings(params: MasterParams):
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
@@ -396,6 +411,7 @@ def score_groups(groups: pd.DataFrame, params: MasterParams, con: duckdb.DuckDBP
                         rule, max_pairs=params.em_max_pairs)
                 except Exception as exc:  # too few pairs for this rule: keep the priors / other session
                     log.info("EM session skipped (%s): %s", rule, exc)
+            _floor_m(linker, params.min_m_probability)
         lap("seconds_splink_em")
         steps.update()
     # predict_chunks > 1: Splink blocks and scores one slice of the left-hand groups at a time (the same

@@ -25,6 +25,7 @@ class MasterParams(Params):
     u_max_pairs: float = Field(5e5, gt=0)
     em_max_pairs: float = Field(2e5, gt=0)
     em_min_groups: int = Field(1000, ge=2)
+    min_m_probability: float = Field(1e-3, ge=0, lt=0.1)
     prior_rules_recall: float = Field(0.6, gt=0, le=1)
     threads: int = Field(2, ge=1)
     memory_limit: str = Field("6GB", pattern=r"(?i)^\s*(\d+(\.\d+)?\s*(K|M|G|T)(i?B)?|\d+(\.\d+)?\s*%)\s*$")

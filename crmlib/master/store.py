@@ -171,8 +171,8 @@ def write_name_cache(con: duckdb.DuckDBPyConnection, feats: pd.DataFrame | None,
 
 
 MODEL_TABLE = "customer_match_model_json"
-_TRAINING_PARAMS = ("seed", "u_max_pairs", "em_max_pairs", "em_min_groups", "prior_rules_recall",
-                    "name_similarity_levels", "max_values_per_group", "contact_phones")
+_TRAINING_PARAMS = ("seed", "u_max_pairs", "em_max_pairs", "em_min_groups", "min_m_probability",
+                    "prior_rules_recall", "name_similarity_levels", "max_values_per_group", "contact_phones")
 
 
 def model_key(params: MasterParams, parser_key: str | None = None) -> str:

@@ -142,7 +142,7 @@ def test_failing_run_leaves_report_and_database_unchanged(project):
     saved = broken.read_bytes()
     nb = json.loads(saved)
     at = next(i for i, c in enumerate(nb["cells"]) if "parameters" in c.get("metadata", {}).get("tags", []))
-    nb["cells"].insert(at + 1, {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+    nb["cells"].insert(at + 1, {"cell_type": "code", "id": "broken-cell", "metadata": {}, "execution_count": None, "outputs": [],
                                 "source": ["raise RuntimeError('disk full while writing a chart')"]})
     broken.write_text(json.dumps(nb), encoding="utf-8")
     try:

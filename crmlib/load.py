@@ -1,7 +1,7 @@
 """`crm load`: every raw file into DuckDB — typed, traced to file and row, incremental, all-or-nothing.
 
 Flow per run (one transaction, under the writer lock of :func:`crmlib.db.writer`):
-discover files → hash → skip files already loaded with the same hash → read each new or changed file into
+discover files → hash → skip content already loaded (same hash, under any name) → read each new or changed file into
 ``raw_*`` (a changed file first loses its earlier rows) → type the new raw rows into ``stg_*`` (latest
 version per key wins) → record ``load_rejects`` and ``load_files``.
 
@@ -258,13 +258,24 @@ def _run(con, cfg: SourcesConfig, raw_dir: Path, tasks: list[_Task], hashes: dic
     results: dict[str, FileResult] = {}
     notes: dict[str, list[str]] = defaultdict(list)   # per file: skipped sheets, unknown columns, ...
     todo = []
+    # content already in the database, by hash → the file that brought it (a file whose content changes in
+    # this run no longer holds its old content; a file gone from the folder still does: its rows stay)
+    held = {h: f for f, (h, st) in prior.items() if st == "loaded" and hashes.get(f, h) == h}
     for t in tasks:
+        h = hashes[t.rel]
         if t.rel in refused:
             results[t.rel] = FileResult(t.source, t.rel, "refused", message=refused[t.rel])
-        elif prior.get(t.rel) == (hashes[t.rel], "loaded"):
+        elif prior.get(t.rel) == (h, "loaded"):
             results[t.rel] = FileResult(t.source, t.rel, "skipped")
+        elif held.get(h, t.rel) != t.rel:
+            # the same file sent again under another name (a re-sent call log, a rep's sheet named for the
+            # wrong week): its rows would be counted twice
+            results[t.rel] = FileResult(t.source, t.rel, "skipped", message=(
+                f"file {t.rel}: same content as {held[h]}, already loaded; skipped (delete it, or send the "
+                f"file it was meant to be)"))
         else:
             todo.append(t)
+            held[h] = t.rel
 
     new_files: dict[str, list[str]] = defaultdict(list)
     rebuild: set[str] = set()
@@ -458,6 +469,7 @@ def load_all(raw_dir: str | Path | None = None, db_path: str | Path | None = Non
         summary.problems.append(f"... and {len(notes) - MAX_NOTES_SHOWN} more notes (table load_files, "
                                 f"column message)")
     summary.problems += [f.message for f in ignored]
+    summary.problems += [f.message for f in summary.files if f.status == "skipped" and f.message]
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -102,6 +102,35 @@ def test_changed_file_replaces_its_rows(raw, dbp):
     assert q(dbp, "SELECT count(*) FROM load_rejects") == [(0,)]
 
 
+def test_a_file_sent_again_under_another_name_is_skipped(raw, dbp):
+    """Files get sent twice: a call log re-sent as next week's, a copy in the same delivery. Content already
+    loaded (same hash) is skipped whatever the file's name, with a note naming both files, so its rows are
+    not counted twice. A file whose own content changed no longer holds its old content: a copy of that old
+    content under a new name loads."""
+    rows = ["CC0001,2026-11-23 09:15:00,报修,北京工行,张三,13800138000,服务器,硬盘告警,坐席07",
+            "CC0002,2026-11-24 10:00:00,投诉,浙江建行,李四,0571-8888,笔记本,维修太慢,坐席08"]
+    first = calls_csv(raw, "calls_2026-W47.csv", rows)
+    load_all(raw, dbp, progress=False)
+    (raw / "callcenter" / "calls_2026-W48.csv").write_bytes(first.read_bytes())   # re-sent as next week's
+    (raw / "callcenter" / "calls_2026-W49.csv").write_bytes(first.read_bytes())
+    s = load_all(raw, dbp, progress=False)
+    assert [(f.file, f.status) for f in s.files] == [("callcenter/calls_2026-W47.csv", "skipped"),
+                                                     ("callcenter/calls_2026-W48.csv", "skipped"),
+                                                     ("callcenter/calls_2026-W49.csv", "skipped")]
+    assert s.exit_code == 0 and s.problems == [
+        f"file callcenter/calls_2026-W4{w}.csv: same content as callcenter/calls_2026-W47.csv, already loaded; "
+        "skipped (delete it, or send the file it was meant to be)" for w in (8, 9)]
+    assert q(dbp, "SELECT count(*) FROM raw_calls") == [(2,)]
+    assert q(dbp, "SELECT _source_file, count(*) FROM stg_calls GROUP BY 1") == [("callcenter/calls_2026-W47.csv", 2)]
+    # W47 corrected (one call fewer); its old content, still in W48, is no longer in the database: W48 loads
+    calls_csv(raw, "calls_2026-W47.csv", rows[:1])
+    s = load_all(raw, dbp, progress=False)
+    assert [f.status for f in s.files] == ["replaced", "loaded", "skipped"]
+    assert q(dbp, "SELECT count(*) FROM raw_calls") == [(3,)]
+    assert q(dbp, "SELECT call_id, _source_file FROM stg_calls ORDER BY 1") == [
+        ("CC0001", "callcenter/calls_2026-W48.csv"), ("CC0002", "callcenter/calls_2026-W48.csv")]
+
+
 def test_gbk_callcenter_file_keeps_chinese_text(raw, dbp):
     calls_csv(raw, "calls_2026-W48.csv", [
         "CC0001,2026-11-23 09:15:00,报修,北京市工商银行股份有限公司,张三,13800138000,ThinkServer服务器,硬盘告警，需上门,坐席07",

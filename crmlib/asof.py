@@ -71,6 +71,17 @@ def after_data_warning(con: duckdb.DuckDBPyConnection, day: dt.date, what: str =
             "(leave it out to report as of the newest record)")
 
 
+def check_not_before_data(con: duckdb.DuckDBPyConnection, day: dt.date, what: str = "as_of") -> None:
+    """A clear error when ``day`` lies before the oldest system-stamped record: no analysis has anything to
+    show then, and each would fail on its own way (no opportunities, no customers yet)."""
+    oldest = oldest_data_date(con)
+    if oldest is not None and day < oldest:
+        newest = newest_data_date(con) or oldest
+        raise UserError(f"{what} {day} is before the oldest record in the database ({oldest}): there is "
+                        "nothing to report for that week",
+                        hint=f"give a date from {oldest} to {newest}, or leave it out for the newest week")
+
+
 def parse(as_of: str | dt.date | dt.datetime | None, what: str = "as_of") -> dt.date | None:
     """``as_of`` as a date (None stays None); a clear error for anything else."""
     if as_of is None or (isinstance(as_of, str) and not as_of.strip()):
@@ -88,10 +99,13 @@ def parse(as_of: str | dt.date | dt.datetime | None, what: str = "as_of") -> dt.
 def resolve(con: duckdb.DuckDBPyConnection, as_of: str | dt.date | None, what: str = "as_of",
             command: str | None = None) -> dt.date:
     """The given date, or (None) the database's default as of :func:`newest_data_date`. ``command``: the
-    `crm` sub-command resolving a date its user gave, which then warns (:func:`after_data_warning`, one line
-    on stderr) when the date lies long after the records."""
+    `crm` sub-command resolving a date its user gave, which then refuses a date before the records
+    (:func:`check_not_before_data`) and warns (:func:`after_data_warning`, one line on stderr) when the date
+    lies long after them."""
     day = parse(as_of, what)
     if day is not None:
+        if command:
+            check_not_before_data(con, day, what)
         if command and (note := after_data_warning(con, day, what)):
             warn(command, note)
         return day

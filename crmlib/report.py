@@ -201,12 +201,13 @@ def _run_date(db: Path, given: dt.date | None) -> dt.date:
     the records; the run goes on), else :func:`crmlib.asof.newest_data_date` of the database, today while it
     holds no dated records."""
     from . import db as dbmod
-    from .asof import after_data_warning, newest_data_date
+    from .asof import after_data_warning, check_not_before_data, newest_data_date
 
     con = dbmod.connect(db, read_only=True)
     try:
         if given is None:
             return newest_data_date(con) or dt.date.today()
+        check_not_before_data(con, given, "the report date")
         note = after_data_warning(con, given)
     finally:
         con.close()

@@ -61,3 +61,16 @@ def test_a_date_long_after_the_records_is_flagged(con):
     assert after_data_warning(con, dt.date(2023, 1, 1)) is None
     # a mistyped future stamp covers the dates after it: the warning only sees records, not intentions
     assert after_data_warning(con, dt.date(2099, 1, 3)) is None
+
+
+def test_a_date_before_every_record_is_refused_by_the_commands(con):
+    """A `crm` command (and the weekly run) given a date before the oldest record says so, with the range
+    of dates there are, instead of failing in whichever analysis finds nothing first. Library calls without
+    a command (the earlier weeks a comparison recomputes) still take any date."""
+    assert resolve(con, "2024-01-02", "--as-of", command="quality") == dt.date(2024, 1, 2)
+    with pytest.raises(UserError) as e:
+        resolve(con, "2024-01-01", "--as-of", command="quality")
+    assert str(e.value) == ("--as-of 2024-01-01 is before the oldest record in the database (2024-01-02): there "
+                            "is nothing to report for that week (give a date from 2024-01-02 to 2024-02-04, or "
+                            "leave it out for the newest week)")
+    assert resolve(con, "2023-06-01") == dt.date(2023, 6, 1)

@@ -71,15 +71,19 @@ def after_data_warning(con: duckdb.DuckDBPyConnection, day: dt.date, what: str =
             "(leave it out to report as of the newest record)")
 
 
-def check_not_before_data(con: duckdb.DuckDBPyConnection, day: dt.date, what: str = "as_of") -> None:
-    """A clear error when ``day`` lies before the oldest system-stamped record: no analysis has anything to
-    show then, and each would fail on its own way (no opportunities, no customers yet)."""
-    oldest = oldest_data_date(con)
+def check_not_before_data(con: duckdb.DuckDBPyConnection, day: dt.date | None, what: str = "as_of",
+                          other_way: str = "leave it out for the newest week", shown_as: str | None = None) -> None:
+    """A clear error, naming the database (``shown_as``, else the connection's file), when ``day`` lies before
+    the oldest system-stamped record: no analysis has anything to show then, and each would fail in its own
+    way (no opportunities, no customers yet). ``other_way``: what else the user can do, for the hint."""
+    from .db import database_file
+
+    oldest = oldest_data_date(con) if day is not None else None
     if oldest is not None and day < oldest:
         newest = newest_data_date(con) or oldest
         raise UserError(f"{what} {day} is before the oldest record in the database ({oldest}): there is "
-                        "nothing to report for that week",
-                        hint=f"give a date from {oldest} to {newest}, or leave it out for the newest week")
+                        "nothing to report for that date", file=shown_as or database_file(con),
+                        hint=f"give a date from {oldest} to {newest}, or {other_way}")
 
 
 def parse(as_of: str | dt.date | dt.datetime | None, what: str = "as_of") -> dt.date | None:

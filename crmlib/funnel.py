@@ -1207,7 +1207,7 @@ def funnel_weekly_metrics(con, as_of, params: FunnelParams | None = None, cache:
 
 
 def _cmd_plan(args) -> int:
-    from .asof import oldest_data_date, parse, resolve
+    from .asof import check_not_before_data, parse, resolve
 
     targets = read_targets(args.targets)
     aov = parse_positive(args.avg_order_value, "--avg-order-value")
@@ -1222,12 +1222,8 @@ def _cmd_plan(args) -> int:
         p = load_params()
         con = connect(args.db, read_only=True)
         try:
+            check_not_before_data(con, parse(args.as_of), "--as-of", "leave --as-of out, or pass --rates")
             as_of = resolve(con, args.as_of, "--as-of", command="plan")
-            first = oldest_data_date(con)
-            if first is not None and as_of < first:
-                raise UserError(f"--as-of {as_of} is before the data, which starts on {first}: no history to "
-                                "take rates from", file=database_file(con),
-                                hint=f"give a date after {first}, leave --as-of out, or pass --rates")
             wide = historical_rates(con, as_of, p)
             db_file = database_file(con)
             t2p = (f"target→potential = listed targets that became potentials within {p.target_window_days} days"

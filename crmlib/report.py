@@ -196,10 +196,11 @@ def _working_dir(path: Path):
 # --------------------------------------------------------------------------------------------------
 # the run
 
-def _run_date(db: Path, given: dt.date | None) -> dt.date:
+def _run_date(db: Path, given: dt.date | None, shown_as: Path | None = None) -> dt.date:
     """The week's date: ``given`` (logged with :func:`crmlib.asof.after_data_warning` when it lies long after
-    the records; the run goes on), else :func:`crmlib.asof.newest_data_date` of the database, today while it
-    holds no dated records."""
+    the records; the run goes on; refused before them), else :func:`crmlib.asof.newest_data_date` of the
+    database, today while it holds no dated records. ``shown_as``: the database named in messages (the live
+    one, not the copy the run builds)."""
     from . import db as dbmod
     from .asof import after_data_warning, check_not_before_data, newest_data_date
 
@@ -207,7 +208,7 @@ def _run_date(db: Path, given: dt.date | None) -> dt.date:
     try:
         if given is None:
             return newest_data_date(con) or dt.date.today()
-        check_not_before_data(con, given, "the report date")
+        check_not_before_data(con, given, "the report date", shown_as=str(shown_as or db))
         note = after_data_warning(con, given)
     finally:
         con.close()
@@ -256,7 +257,7 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
         log.info("resolve: %s customers, matching model %s, %s pairs to review (%s new)", resolved.customers,
                  resolved.stats.get("model_note"), resolved.review_queue, resolved.stats.get("review_new"))
 
-        as_of_date = _run_date(build_db, as_of_date)
+        as_of_date = _run_date(build_db, as_of_date, shown_as=live_db)
         week = iso_week(as_of_date)
         reports = paths.reports_dir()
         build_dir = reports / f".build-{week}-{os.getpid()}"

@@ -70,7 +70,7 @@ def test_a_date_before_every_record_is_refused_by_the_commands(con):
     assert resolve(con, "2024-01-02", "--as-of", command="quality") == dt.date(2024, 1, 2)
     with pytest.raises(UserError) as e:
         resolve(con, "2024-01-01", "--as-of", command="quality")
-    assert str(e.value) == ("--as-of 2024-01-01 is before the oldest record in the database (2024-01-02): there "
-                            "is nothing to report for that week (give a date from 2024-01-02 to 2024-02-04, or "
-                            "leave it out for the newest week)")
+    assert str(e.value) == ("file :memory:: --as-of 2024-01-01 is before the oldest record in the database "
+                            "(2024-01-02): there is nothing to report for that date (give a date from 2024-01-02 "
+                            "to 2024-02-04, or leave it out for the newest week)")
     assert resolve(con, "2023-06-01") == dt.date(2023, 6, 1)

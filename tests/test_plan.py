@@ -218,4 +218,5 @@ def test_no_history_names_the_database_not_the_targets(tmp_path, capsys):
     rc, err = _run_err(capsys, ["plan", str(targets), "--avg-order-value", "10", "--db", str(db),
                                 "--as-of", "2024-01-15"])
     assert rc == 2
-    assert f"file {db}: --as-of 2024-01-15 is before the data, which starts on 2024-02-01" in err
+    assert (f"file {db}: --as-of 2024-01-15 is before the oldest record in the database (2024-02-01): there is "
+            "nothing to report for that date (give a date from 2024-02-01 to ") in err and "or pass --rates)" in err

@@ -62,7 +62,7 @@ from pydantic import field_validator, model_validator
 from . import params as params_mod
 from .db import database_file, table_exists
 from .encoding import read_text
-from .errors import UserError
+from .errors import MissingData, UserError
 from .i18n import tr
 
 # --------------------------------------------------------------------------------------------------
@@ -1134,8 +1134,11 @@ class FunnelData:
         return stage_durations(self.opps, self.history, self.params, self.as_of)
 
 
-class NoOpportunities(UserError):
-    """No opportunity created on or before the date: there is no funnel to draw (the weekly figures are empty)."""
+class NoOpportunities(MissingData):
+    """No opportunity created on or before the date: there is no funnel to draw."""
+
+    what = {"zh": "商机数据（CRM 商机导出 crm/opportunities*.csv）",
+            "en": "opportunities (the CRM export crm/opportunities*.csv)"}
 
 
 def read_funnel(con, as_of=None, params: FunnelParams | None = None) -> FunnelData:
@@ -1161,16 +1164,14 @@ def funnel_weekly_metrics(con, as_of, params: FunnelParams | None = None, cache:
     win_rate_90d (won / closed among deals closed in the ``win_rate_days`` days ending on as_of, both
     ends inclusive) and closed_90d, lead_to_order (lifecycle: customers with an order / target customers,
     listed targets included; None without the master), opp_win_conversion (opportunities whose window has elapsed: share won within
-    it), stuck_deals, overdue_deals. Empty dict when the database has no opportunities at ``as_of``.
+    it), stuck_deals, overdue_deals. Raises :class:`NoOpportunities` when there are none at ``as_of``.
     ``cache``: a dict that receives, per date, the tables these figures come from (``state``, ``progress``,
     ``lifecycle``), for the managers' report of the same run (``crmlib.metrics.save_frames``).
     """
     if not table_exists(con, "stg_crm_opportunity_stages"):
-        return {}
-    try:
-        fd = read_funnel(con, as_of, params)
-    except NoOpportunities:
-        return {}
+        raise NoOpportunities("no opportunity stage history (table stg_crm_opportunity_stages)",
+                              file=database_file(con), hint="run `crm load` on the CRM exports")
+    fd = read_funnel(con, as_of, params)
     p, st = fd.params, fd.state
     open_ = st[st["status"] == "open"]
     start = pd.Timestamp(fd.as_of) - pd.Timedelta(days=p.win_rate_days - 1)

@@ -4,7 +4,8 @@
 is computed against the earlier week's own ``metrics.json`` when that report exists, so the report
 agrees with what managers saw last week; otherwise the earlier week is recomputed from the database as
 of that date (``compare.<label>.kind`` says which). ``seconds`` records how long each analysis took per week
-computed (where the time of the ``metrics`` step in ``timings.json`` went).
+computed (where the time of the ``metrics`` step in ``timings.json`` went); ``unavailable`` the analyses
+that found none of their data this week (no opportunities loaded, say), and why.
 """
 from __future__ import annotations
 
@@ -40,16 +41,26 @@ def _providers() -> dict[str, Callable[[duckdb.DuckDBPyConnection, dt.date, str 
 
 def weeks_metrics(con: duckdb.DuckDBPyConnection, dates: dict[str, dt.date], truth_dir: str | None = None,
                   seconds: dict | None = None,
-                  on_done: Callable[[str, dict], None] | None = None) -> dict[str, dict]:
+                  on_done: Callable[[str, dict], None] | None = None,
+                  unavailable: dict | None = None) -> dict[str, dict]:
     """The flat figures of several weeks (label -> date, newest first), one analysis at a time over all
     the weeks. ``seconds``: filled with the wall time per week label and analysis. ``on_done``: called with
-    each analysis's name and its cache once its weeks are done (see :func:`save_frames`)."""
+    each analysis's name and its cache once its weeks are done (see :func:`save_frames`). An analysis that
+    finds none of its data at a date (:class:`crmlib.errors.MissingData`: no opportunities yet) has no
+    figures for it; ``unavailable`` receives label → analysis → {message, what}."""
+    from .errors import MissingData
+
     out: dict[str, dict[str, Any]] = {label: {} for label in dates}
     for name, provider in _providers().items():
         cache: dict = {}
         for label, day in dates.items():
             t0 = time.perf_counter()
-            figures = provider(con, day, truth_dir, cache)
+            try:
+                figures = provider(con, day, truth_dir, cache)
+            except MissingData as exc:
+                figures = {}
+                if unavailable is not None:
+                    unavailable.setdefault(label, {})[name] = {"message": str(exc), "what": exc.what}
             if seconds is not None:
                 seconds.setdefault(label, {})[name] = round(time.perf_counter() - t0, 2)
             for key, value in figures.items():
@@ -174,10 +185,11 @@ def metrics_from(con: duckdb.DuckDBPyConnection, as_of: dt.date, reports_dir: Pa
             dates[label] = then
             compare[label] = {**entry, "kind": "recomputed", "source": f"recomputed as of {then.isoformat()}"}
     seconds: dict[str, dict] = {}
-    figures = weeks_metrics(con, dates, truth, seconds, on_done)
+    unavailable: dict[str, dict] = {}
+    figures = weeks_metrics(con, dates, truth, seconds, on_done, unavailable)
     now = figures["this_week"]
     for label in compare:
         compare[label].setdefault("metrics", figures.get(label))
     return {"week": iso_week(as_of), "as_of": as_of.isoformat(), "metrics": now,
             "deltas": {label: deltas(now, c["metrics"]) for label, c in compare.items()},
-            "compare": compare, "seconds": seconds}
+            "compare": compare, "seconds": seconds, "unavailable": unavailable.get("this_week", {})}

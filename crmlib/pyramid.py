@@ -32,7 +32,7 @@ from .asof import parse as parse_as_of
 from .asof import resolve as resolve_as_of
 from .db import table_exists
 from .encoding import read_user_csv
-from .errors import UserError
+from .errors import MissingData, UserError
 from .params import Params, load, params_path
 from .weights import ahp_weights, entropy_weights
 
@@ -187,8 +187,11 @@ def load_params(path: str | Path | None = None, **overrides) -> ValueModel:
     return params
 
 
-class NothingToScore(UserError):
+class NothingToScore(MissingData):
     """The data leave nothing to rank (no weighted indicator varies): not a configuration error."""
+
+    what = {"zh": "可评分的客户（至少两个订单或回款不同的客户，ERP 导出 erp/orders*.csv）",
+            "en": "customers to rank (two or more who differ in orders or receipts: the ERP export erp/orders*.csv)"}
 
 
 # ---------------------------------------------------------------- indicators (pure)

@@ -24,7 +24,7 @@ from pydantic import Field, field_validator
 
 from . import paths
 from .asof import parse as parse_date
-from .errors import UserError
+from .errors import MissingData, UserError, missing_data_kinds
 from .params import Params
 from .params import load as load_params
 
@@ -99,6 +99,9 @@ def run_notebook(src: Path, dst: Path, parameters: dict[str, Any], kernel: str, 
                             kernel_manager_class=SlicedKernelManager, extra_arguments=list(KERNEL_ARGS))
     except Exception as exc:
         failure = _notebook_error(dst)
+        if failure and (failure.split(": ") + [""])[1] in missing_data_kinds():
+            # the analysis found none of its data (no orders loaded): the run goes on without it
+            raise MissingData(f"notebook stopped in {failure}", file=where) from None
         if failure:
             raise UserError(f"notebook failed in {failure}", file=where,
                             hint="the executed notebooks of the failed run are kept in reports/.failed-<week>/"
@@ -152,16 +155,22 @@ def strip_online_scripts(body: str) -> str:
 
 def run_notebooks(jobs: list[tuple[str, dict]], nb_dir: Path, out_dir: Path, cfg: WeeklyConfig,
                   timer: StepTimer, meanwhile=None, then: list[tuple[str, dict]] | None = None,
-                  kernels=None) -> None:
+                  kernels=None) -> dict[str, str]:
     """Run notebooks ``cfg.parallel`` at a time (each in its own kernel, taken from ``kernels`` — a
     :class:`crmlib.kernels.WarmKernels` — when given). ``meanwhile()`` runs in this thread while they
     start; the ``then`` jobs are queued after it returns. The first failure cancels whatever has not
-    started and is raised."""
+    started and is raised, except an analysis that stopped for want of its data (:class:`MissingData`):
+    returned, notebook name → message, its executed notebook kept beside the others."""
     from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+    stopped: dict[str, str] = {}
 
     def one(name, params):
         km = kernels.take(name) if kernels is not None else None
-        run_notebook(nb_dir / name, out_dir / name, params, cfg.kernel, cfg.cell_timeout, km=km)
+        try:
+            run_notebook(nb_dir / name, out_dir / name, params, cfg.kernel, cfg.cell_timeout, km=km)
+        except MissingData as exc:
+            stopped[name] = str(exc)
 
     def submit(pool, name, params):
         return pool.submit(timer.run, f"notebook {name}", one, name, params)
@@ -180,6 +189,7 @@ def run_notebooks(jobs: list[tuple[str, dict]], nb_dir: Path, out_dir: Path, cfg
             for f in futures:
                 f.cancel()
             raise
+    return stopped
 
 
 @contextlib.contextmanager
@@ -280,10 +290,15 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
         # (its only extra parameter), so it is queued after them
         report_params = dict(params, metrics_path=os.path.relpath(build_dir / "metrics.json", root))
         try:
-            run_notebooks([(name, params) for name in cfg.notebooks], paths.notebooks_dir(), build_dir, cfg, timer,
-                          meanwhile=write_metrics, then=[(cfg.report_notebook, report_params)], kernels=kernels)
+            stopped = run_notebooks([(name, params) for name in cfg.notebooks], paths.notebooks_dir(), build_dir,
+                                    cfg, timer, meanwhile=write_metrics,
+                                    then=[(cfg.report_notebook, report_params)], kernels=kernels)
         finally:
             (build_dir / FRAMES_FILE).unlink(missing_ok=True)   # a hand-over, not part of the report
+        for name, why in stopped.items():
+            log.warning("%s stopped for want of data; the report is built without it: %s", name, why)
+        if cfg.report_notebook in stopped:
+            raise UserError(f"the managers' report stopped: {stopped[cfg.report_notebook]}")
         report_nb = build_dir / cfg.report_notebook
         title = ("客户信息中心周报 " if nb_params["lang"] == "zh" else "Customer information weekly ") + week
         html = build_dir / f"weekly_report_{week}.html"

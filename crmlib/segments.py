@@ -15,7 +15,7 @@ import pandas as pd
 from pydantic import model_validator
 
 from . import params as params_mod
-from .errors import UserError
+from .errors import MissingData, UserError
 from .i18n import tr
 
 # ---------------------------------------------------------------------------------------------- params
@@ -550,6 +550,12 @@ def cluster_names(k: int, cp: ClusterParams, lang: str = "zh") -> list[str]:
 NO_ORDERS = {"zh": "无订单", "en": "No orders"}
 
 
+class NoOrders(MissingData):
+    """No customer has an order: there is no buying behaviour to cluster."""
+
+    what = {"zh": "订单数据（ERP 订单导出 erp/orders*.csv）", "en": "orders (the ERP export erp/orders*.csv)"}
+
+
 def fit_clusters(features: pd.DataFrame, cp: ClusterParams, lang: str = "zh",
                  progress: bool = False) -> ClusterResult:
     """log1p (not days_late) -> StandardScaler -> KMeans for k in [k_min, k_max]; keep the best silhouette.
@@ -565,6 +571,9 @@ def fit_clusters(features: pd.DataFrame, cp: ClusterParams, lang: str = "zh",
     fit_mask = (features["n_orders"] > 0).to_numpy() if cp.buyers_only else np.ones(len(features), bool)
     fit = features[fit_mask]
     n = len(fit)
+    if n == 0 and cp.buyers_only:
+        raise NoOrders("no customer has an order (table stg_orders): nothing to cluster",
+                       hint="load the ERP's orders (erp/orders*.csv) with `crm load`, or check the as_of date")
     if n < cp.k_min + 1:
         raise UserError(f"only {n} customers to cluster: too few", hint="check the as_of date and data")
     X = _scaled(fit, cp.features, cp.weights)

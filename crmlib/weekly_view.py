@@ -6,6 +6,8 @@ cell is one loop. Tables pass through :func:`crmlib.reportview.table_html`, whic
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import html
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,7 @@ from IPython.display import HTML
 
 from . import db as dbmod
 from . import reportview as rv
+from .errors import MissingData
 from .i18n import tr
 
 LABELS = {
@@ -120,6 +123,28 @@ def _h2(key: str, lang: str) -> HTML:
     return HTML(f"<h2>{tr(SECTION_LABELS, key, lang)}</h2>")
 
 
+def _unless_missing(key: str):
+    """A section that says which data are missing instead of stopping the report, when its analysis found
+    none of them this week (metrics.json ``unavailable``, or :class:`MissingData` raised while drawing):
+    a center that sends no ERP orders still gets its quality and master sections. The technical message
+    (with paths) stays in metrics.json and the run's log, out of the managers' page."""
+    def wrap(draw):
+        @functools.wraps(draw)
+        def section(ctx: Context) -> list:
+            what = (ctx.metrics.get("unavailable") or {}).get(key, {}).get("what")
+            if what is None:
+                try:
+                    return draw(ctx)
+                except MissingData as exc:
+                    what = exc.what
+            text = what.get(ctx.lang) or what.get("zh")
+            note = (f"本周无法生成本节：数据库中没有{text}。" if ctx.lang == "zh"
+                    else f"Not available this week: the database holds no {text}.")
+            return [_h2(key, ctx.lang), HTML(f'<p class="crm-missing">{html.escape(note)}</p>')]
+        return section
+    return wrap
+
+
 def _table(key: str, df, lang: str, rows: int = 10) -> HTML:
     return HTML(f"<h4>{tr(SECTION_LABELS, key, lang)}</h4>" + rv.table_html(df, rows))
 
@@ -162,6 +187,7 @@ def master_section(ctx: Context) -> list:
     return items
 
 
+@_unless_missing("segments")
 def segments_section(ctx: Context) -> list:
     import pandas as pd
 
@@ -189,6 +215,7 @@ def segments_section(ctx: Context) -> list:
     ]
 
 
+@_unless_missing("funnel")
 def funnel_section(ctx: Context) -> list:
     from . import funnel as fn
     from .charts import funnel as cf
@@ -218,6 +245,7 @@ def funnel_section(ctx: Context) -> list:
     ]
 
 
+@_unless_missing("pyramid")
 def pyramid_section(ctx: Context) -> list:
     from . import pyramid as pm
     from .charts import pyramid as cp

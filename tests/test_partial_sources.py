@@ -65,5 +65,16 @@ def test_funnel_without_opportunities_says_so_in_one_line(db):
         funnel.read_funnel(con, AS_OF)
     assert "no opportunities created on or before 2026-11-20" in str(err.value)
     assert "crm/opportunities*.csv" in str(err.value) and "\n" not in str(err.value)
-    assert funnel.funnel_weekly_metrics(con, AS_OF) == {}   # the weekly figures are simply absent
+    with pytest.raises(funnel.NoOpportunities):
+        funnel.funnel_weekly_metrics(con, AS_OF)
+    # the weekly figures: no funnel_* keys, and why (the weekly report prints a line in its funnel section)
+    from crmlib.errors import MissingData
+    from crmlib.metrics import weeks_metrics
+    unavailable: dict = {}
+    figures = weeks_metrics(con, {"this_week": AS_OF}, unavailable=unavailable)
+    assert not [k for k in figures["this_week"] if k.startswith("funnel_")]
+    assert figures["this_week"]["master_customers"] == 2
+    assert list(unavailable["this_week"]) == ["funnel"]
+    assert unavailable["this_week"]["funnel"]["what"]["en"] == "opportunities (the CRM export crm/opportunities*.csv)"
+    assert issubclass(funnel.NoOpportunities, MissingData)
     con.close()

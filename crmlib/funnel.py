@@ -411,22 +411,30 @@ def cohort_conversion(progress: pd.DataFrame, p: FunnelParams, by=None, unit: st
     df = df[df[key].notna()] if unit == "customer" else df
     # one row per counted unit (per group): its furthest stage
     units = df.groupby([*dims, key], observed=True, dropna=False)["max_rank"].max().reset_index()
-    rows = []
-    groups = units.groupby(dims, observed=True, dropna=False) if dims else [((), units)]
-    for gkey, g in groups:
-        gkey = gkey if isinstance(gkey, tuple) else (gkey,)
-        n = len(g)
-        prev = n
-        for i, stage in enumerate(p.stages):
-            reached = int((g["max_rank"] >= i).sum())
-            rows.append({**dict(zip(dims, gkey, strict=False)), "stage": stage, "stage_rank": i, "unit": unit,
-                         "cohort": n, "reached": reached,
-                         "step_rate": reached / prev if prev else np.nan,
-                         "overall_rate": reached / n if n else np.nan})
-            prev = reached
+    n_stages = len(p.stages)
+    if dims:
+        grouped = units.groupby(dims, observed=True, dropna=False, sort=True)
+        gid = grouped.ngroup().to_numpy()
+        keys = grouped.size().index.to_frame(index=False)       # one row per group, in ngroup's order
+    else:
+        gid = np.zeros(len(units), dtype=np.int64)
+        keys = pd.DataFrame(index=range(1))                       # one cohort, even an empty one
+    # counts[g, r]: units of group g whose furthest stage is r; reached[g, i]: units at stage i or beyond
+    counts = np.zeros((len(keys), n_stages), dtype=np.int64)
+    np.add.at(counts, (gid, units["max_rank"].to_numpy(dtype=np.int64).clip(0, n_stages - 1)), 1)
+    reached = counts[:, ::-1].cumsum(axis=1)[:, ::-1]
+    cohort = counts.sum(axis=1)
+    prev = np.column_stack([cohort, reached[:, :-1]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = np.where(prev > 0, reached / np.where(prev > 0, prev, 1), np.nan)
+        overall = np.where(cohort[:, None] > 0, reached / np.where(cohort > 0, cohort, 1)[:, None], np.nan)
+    out = keys.loc[keys.index.repeat(n_stages)].reset_index(drop=True)
+    out = out.assign(stage=np.tile(np.asarray(p.stages, dtype=object), len(keys)),
+                     stage_rank=np.tile(np.arange(n_stages), len(keys)), unit=unit,
+                     cohort=np.repeat(cohort, n_stages), reached=reached.ravel(),
+                     step_rate=step.ravel(), overall_rate=overall.ravel())
     cols = [*dims, "stage", "stage_rank", "unit", "cohort", "reached", "step_rate", "overall_rate"]
-    out = pd.DataFrame(rows, columns=cols)
-    return out.sort_values([*dims, "stage_rank"], kind="stable").reset_index(drop=True)
+    return out[cols].sort_values([*dims, "stage_rank"], kind="stable").reset_index(drop=True)
 
 
 def conversion_trend(progress: pd.DataFrame, p: FunnelParams, by=None, stage: str | None = None,

@@ -283,6 +283,8 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
             metrics = timer.run("metrics", collect_metrics, build_db, as_of_date, reports, nb_params["truth_dir"],
                                 build_dir / FRAMES_FILE)
             metrics["load"] = {"files_loaded": len(loaded.read), "files_refused": refused}
+            for entry in metrics.get("unavailable", {}).values():   # name the database, not the copy built
+                entry["message"] = entry["message"].replace(str(build_db), str(live_db))
             (build_dir / "metrics.json").write_text(
                 json.dumps(metrics, ensure_ascii=False, indent=2, sort_keys=True), encoding="utf-8")
 
@@ -296,7 +298,8 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
         finally:
             (build_dir / FRAMES_FILE).unlink(missing_ok=True)   # a hand-over, not part of the report
         for name, why in stopped.items():
-            log.warning("%s stopped for want of data; the report is built without it: %s", name, why)
+            log.warning("%s stopped for want of data; the report is built without it: %s", name,
+                        why.replace(str(build_db), str(live_db)))
         if cfg.report_notebook in stopped:
             raise UserError(f"the managers' report stopped: {stopped[cfg.report_notebook]}")
         report_nb = build_dir / cfg.report_notebook

@@ -52,7 +52,8 @@ def test_the_report_is_built_and_says_which_data_are_missing(partial):
     metrics = json.loads((week / "metrics.json").read_text(encoding="utf-8"))
     # the funnel found no opportunities: no funnel figures, and why
     assert set(metrics["unavailable"]) == {"funnel"}
-    assert "no opportunities created on or before 2026-11-22" in metrics["unavailable"]["funnel"]["message"]
+    assert metrics["unavailable"]["funnel"]["message"].startswith(
+        f"file {root / 'data' / 'curated' / 'crm.duckdb'}: no opportunities created on or before 2026-11-22")
     assert not [k for k in metrics["metrics"] if k.startswith("funnel_")]
     assert metrics["metrics"]["master_customers"] > 0 and metrics["metrics"]["quality_record_error_rate"] > 0
     # the analysts' notebooks that found nothing stop where they did, kept for a look; the others ran through

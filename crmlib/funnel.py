@@ -241,6 +241,20 @@ def _check_cols(df: pd.DataFrame, cols: Iterable[str], what: str) -> None:
         raise ValueError(f"{what} is missing columns {missing}")
 
 
+def _isin(s: pd.Series, values: Iterable) -> np.ndarray:
+    """``s.isin(values)`` for many values: pandas 3 builds a pyarrow scalar per value in Python for Arrow
+    strings (0.9 s for 345k opportunity ids at scale 100); pyarrow's ``is_in`` does it in C++. Nulls never
+    match."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def strings(x) -> pa.Array:
+        return pa.array(x if isinstance(x, pd.Series) else list(x), from_pandas=True).cast(pa.string())
+
+    found = pc.is_in(strings(s), value_set=strings(values).drop_null())
+    return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
+
+
 def _prepare_history(history: pd.DataFrame, p: FunnelParams, as_of) -> pd.DataFrame:
     """Stage entries known by ``as_of``, sorted chronologically (ties: stage order, lost last)."""
     _check_cols(history, ["opp_id", "stage", "entered_at"], "stage history")
@@ -480,7 +494,7 @@ def stage_durations(opps: pd.DataFrame, history: pd.DataFrame, p: FunnelParams, 
     """
     o = _prepare_opps(opps, as_of)
     h = _prepare_history(history, p, as_of)
-    h = h[h["opp_id"].isin(o["opp_id"])].copy()
+    h = h[_isin(h["opp_id"], o["opp_id"])].copy()
     h["left_at"] = h.groupby("opp_id")["entered_at"].shift(-1)
     h = h[h["stage"].isin(p.open_stages)].copy()
     h["censored"] = h["left_at"].isna()
@@ -588,7 +602,7 @@ def lifecycle_stage(customers: pd.DataFrame, contacted: Iterable[str], with_oppo
     c = customers.copy()
     ids = c["customer_id"]
     c["lifecycle_rank"] = np.select(
-        [ids.isin(set(with_order)), ids.isin(set(with_opportunity)), ids.isin(set(contacted))],
+        [_isin(ids, set(with_order)), _isin(ids, set(with_opportunity)), _isin(ids, set(contacted))],
         [3, 2, 1], default=0)
     c["lifecycle_stage"] = c["lifecycle_rank"].map(dict(enumerate(LIFECYCLE_STAGES)))
     return c

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .. import db as dbmod
+from ..frames import isin
 from . import checks
 from .checks import issues_frame, reason
 from .config import QualityParams
@@ -89,7 +90,7 @@ def read_inputs(con: duckdb.DuckDBPyConnection, as_of: dt.date, params: QualityP
               else pd.DataFrame(columns=["record_key", "rep_id", "visit_date", "report_date"]))
     keys = set(records["record_id"])
     extra = stg_issues(con, as_of, params)
-    extra = extra[extra["record_id"].isin(keys)]
+    extra = extra[isin(extra["record_id"], keys)]
     rejects = read_rejects(con, as_of)
     return AuditInputs(as_of, records, master, extra, rejects, visits, reps, contacts)
 
@@ -151,7 +152,7 @@ def read_contacts(con, records: pd.DataFrame) -> pd.DataFrame:
                            CAST(updated_at AS DATE) AS record_date, _source_file, _row
                     FROM stg_crm_contacts ORDER BY contact_id""")
     acc = records[records["source"] == "crm"].set_index("source_key")
-    c = c[c["account_id"].isin(acc.index)].copy()
+    c = c[isin(c["account_id"], acc.index)].copy()
     c["record_id"] = "crm_contacts:" + c["contact_id"]
     c["source"], c["source_key"] = "crm_contacts", c["contact_id"]
     for col in ("name_raw", "customer_id", "rep_id", "province", "city", "industry", "exists_from"):
@@ -313,7 +314,7 @@ def run_checks(inp: AuditInputs, params: QualityParams) -> Audit:
     issues = issues_frame(issues)
     cust = rec.set_index("record_id")["customer_id"]
     issues["customer_id"] = issues["record_id"].map(cust)
-    issues = issues[issues["record_id"].isin(cust.index) | ~issues["source"].isin(set(rec["source"]))]
+    issues = issues[isin(issues["record_id"], cust.index) | ~issues["source"].isin(set(rec["source"]))]
     # one issue per (record, kind, field); found by a check that holds at any date (since None) beats a reject
     issues = issues.assign(_s=pd.to_datetime(issues["since"])).sort_values(
         ["record_id", "kind", "field", "_s"], na_position="first", kind="stable")
@@ -365,7 +366,7 @@ def _records_at(audit: Audit, d: dt.date) -> pd.DataFrame:
     since = pd.to_datetime(iss["since"])
     iss = iss[~iss["kind"].isin(NOT_ERRORS) & (iss["kind"] != "duplicate_record")
               & (since.isna() | (since <= pd.Timestamp(d)))]
-    err = rec["record_id"].isin(set(iss["record_id"]))
+    err = isin(rec["record_id"], iss["record_id"])
     dup = rec[rec["dup_order"].notna()].sort_values("dup_order")
     later = dup.groupby(["source", "customer_id"]).cumcount() > 0
     err |= pd.Series(later.reindex(rec.index, fill_value=False).to_numpy(dtype=bool), index=rec.index)

@@ -16,6 +16,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from ..frames import isin
+
 ISSUE_COLS = ["record_id", "source", "source_key", "customer_id", "kind", "field", "value", "suggested",
               "reason", "suggested_customer_id", "since"]
 
@@ -315,7 +317,7 @@ def golden_values(records: pd.DataFrame, master: pd.DataFrame, field: str,
     if field in master.columns:
         m = master.set_index("customer_id")[field]
         m = map_distinct(m, lambda x: _norm_value(field, x)).dropna()
-        gold = pd.concat([gold, m[~m.index.isin(gold.index)]])
+        gold = pd.concat([gold, m[~isin(m.index, gold.index)]])
     return gold.sort_index()
 
 
@@ -341,7 +343,7 @@ def check_consistency(records: pd.DataFrame, master: pd.DataFrame, fields: list[
         if field == "industry" and industry_keywords and "name" in master.columns:
             extra = master.set_index("customer_id")["name"].map(lambda n: implied_industry(n, industry_keywords))
         gold = golden_values(records, master, field, extra)
-        rec = records[records["customer_id"].isin(gold.index)]
+        rec = records[isin(records["customer_id"], gold.index)]
         # compare all records at once; only the odd ones out are visited for the suggestion
         norm = map_distinct(rec[field], lambda x, f=field: _norm_value(f, x))
         golden = rec["customer_id"].map(gold)
@@ -802,7 +804,7 @@ def check_names(records: pd.DataFrame, master: pd.DataFrame, sources: list[str],
 
     typo_end = {c: suffix_typo(c) or legal_typo(c) for c in set(cleaned.values())}
     out = []
-    for r in rows(rec[rec["source"].isin(sources) & rec["customer_id"].isin(list(ref.keys()))]):
+    for r in rows(rec[rec["source"].isin(sources) & isin(rec["customer_id"], ref.keys())]):
         cid, name = r["customer_id"], r["name_raw"]
         c = cleaned[name]
         if typo_end[c]:
@@ -864,7 +866,7 @@ def check_uscc_against_master(records: pd.DataFrame, master: pd.DataFrame, sourc
     m = master.set_index("customer_id")["uscc"]
     m = m[~m.map(blank)]
     out = []
-    for r in rows(records[records["source"].isin(sources) & records["customer_id"].isin(m.index)]):
+    for r in rows(records[records["source"].isin(sources) & isin(records["customer_id"], m.index)]):
         code = m[r["customer_id"]]
         if blank(r.get("uscc")):
             out.append(_issue(r, "uscc_missing", "uscc", None, code))

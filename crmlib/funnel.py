@@ -47,6 +47,7 @@ Definitions (the tests pin each of them down):
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 from collections.abc import Iterable, Sequence
@@ -1098,14 +1099,15 @@ PLAN_TABLES = ("customer_master", "customer_xref", "customer_records", "stg_crm_
                "stg_crm_opportunity_stages", "stg_crm_accounts", "stg_reps")
 
 
-def historical_rates(con, as_of, p: FunnelParams) -> pd.DataFrame:
+def historical_rates(con, as_of, p: FunnelParams, funnel: FunnelData | None = None) -> pd.DataFrame:
     """The plan's historical rates per region (one row each, columns RATE_NAMES plus their counts):
     target→potential from marketing's target lists (``target`` = listed targets whose window is complete,
     ``potential`` = those that became potentials; :func:`crmlib.target_lists.read_target_conversion`) or, without
     lists, from the lifecycle funnel (contacted / target customers, a stock ratio); potential→opportunity
     from new potentials (:func:`new_potential_conversion`), opportunity→order = win rate of decided deals
     (:func:`opportunity_win_rate`). The list rate and the last two are flow rates, which is what the
-    seed's plan means."""
+    seed's plan means. ``funnel``: the opportunities already read for ``as_of`` (:func:`read_funnel`), used
+    instead of reading them again."""
     missing = [t for t in PLAN_TABLES if not table_exists(con, t)]
     if missing:
         raise UserError(f"the database has no {', '.join(missing)} table{'s' if len(missing) > 1 else ''}; "
@@ -1115,7 +1117,8 @@ def historical_rates(con, as_of, p: FunnelParams) -> pd.DataFrame:
     source = lc.attrs.get("target_source")
     npc = new_potential_conversion(read_customer_firsts(con, as_of), as_of, p.new_potential_burn_in_days,
                                    p.new_potential_mature_days)
-    fd = read_funnel(con, as_of, p)
+    same = funnel is not None and funnel.as_of == pd.Timestamp(as_of).date() and funnel.params == p
+    fd = funnel if same else read_funnel(con, as_of, p)
     win = opportunity_win_rate(fd.state, by="region")
     out = (lc[["region", "target", "potential", "target_to_potential"]]
            .merge(npc, on="region", how="outer").merge(win[["region", "decided", "opportunity_to_order"]],
@@ -1132,8 +1135,10 @@ class FunnelData:
     opps: pd.DataFrame
     history: pd.DataFrame
 
-    @property
+    @functools.cached_property
     def state(self) -> pd.DataFrame:
+        """:func:`current_state`, computed once (2 s at scale 100; the notebook, the weekly figures and the
+        plan's rates all ask for it). Treat it as read-only."""
         return current_state(self.opps, self.history, self.params, self.as_of)
 
     def progress(self, window_months: int | None = None) -> pd.DataFrame:

@@ -35,7 +35,13 @@ def test_recovered_rates_match_generator(demo_db):
     as_of = manifest["as_of_dates"][-1]
     con = connect(root / "crm.duckdb", read_only=True)
     try:
-        rates = fn.historical_rates(con, as_of, fn.load_params())
+        params = fn.load_params()
+        rates = fn.historical_rates(con, as_of, params)
+        # the notebook hands over the opportunities it read: the same rates; another date's are not used
+        fd = fn.read_funnel(con, as_of, params)
+        pd.testing.assert_frame_equal(fn.historical_rates(con, as_of, params, funnel=fd), rates)
+        week_before = fn.read_funnel(con, pd.Timestamp(as_of) - pd.Timedelta(days=7), params)
+        pd.testing.assert_frame_equal(fn.historical_rates(con, as_of, params, funnel=week_before), rates)
     finally:
         con.close()
     cmp = fn.compare_with_truth(rates, manifest)

@@ -297,9 +297,14 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
                                     then=[(cfg.report_notebook, report_params)], kernels=kernels)
         finally:
             (build_dir / FRAMES_FILE).unlink(missing_ok=True)   # a hand-over, not part of the report
+        stopped = {name: why.replace(str(build_db), str(live_db)) for name, why in stopped.items()}
         for name, why in stopped.items():
-            log.warning("%s stopped for want of data; the report is built without it: %s", name,
-                        why.replace(str(build_db), str(live_db)))
+            log.warning("%s stopped for want of data; the report is built without it: %s", name, why)
+        if stopped:   # beside the analyses' own `unavailable`: which analysts' notebooks stopped, and where
+            mpath = build_dir / "metrics.json"
+            metrics_doc = json.loads(mpath.read_text(encoding="utf-8"))
+            metrics_doc["notebooks_stopped"] = stopped
+            mpath.write_text(json.dumps(metrics_doc, ensure_ascii=False, indent=2, sort_keys=True), encoding="utf-8")
         if cfg.report_notebook in stopped:
             raise UserError(f"the managers' report stopped: {stopped[cfg.report_notebook]}")
         report_nb = build_dir / cfg.report_notebook
@@ -382,7 +387,24 @@ def _cmd_weekly(args) -> int:
             h.close()
     html = sorted(final.glob("weekly_report_*.html"))
     print(f"weekly report: {html[0] if html else final}  ({time.perf_counter() - t0:.0f} s)")
+    missing = _sections_without_data(final)
+    if missing:
+        print(f"without data this week: {missing} (metrics.json `unavailable`; the log says more)")
     return 0
+
+
+def _sections_without_data(week_dir: Path) -> str:
+    """What metrics.json says found no data this week: the analyses (``unavailable``) and the analysts'
+    notebooks that stopped (``notebooks_stopped``); "" when everything ran."""
+    try:
+        doc = json.loads((week_dir / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    parts = [f"{name}: no {entry.get('what', {}).get('en', 'data')}"
+             for name, entry in (doc.get("unavailable") or {}).items()]
+    if doc.get("notebooks_stopped"):
+        parts.append(f"notebooks stopped: {', '.join(sorted(doc['notebooks_stopped']))}")
+    return "; ".join(parts)
 
 
 def _log_path() -> Path:

@@ -67,6 +67,13 @@ def test_the_report_is_built_and_says_which_data_are_missing(partial):
     assert "本周无法生成本节：数据库中没有商机数据（CRM 商机导出 crm/opportunities*.csv）。" in html
     assert "本周无法生成本节：数据库中没有可评分的客户" in html
     assert "Traceback" not in html and "crm.building.duckdb" not in html
+    from crmlib.report import _sections_without_data
+    assert _sections_without_data(week) == ("funnel: no opportunities (the CRM export crm/opportunities*.csv); "
+                                            "notebooks stopped: 03_segments.ipynb, 04_funnel.ipynb, 05_pyramid.ipynb")
+    stopped = metrics["notebooks_stopped"]
+    assert stopped["05_pyramid.ipynb"].startswith("file notebooks/05_pyramid.ipynb: notebook stopped in cell ")
+    assert stopped["05_pyramid.ipynb"].endswith(": NothingToScore: no indicator varies across the customers: "
+                                                "nothing to score on")
 
 
 def test_the_sections_there_are_draw_in_chromium(partial):

@@ -101,17 +101,17 @@ def parse(as_of: str | dt.date | dt.datetime | None, what: str = "as_of") -> dt.
 
 
 def resolve(con: duckdb.DuckDBPyConnection, as_of: str | dt.date | None, what: str = "as_of",
-            command: str | None = None) -> dt.date:
+            command: str | None = None, other_way: str = "leave it out for the newest week") -> dt.date:
     """The given date, or (None) the database's default as of :func:`newest_data_date`. ``command``: the
     `crm` sub-command resolving a date its user gave, which then refuses a date before the records
-    (:func:`check_not_before_data`) and warns (:func:`after_data_warning`, one line on stderr) when the date
-    lies long after them."""
+    (:func:`check_not_before_data`, whose hint ends with ``other_way``) and warns (:func:`after_data_warning`,
+    one line on stderr) when the date lies long after them."""
     day = parse(as_of, what)
     if day is not None:
         if command:
-            check_not_before_data(con, day, what)
-        if command and (note := after_data_warning(con, day, what)):
-            warn(command, note)
+            check_not_before_data(con, day, what, other_way)
+            if note := after_data_warning(con, day, what):
+                warn(command, note)
         return day
     day = newest_data_date(con)
     if day is None:

@@ -1222,7 +1222,7 @@ def funnel_weekly_metrics(con, as_of, params: FunnelParams | None = None, cache:
 
 
 def _cmd_plan(args) -> int:
-    from .asof import check_not_before_data, parse, resolve
+    from .asof import parse, resolve
 
     targets = read_targets(args.targets)
     aov = parse_positive(args.avg_order_value, "--avg-order-value")
@@ -1237,8 +1237,7 @@ def _cmd_plan(args) -> int:
         p = load_params()
         con = connect(args.db, read_only=True)
         try:
-            check_not_before_data(con, parse(args.as_of), "--as-of", "leave --as-of out, or pass --rates")
-            as_of = resolve(con, args.as_of, "--as-of", command="plan")
+            as_of = resolve(con, args.as_of, "--as-of", command="plan", other_way="leave --as-of out, or pass --rates")
             wide = historical_rates(con, as_of, p)
             db_file = database_file(con)
             t2p = (f"target→potential = listed targets that became potentials within {p.target_window_days} days"

@@ -98,8 +98,9 @@ def run_notebook(src: Path, dst: Path, parameters: dict[str, Any], kernel: str, 
                             progress_bar=False, execution_timeout=timeout, km=km,
                             kernel_manager_class=SlicedKernelManager, extra_arguments=list(KERNEL_ARGS))
     except Exception as exc:
-        failure = _notebook_error(dst)
-        if failure and (failure.split(": ") + [""])[1] in missing_data_kinds():
+        error = _notebook_error(dst)
+        failure = error and f"cell {error[0]}: {error[1]}: {error[2]}"
+        if error and error[1] in missing_data_kinds():
             # the analysis found none of its data (no orders loaded): the run goes on without it
             raise MissingData(f"notebook stopped in {failure}", file=where) from None
         if failure:
@@ -114,8 +115,8 @@ def run_notebook(src: Path, dst: Path, parameters: dict[str, Any], kernel: str, 
             shutdown(km)
 
 
-def _notebook_error(executed: Path) -> str | None:
-    """'cell N: Name: message' of the first error output in an executed notebook, if any."""
+def _notebook_error(executed: Path) -> tuple[Any, str, str] | None:
+    """(cell number, exception name, message) of the first error output in an executed notebook, if any."""
     try:
         nb = json.loads(executed.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -123,7 +124,7 @@ def _notebook_error(executed: Path) -> str | None:
     for cell in nb.get("cells", []):
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
-                return f"cell {cell.get('execution_count')}: {out.get('ename')}: {out.get('evalue')}"
+                return cell.get("execution_count"), str(out.get("ename")), str(out.get("evalue"))
     return None
 
 
@@ -278,15 +279,19 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
                       db_path=os.path.relpath(build_db, root))
         from .metrics import FRAMES_FILE, collect_metrics
 
+        def live(text: str) -> str:   # messages name the database, not the copy the run builds
+            return text.replace(str(build_db), str(live_db))
+
+        metrics: dict[str, Any] = {}
+
         def write_metrics() -> None:
             # this week's segment, funnel and pyramid tables go beside metrics.json for the managers' report
-            metrics = timer.run("metrics", collect_metrics, build_db, as_of_date, reports, nb_params["truth_dir"],
-                                build_dir / FRAMES_FILE)
+            metrics.update(timer.run("metrics", collect_metrics, build_db, as_of_date, reports,
+                                     nb_params["truth_dir"], build_dir / FRAMES_FILE))
             metrics["load"] = {"files_loaded": len(loaded.read), "files_refused": refused}
-            for entry in metrics.get("unavailable", {}).values():   # name the database, not the copy built
-                entry["message"] = entry["message"].replace(str(build_db), str(live_db))
-            (build_dir / "metrics.json").write_text(
-                json.dumps(metrics, ensure_ascii=False, indent=2, sort_keys=True), encoding="utf-8")
+            for entry in metrics.get("unavailable", {}).values():
+                entry["message"] = live(entry["message"])
+            _write_json(build_dir / "metrics.json", metrics)
 
         # analyses start while the metrics are computed; the managers' notebook needs metrics.json
         # (its only extra parameter), so it is queued after them
@@ -297,14 +302,12 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
                                     then=[(cfg.report_notebook, report_params)], kernels=kernels)
         finally:
             (build_dir / FRAMES_FILE).unlink(missing_ok=True)   # a hand-over, not part of the report
-        stopped = {name: why.replace(str(build_db), str(live_db)) for name, why in stopped.items()}
+        stopped = {name: live(why) for name, why in stopped.items()}
         for name, why in stopped.items():
             log.warning("%s stopped for want of data; the report is built without it: %s", name, why)
         if stopped:   # beside the analyses' own `unavailable`: which analysts' notebooks stopped, and where
-            mpath = build_dir / "metrics.json"
-            metrics_doc = json.loads(mpath.read_text(encoding="utf-8"))
-            metrics_doc["notebooks_stopped"] = stopped
-            mpath.write_text(json.dumps(metrics_doc, ensure_ascii=False, indent=2, sort_keys=True), encoding="utf-8")
+            metrics["notebooks_stopped"] = stopped
+            _write_json(build_dir / "metrics.json", metrics)
         if cfg.report_notebook in stopped:
             raise UserError(f"the managers' report stopped: {stopped[cfg.report_notebook]}")
         report_nb = build_dir / cfg.report_notebook
@@ -337,6 +340,10 @@ def weekly(as_of: str | dt.date | None = None, params_path: str | Path | None = 
             shutil.rmtree(build_dir, ignore_errors=True)
         build_db.unlink(missing_ok=True)
         build_db.with_name(build_db.name + ".wal").unlink(missing_ok=True)
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    path.write_text(json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True), encoding="utf-8")
 
 
 def _swap_in(build_dir: Path, final: Path) -> None:

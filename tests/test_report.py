@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from projects import browser_or_skip, crm_home_at, new_project
 
 REPO = Path(__file__).resolve().parent.parent
 WEEK1, WEEK2 = "2026-W47", "2026-W48"
@@ -30,24 +31,13 @@ def _sha(path: Path) -> str:
 def project(tmp_path_factory):
     from crmlib import demo, report
 
-    root = tmp_path_factory.mktemp("weekly")
-    shutil.copytree(REPO / "params", root / "params")
-    shutil.copytree(REPO / "notebooks", root / "notebooks")
-    for sub in ("data/raw", "data/curated", "reports"):
-        (root / sub).mkdir(parents=True)
-    old = os.environ.get("CRM_HOME")
-    os.environ["CRM_HOME"] = str(root)
-    try:
+    root = new_project(tmp_path_factory.mktemp("weekly"), notebooks=True)
+    with crm_home_at(root):
         demo.generate(root / "data" / "raw", root / "data" / "demo_truth", seed=7, scale=SCALE, as_of=AS_OF1)
         first = report.weekly(as_of=AS_OF1)
         demo.generate(root / "data" / "raw", root / "data" / "demo_truth", seed=7, scale=SCALE, as_of=AS_OF2)
         second = report.weekly(as_of=AS_OF2)
         yield root, first, second
-    finally:
-        if old is None:
-            os.environ.pop("CRM_HOME", None)
-        else:
-            os.environ["CRM_HOME"] = old
 
 
 def _html(week_dir: Path) -> Path:
@@ -176,17 +166,8 @@ def test_english_report(project, tmp_path):
     assert 'lang="en"' in body
 
 
-def _browser_or_skip():
-    from crmlib.browser import chromium_path
-
-    if chromium_path() is None:
-        if os.environ.get("CRM_REQUIRE_BROWSER"):
-            pytest.fail("chromium is required (CRM_REQUIRE_BROWSER is set) but not installed")
-        pytest.skip("chromium not installed (apt-get install chromium fonts-noto-cjk)")
-
-
 def test_every_chart_draws_offline_in_chromium(project):
-    _browser_or_skip()
+    browser_or_skip()
     from crmlib.browser import check_report
 
     _, first, _ = project
@@ -203,7 +184,7 @@ def test_every_chart_draws_offline_in_chromium(project):
 
 
 def test_pdf_prints(project, tmp_path):
-    _browser_or_skip()
+    browser_or_skip()
     from crmlib.browser import print_pdf
 
     pdf = print_pdf(_html(project[1]), tmp_path / "report.pdf")

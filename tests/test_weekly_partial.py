@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
-from test_report import _browser_or_skip
+from projects import browser_or_skip, crm_home_at, new_project
 
-REPO = Path(__file__).resolve().parent.parent
 AS_OF = dt.date(2026, 11, 22)
 
 
@@ -20,25 +18,14 @@ AS_OF = dt.date(2026, 11, 22)
 def partial(tmp_path_factory):
     from crmlib import demo, report
 
-    root = tmp_path_factory.mktemp("partial")
-    shutil.copytree(REPO / "params", root / "params")
-    shutil.copytree(REPO / "notebooks", root / "notebooks")
-    for sub in ("data/raw", "data/curated", "reports"):
-        (root / sub).mkdir(parents=True)
+    root = new_project(tmp_path_factory.mktemp("partial"), notebooks=True)
     raw = root / "data" / "raw"
     demo.generate(raw, root / "data" / "demo_truth", seed=7, scale=0.1, as_of=AS_OF)
     shutil.rmtree(raw / "erp")
     for f in (raw / "crm").glob("opportunit*"):
         f.unlink()
-    old = os.environ.get("CRM_HOME")
-    os.environ["CRM_HOME"] = str(root)
-    try:
+    with crm_home_at(root):
         yield root, report.weekly(as_of=AS_OF)
-    finally:
-        if old is None:
-            os.environ.pop("CRM_HOME", None)
-        else:
-            os.environ["CRM_HOME"] = old
 
 
 def _error_name(notebook: Path) -> str | None:
@@ -77,7 +64,7 @@ def test_the_report_is_built_and_says_which_data_are_missing(partial):
 
 
 def test_the_sections_there_are_draw_in_chromium(partial):
-    _browser_or_skip()
+    browser_or_skip()
     from crmlib.browser import check_report
 
     _, week = partial

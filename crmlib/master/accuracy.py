@@ -106,6 +106,3 @@ def master_weekly_metrics(con: duckdb.DuckDBPyConnection, as_of: dt.date,
         out.update({"master_precision": ev["precision"], "master_recall": ev["recall"],
                     "master_heads_merged_with_branches": ev["heads_merged_with_branches"]})
     return out
-
-
-# ------------------------------------------------------------------------------------------------------

@@ -104,6 +104,3 @@ def register(subparsers) -> None:
     d.add_argument("--name-col", default="name")
     d.add_argument("--params", default=None, help="parameter file (default params/master.yaml)")
     d.set_defaults(func=_cmd_dedup)
-
-
-# ------------------------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ with m/u trained without labels."""
 from __future__ import annotations
 
 import logging
-from collections import Counter
 
 import duckdb
 import numpy as np
@@ -16,7 +15,6 @@ from .params import COMPARISONS, MasterParams
 log = logging.getLogger("crm.master")
 
 
-
 # ------------------------------------------------------------------------------------------------------
 # the matching engine
 # ------------------------------------------------------------------------------------------------------
@@ -25,12 +23,6 @@ log = logging.getLogger("crm.master")
 LOCAL_UNIT = "~local"   # a unit in the named region, level unknown: any unit but the head office
 BARE_PREFIX = "~bare:"  # + the unit the name reads as: that unit, or the head office written with its home city
 HEAD_UNIT = "head||"
-
-
-
-def _top_values(s: pd.Series, k: int) -> list | None:
-    vals = [v for v, _ in Counter(x for x in s if x is not None and x == x).most_common(k)]
-    return sorted(vals) or None
 
 
 def build_groups(recs: pd.DataFrame, params: MasterParams, key: pd.Series | None = None) -> pd.DataFrame:

@@ -17,20 +17,9 @@ from .params import MasterParams
 # ------------------------------------------------------------------------------------------------------
 
 def _bigrams(text: str | None) -> list[str] | None:
-    """Distinct character bigrams (single characters for one-character text), sorted for stable output."""
-    if not isinstance(text, str) or not text:
-        return None
-    if len(text) == 1:
-        return [text]
-    return sorted({text[i:i + 2] for i in range(len(text) - 1)})
-
-
-def _strip_parts(canonical: str, parts: list[str | None]) -> str:
-    core = canonical
-    for part in parts:
-        if part and len(core) > len(part):
-            core = core.replace(part, "", 1)
-    return core
+    """Distinct character bigrams (:func:`crmlib.names._bigrams`: the character itself for one-character text),
+    sorted for stable output; None for no text."""
+    return sorted(nm._bigrams(text)) if isinstance(text, str) and text else None
 
 
 # Record codes reps and systems append to names (杭州华远软件有限公司 KH0231, ...#A17, (编号 33), /客户码9931,

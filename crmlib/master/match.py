@@ -120,6 +120,3 @@ def match_records(records: pd.DataFrame, params: MasterParams, decisions: pd.Dat
     stats.update({"seconds_cluster": lap(), "clusters": int(groups["cluster"].nunique()),
                   "pairs_blocked_by_rule": int(pairs["violation"].notna().sum()) if len(pairs) else 0})
     return MatchResult(recs, groups, pairs, model, stats, feats)
-
-
-# ------------------------------------------------------------------------------------------------------

@@ -331,6 +331,3 @@ def resolve_db(db: str | Path | None = None, params: MasterParams | None = None,
         raise UserError("database not found", file=str(path), hint="run `crm load` first, or check --db")
     with dbmod.writer(db) as con:
         return resolve(con, params, progress=progress, retrain=retrain)
-
-
-# ------------------------------------------------------------------------------------------------------

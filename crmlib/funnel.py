@@ -40,7 +40,9 @@ Definitions (the tests pin each of them down):
   ``target_window_days`` (:func:`crmlib.target_lists.read_target_conversion`; without target lists: contacted /
   target customers of the lifecycle funnel, a stock ratio; also while every list is younger than the
   window); potential→opportunity =
-  share of *new* potentials that got an opportunity (:func:`new_potential_conversion`); opportunity→order =
+  share of *new* potentials — customers whose CRM account was opened after the order and contact history
+  began, with no order or opportunity before it — that got an opportunity (:func:`new_potential_conversion`;
+  a name only called or visited, with no account, is still 待识别); opportunity→order =
   win rate of decided deals, won / (won + lost) (:func:`opportunity_win_rate`). Plans round up at each stage
   with exact fractions.
 """
@@ -82,7 +84,7 @@ class FunnelParams(params_mod.Params):
     win_rate_days: int = 90
     lifecycle_scopes: list[str] = []
     contact_sources: list[str] = ["sales", "callcenter"]
-    new_potential_burn_in_days: int = 180
+    new_potential_burn_in_days: int = 0
     new_potential_mature_days: int = 120
     target_window_days: int = 365
     plan_targets: dict[str, float] = {}
@@ -644,26 +646,37 @@ def opportunity_win_rate(state: pd.DataFrame, by="region") -> pd.DataFrame:
     return wl.rename(columns={"win_rate": "opportunity_to_order", "closed": "decided"})
 
 
-def new_potential_conversion(firsts: pd.DataFrame, as_of, burn_in_days: int = 180, mature_days: int = 120,
+def new_potential_conversion(firsts: pd.DataFrame, as_of, burn_in_days: int = 0, mature_days: int = 120,
                              by="region") -> pd.DataFrame:
     """Potential→opportunity as a flow rate, per master customer.
 
-    ``firsts`` has per customer ``first_contact`` (first sales visit or call), ``first_order`` and
-    ``first_opp`` (NaT if none). A **new potential** is a customer whose first contact falls at least
-    ``burn_in_days`` after the earliest contact in the data (earlier "first" contacts are mostly long-standing
-    customers whose history starts with the data), at least ``mature_days`` before ``as_of`` (time to
-    convert), with no order and no opportunity before it. Converted = has an opportunity created on or after
-    the first contact. Contacted names that never qualified (待识别) cannot be told apart in the data, so
-    this rate is biased low.
+    ``firsts`` has per customer ``first_account`` (first CRM account created), ``first_order``,
+    ``first_opp`` and ``first_contact`` (NaT if none; :func:`read_customer_firsts`). A customer becomes a
+    **potential** (潜在客户) when a rep qualifies it and opens its CRM account; a name that was only called or
+    visited and never got an account is still 待识别 and is not counted (an opportunity hangs on a CRM account,
+    so only a customer with one can convert; the lifecycle funnel's stock 潜在客户 counts every contacted
+    customer instead, as the segments' stages do). A **new potential** is a customer
+    whose first account was created
+
+    * on or after the day both the order history and the contact history have begun (the later of the earliest
+      order and the earliest contact; either alone when the other is missing) plus ``burn_in_days`` — before it
+      "no order yet" cannot be checked, and long-standing customers' accounts are older; raise
+      ``burn_in_days`` when the CRM was filled by a migration that stamped old accounts with the import date;
+    * at least ``mature_days`` before ``as_of`` (time to convert);
+    * with no order before the account and no opportunity before it.
+
+    Converted = has an opportunity created on or after the account, by ``as_of``.
     """
     dims = _dims(by)
     f = firsts.copy()
-    for c in ("first_contact", "first_order", "first_opp"):
+    for c in ("first_account", "first_contact", "first_order", "first_opp"):
         f[c] = pd.to_datetime(f[c])
-    start = f["first_contact"].min() + pd.Timedelta(days=burn_in_days)
-    fc = f["first_contact"]
-    new = (fc.notna() & (fc >= start) & (fc <= pd.Timestamp(as_of) - pd.Timedelta(days=mature_days))
-           & (f["first_order"].isna() | (f["first_order"] > fc)) & (f["first_opp"].isna() | (f["first_opp"] >= fc)))
+    begun = [d for d in (f["first_order"].min(), f["first_contact"].min()) if pd.notna(d)]
+    history = max(begun) if begun else pd.NaT
+    fa = f["first_account"]
+    new = (fa.notna() & (fa >= history + pd.Timedelta(days=burn_in_days))
+           & (fa <= pd.Timestamp(as_of) - pd.Timedelta(days=mature_days))
+           & (f["first_order"].isna() | (f["first_order"] > fa)) & (f["first_opp"].isna() | (f["first_opp"] >= fa)))
     f = f[new].assign(converted=lambda d: d["first_opp"].notna().astype(int))
     if dims:
         g = f.groupby(dims, observed=True).agg(new_potentials=("converted", "size"),
@@ -1041,10 +1054,7 @@ def read_region_revenue(con, as_of, months: int = 12) -> pd.DataFrame:
 CONTACT_SOURCES = ("sales", "callcenter")
 
 
-ACTIVITY_KINDS = ("contact", "account", "opportunity", "order")
-
-
-def activity_sql(con, contact_sources=CONTACT_SOURCES, kinds=ACTIVITY_KINDS) -> str:
+def activity_sql(con, contact_sources=CONTACT_SOURCES) -> str:
     """SELECT customer_id, kind, day: every dated activity of a master customer on or before the one
     parameter (as_of). Kinds: ``contact`` (customer records of ``contact_sources``), ``account`` (CRM
     account created), ``opportunity`` (created), ``order`` (order date); a table the database lacks gives
@@ -1056,22 +1066,23 @@ def activity_sql(con, contact_sources=CONTACT_SOURCES, kinds=ACTIVITY_KINDS) -> 
             ("stg_crm_accounts", "account", "CAST(a.created_at AS DATE)", "'crm:' || a.account_id"),
             ("stg_crm_opportunities", "opportunity", "CAST(a.created_at AS DATE)", "'crm:' || a.account_id"),
             ("stg_orders", "order", "a.order_date", "'erp:' || a.erp_customer_id")):
-        if kind in kinds and table_exists(con, table):
+        if table_exists(con, table):
             parts.append(f"""SELECT x.customer_id, '{kind}', {day} FROM {table} a
                              JOIN customer_xref x ON x.record_id = {record}""")
     return f"""SELECT * FROM ({' UNION ALL '.join(parts)}) WHERE customer_id IS NOT NULL AND day <= ?"""
 
 
 def read_customer_firsts(con, as_of) -> pd.DataFrame:
-    """Per master customer (with region): first contact (sales visit or call), first order, first
-    opportunity, each on or before ``as_of``."""
+    """Per master customer (with region): first CRM account created, first contact (sales visit or call),
+    first order, first opportunity, each on or before ``as_of``."""
     return con.execute(f"""
         WITH f AS (
-            SELECT customer_id, min(day) FILTER (WHERE kind = 'contact') AS first_contact,
+            SELECT customer_id, min(day) FILTER (WHERE kind = 'account') AS first_account,
+                   min(day) FILTER (WHERE kind = 'contact') AS first_contact,
                    min(day) FILTER (WHERE kind = 'order') AS first_order,
                    min(day) FILTER (WHERE kind = 'opportunity') AS first_opp
-            FROM ({activity_sql(con, kinds=("contact", "opportunity", "order"))}) GROUP BY customer_id)
-        SELECT m.customer_id, m.region, f.first_contact, f.first_order, f.first_opp
+            FROM ({activity_sql(con)}) GROUP BY customer_id)
+        SELECT m.customer_id, m.region, f.first_account, f.first_contact, f.first_order, f.first_opp
         FROM customer_master m LEFT JOIN f USING (customer_id)
         ORDER BY m.customer_id""", [pd.Timestamp(as_of).date()]).df()
 
@@ -1251,7 +1262,7 @@ def _cmd_plan(args) -> int:
                  f"{float(v.opportunity_to_order):.4f}" for r, v in rates.items()]
         note = ("no --rates given: using each region's historical rates from the database "
                 f"(as of {as_of}; {t2p}, potential→opportunity = "
-                "new potentials that got an opportunity, opportunity→order = win rate of decided deals):\n"
+                "new potentials (CRM accounts opened since the history began) that got an opportunity, opportunity→order = win rate of decided deals):\n"
                 + "\n".join(lines) + "".join(f"\n  note: {n}" for n in fallbacks))
     plan = resource_plan(targets, aov, rates)
     print(note)

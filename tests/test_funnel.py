@@ -351,20 +351,35 @@ def test_flow_rates_new_potentials_and_win_rate(opps, hist):
     assert win["decided"].to_dict() == {"华北": 5, "华南": 3}
     d = pd.to_datetime
     firsts = pd.DataFrame({
-        "customer_id": ["N0", "N1", "N2", "N3", "N4", "N5", "N6", "N7"],
-        "region": ["华北"] * 6 + ["华南"] * 2,
-        # N0 sets the data start (2024-01-01): burn-in ends 2024-06-29
-        "first_contact": d(["2024-01-01", "2024-07-01", "2024-08-01", "2024-09-01", "2024-03-01", "2024-07-15",
-                            "2024-10-01", "2024-12-15"]),
-        "first_order": d([None, None, None, "2024-06-01", None, None, None, None]),
-        "first_opp": d([None, "2024-09-01", None, None, "2024-08-01", "2024-07-01", "2024-12-01", None]),
+        "customer_id": ["N0", "N1", "N2", "N3", "N4", "N5", "N6", "N7", "N8", "N9"],
+        "region": ["华北"] * 6 + ["华南"] * 2 + ["华北", "华南"],
+        # a potential = a CRM account; N8 was only called (待识别) and has none
+        "first_account": d(["2020-05-01", "2024-07-01", "2024-08-01", "2024-09-01", "2023-12-01", "2024-07-15",
+                            "2024-10-01", "2024-12-15", None, "2024-11-01"]),
+        "first_contact": d(["2024-01-01", None, None, None, None, None, None, None, "2024-08-01", None]),
+        # orders and contacts both begin on 2024-01-01 (N0): the history new potentials are counted from
+        "first_order": d(["2024-01-01", None, None, "2024-06-01", None, None, None, None, None, None]),
+        "first_opp": d([None, "2024-09-01", None, None, "2024-08-01", "2024-07-01", "2024-12-01", None, None,
+                        "2024-11-01"]),
     })
-    npc = f.new_potential_conversion(firsts, "2025-03-31", 180, 120).set_index("region")
-    # 华北: N1 (converted), N2 (not); N0/N4 first contact inside the burn-in, N3 ordered before its first
-    # contact, N5 had an opportunity before it → 1 / 2.  华南: N6 converted; N7 contacted < 120 days before
-    # as_of (2024-12-01 is the cut) → 1 / 1
-    assert npc["new_potentials"].to_dict() == {"华北": 2, "华南": 1}
+    npc = f.new_potential_conversion(firsts, "2025-03-31", 0, 120).set_index("region")
+    # 华北: N1 (converted), N2 (not); N0's and N4's accounts are older than the order history, N3 ordered
+    # before its account, N5 had an opportunity before it, N8 has no account → 1 / 2.  华南: N6 converted,
+    # N9 converted on its account's day; N7's account is < 120 days before as_of (2024-12-01 is the cut) → 2 / 2
+    assert npc["new_potentials"].to_dict() == {"华北": 2, "华南": 2}
+    assert npc["converted"].to_dict() == {"华北": 1, "华南": 2}
     assert npc["potential_to_opportunity"].to_dict() == {"华北": 0.5, "华南": 1.0}
+    # a burn-in of 200 days after the order history starts (2024-07-19) leaves N1 out
+    late = f.new_potential_conversion(firsts, "2025-03-31", 200, 120).set_index("region")
+    assert late["new_potentials"].to_dict() == {"华北": 1, "华南": 2} and late.at["华北", "converted"] == 0
+    # without any order the contacts alone set the start (2024-01-01): N3 (its order gone) counts too;
+    # pooled over regions: N1, N2, N3, N6, N9, of which N1, N6, N9 converted
+    no_orders = f.new_potential_conversion(firsts.assign(first_order=pd.NaT), "2025-03-31", 0, 120, by=None)
+    assert no_orders[["new_potentials", "converted"]].iloc[0].tolist() == [5, 3]
+    # contacts beginning later (N8's 2024-08-01) move the start to the later of the two: N2, N6, N9
+    late_contacts = firsts.assign(first_contact=firsts["first_contact"].where(firsts["customer_id"] != "N0"))
+    pooled = f.new_potential_conversion(late_contacts, "2025-03-31", 0, 120, by=None)
+    assert pooled[["new_potentials", "converted"]].iloc[0].tolist() == [3, 2]
 
 
 def test_won_revenue(opps, hist):

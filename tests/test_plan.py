@@ -111,11 +111,11 @@ def test_gbk_targets_file(tmp_path):
 def _lifecycle_db(path: Path) -> None:
     """Smallest database the historical rates need (region 华北, 10 master customers C1..C10).
 
-    Contacts: C1..C5 visited 2024-01-05 (the data start, inside the 180-day burn-in), C7 and C8 first visited
-    2024-08-01 (new potentials). Opportunities: C1 won, C2 lost, C6 lost, C7 open (created 2024-09-01).
-    Order: C1. → target→potential = 8/10 (C1..C8: C6 counts through its opportunity) = 0.8;
-    potential→opportunity = new potentials C7 (converted), C8 (not) = 0.5; opportunity→order = decided
-    deals 1 won / 3 = 0.3333.
+    CRM accounts: C1..C6 opened 2023-06-01, C7 and C8 opened 2024-08-01. Contacts: C1..C5 visited 2024-01-05,
+    C7 and C8 2024-08-01. Opportunities: C1 won, C2 lost, C6 lost, C7 open (created 2024-09-01). Order: C1
+    (2024-03-01: with the contacts' 2024-01-05 the history has begun by then). → target→potential = 8/10
+    (C1..C8: C6 counts through its opportunity) = 0.8; potential→opportunity = new potentials (accounts opened
+    after 2024-03-01) C7 (converted), C8 (not) = 0.5; opportunity→order = decided deals 1 won / 3 = 0.3333.
     """
     con = duckdb.connect(str(path))
     con.execute("CREATE TABLE customer_master (customer_id VARCHAR, region VARCHAR, industry VARCHAR, "
@@ -140,8 +140,12 @@ def _lifecycle_db(path: Path) -> None:
         if final:
             con.execute("INSERT INTO stg_crm_opportunity_stages VALUES (?, ?, TIMESTAMP '2024-12-31 10:00')",
                         [f"O{n}", final])
-        con.execute("INSERT INTO customer_xref VALUES (?, ?)", [f"crm:A{c}", c])
-    con.execute("CREATE TABLE stg_crm_accounts (account_id VARCHAR, region VARCHAR, industry VARCHAR)")
+    con.execute("CREATE TABLE stg_crm_accounts (account_id VARCHAR, region VARCHAR, industry VARCHAR, "
+                "created_at DATE)")
+    for i in range(1, 9):
+        con.execute("INSERT INTO stg_crm_accounts VALUES (?, '华北', '金融', ?)",
+                    [f"AC{i}", "2024-08-01" if i in (7, 8) else "2023-06-01"])
+        con.execute("INSERT INTO customer_xref VALUES (?, ?)", [f"crm:AC{i}", f"C{i}"])
     con.execute("CREATE TABLE stg_reps (rep_id VARCHAR, rep_name VARCHAR, region VARCHAR)")
     con.execute("CREATE TABLE stg_orders (order_id VARCHAR, erp_customer_id VARCHAR, order_date DATE)")
     con.execute("INSERT INTO stg_orders VALUES ('S1', 'E1', DATE '2024-03-01')")

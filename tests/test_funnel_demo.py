@@ -7,10 +7,12 @@ opportunity→order (:func:`crmlib.funnel.opportunity_win_rate` through the mast
 generator's realized rate per region within OPP_TOL; measured max |diff| 0.0014 (scale 1, seed 42) and 0.0061
 (scale 0.3, seed 7): the only differences are customers whose master region differs from the true one.
 Potential→opportunity (:func:`crmlib.funnel.new_potential_conversion`: a potential is a customer with a CRM
-account, new when the account was opened after the order and contact history began) must match per region and
-pooled within P2O_TOL; measured: the same new potentials and conversions in every region (scale 1, seed 42: 704
-new potentials, 72 converted, 0.1023; scale 0.1, seed 7: 60, 3), the differences are the manifest's rounding
-(≤ 0.00004). A customer whose master region differs from the true one would move one count.
+account, new when the account was opened after the order and contact history began): per region the new
+potentials and the converted ones must be the generator's within one customer plus P2O_COUNT_TOL, the pooled
+rate within P2O_TOL. Measured (eleventh session): scale 0.1 seed 7 (this fixture) 60 / 3 and scale 1 seeds 42
+and 44 (704 / 72, 697 / 71) the same counts in every region; seed 43 one 西北 customer merged into another
+(653 / 71 against 654 / 72: 西北 0.1304 against 0.1398, pooled 0.1087 against 0.1101); scale 100 73,710 new
+potentials against 73,718, every region within 0.0001.
 """
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ from crmlib import funnel as fn
 from crmlib.db import connect
 
 OPP_TOL = 0.02
-P2O_TOL = 0.01
+P2O_TOL = 0.005
+P2O_COUNT_TOL = 0.02
 
 
 @pytest.fixture(scope="module")
@@ -58,15 +61,16 @@ def test_recovered_rates_match_generator(demo_db):
     assert (dec.loc[big] - realized.loc[big, "decided_opportunities"].astype(float)).abs().max() <= \
         0.03 * realized["decided_opportunities"].astype(float).max()
     # potential→opportunity: the same new potentials (a CRM account opened after the history began, no order
-    # or opportunity before it) and the same conversions, per region
-    p2o = cmp[cmp["step"] == "potential_to_opportunity"].set_index("region")
-    assert (p2o["abs_diff"] <= P2O_TOL).all(), p2o
+    # or opportunity before it) and the same conversions per region, up to a customer the master merges
+    # away or places in another region (P2O_COUNT_TOL); the pooled rate within P2O_TOL
+    p2o = rates.set_index("region")[["new_potentials", "converted"]].reindex(realized.index).fillna(0)
     n_true = realized["new_potentials"].astype(float)
-    n_got = rates.set_index("region")["new_potentials"].reindex(n_true.index).fillna(0)
-    assert n_true.sum() >= 50 and ((n_got - n_true).abs() <= 0.03 * n_true + 1).all(), (n_got, n_true)
-    true_pool = (realized["potential_to_opportunity"].astype(float).fillna(0) * n_true).sum() / n_true.sum()
+    conv_true = (realized["potential_to_opportunity"].astype(float).fillna(0) * n_true).round()
+    assert n_true.sum() >= 50 and conv_true.sum() >= 3
+    for got, want in ((p2o["new_potentials"], n_true), (p2o["converted"], conv_true)):
+        assert ((got - want).abs() <= P2O_COUNT_TOL * want + 1).all(), pd.DataFrame({"got": got, "want": want})
     got_pool = rates["converted"].sum() / rates["new_potentials"].sum()
-    assert abs(got_pool - true_pool) <= P2O_TOL, (got_pool, true_pool)
+    assert abs(got_pool - conv_true.sum() / n_true.sum()) <= P2O_TOL, (got_pool, conv_true.sum() / n_true.sum())
 
 
 def test_weekly_metrics_and_plan_on_demo(demo_db, tmp_path, capsys):

@@ -814,13 +814,19 @@ def resource_plan(targets: list[tuple[str, Fraction, str]], avg_order_value: Fra
     return pd.DataFrame(rows, columns=PLAN_COLUMNS)
 
 
+# each plan rate's denominator column in :func:`historical_rates` and what it counts
+RATE_BASES = {"target_to_potential": ("target", "listed targets with a complete window"),
+              "potential_to_opportunity": ("new_potentials", "new potentials (CRM accounts opened since the "
+                                                             "order and contact history began)"),
+              "opportunity_to_order": ("decided", "decided deals")}
+
+
 def pooled_rates(rates_wide: pd.DataFrame) -> dict[str, float]:
     """All regions together, each rate weighted by its own denominator (targets, new potentials, decided
     deals): the fallback for a region too small to have a history of its own."""
     w = rates_wide
     out = {}
-    for name, den in (("target_to_potential", "target"), ("potential_to_opportunity", "new_potentials"),
-                      ("opportunity_to_order", "decided")):
+    for name, (den, _) in RATE_BASES.items():
         if name not in w or den not in w:
             continue
         d = pd.to_numeric(w[den], errors="coerce").fillna(0)
@@ -851,7 +857,12 @@ def historical_plan_rates(rates_wide: pd.DataFrame, regions: Iterable[str], digi
             if pd.isna(v) or round(float(v), digits) <= 0:
                 v = pooled.get(n, float("nan"))
                 if pd.isna(v) or round(float(v), digits) <= 0:
-                    raise UserError(f"no region has historical {n.replace('_', ' ')} conversions yet",
+                    den, what = RATE_BASES[n]
+                    base = int(pd.to_numeric(rates_wide[den], errors="coerce").fillna(0).sum()) \
+                        if den in rates_wide else 0
+                    raise UserError(f"no region has historical {n.replace('_', ' ')} conversions yet "
+                                    f"({base} {what}, none converted)" if base else
+                                    f"no region has historical {n.replace('_', ' ')} conversions yet (no {what})",
                                     file=db, hint="pass --rates for this plan")
                 if notes is not None:
                     notes.append(f"{region}: no {n.replace('_', ' ')} history of its own; "

@@ -407,5 +407,6 @@ def test_historical_plan_rates_fall_back_to_pooled_rates_for_a_region_without_hi
     assert rates["沈阳公司"].potential_to_opportunity == Fraction(1, 10)
     assert notes == ["沈阳公司: no potential to opportunity history of its own; using all regions' rate 0.1000"]
     wide["potential_to_opportunity"] = 0.0
-    with pytest.raises(UserError, match="no region has historical potential to opportunity"):
+    with pytest.raises(UserError, match=r"no region has historical potential to opportunity conversions yet "
+                                        r"\(50 new potentials .*, none converted\)"):
         f.historical_plan_rates(wide, ["北京公司"])

@@ -212,11 +212,13 @@ def test_no_history_names_the_database_not_the_targets(tmp_path, capsys):
     _lifecycle_db(db)
     targets = tmp_path / "t.csv"
     targets.write_text("region,revenue_target\n华北,100\n", encoding="utf-8")
-    # 2024-03-01: the opportunities (created 2024-02-01) are all still open, so no deal is decided yet
+    # 2024-03-01: the history begins that day (the first order) and no account is opened after it by then
+    # (C7's and C8's are 2024-08-01); the opportunities (created 2024-02-01) are all still open, too
     rc, err = _run_err(capsys, ["plan", str(targets), "--avg-order-value", "10", "--db", str(db),
                                 "--as-of", "2024-03-01"])
     assert rc == 2
-    assert f"file {db}: no region has historical " in err and "conversions yet" in err
+    assert (f"file {db}: no region has historical potential to opportunity conversions yet (no new potentials "
+            "(CRM accounts opened since the order and contact history began))") in err
     assert str(targets) not in err and "column region" not in err
     # before the data: the oldest system-stamped date is the first stage entry, 2024-02-01
     rc, err = _run_err(capsys, ["plan", str(targets), "--avg-order-value", "10", "--db", str(db),

@@ -31,13 +31,15 @@ Definitions (the tests pin each of them down):
   its creation date.
 * **Lifecycle funnel** (per master customer): 目标客户 = every customer in the master in scope, plus the
   companies on marketing's target lists (``stg_targets``) that are not customers yet (:mod:`crmlib.target_lists`);
-  潜在客户 = had any contact (a sales-sheet visit or a call-center call) by ``as_of``; 机会客户 = has a CRM
-  opportunity created by ``as_of``; 订单 = has an ERP order dated by ``as_of``. Stages are cumulative
-  like the opportunity funnel: a customer with an order also counts as potential and opportunity customer
-  even if no contact was recorded. These are stock counts (most known customers already buy).
+  潜在客户 = qualified: has a CRM account opened by ``as_of`` (a name only called or visited is still 待识别;
+  with no CRM export at all, any contact counts); 机会客户 = has a CRM opportunity created by ``as_of``; 订单 =
+  has an ERP order dated by ``as_of``. Stages are cumulative like the opportunity funnel: a customer with an
+  order also counts as potential and opportunity customer even without an account. These are stock counts
+  (most known customers already buy). The segments' stages (:mod:`crmlib.segments`) are another view: there
+  潜在 means "touched recently".
 * **Plan rates** (``crm plan`` without ``--rates``, :func:`historical_rates`) are flow rates, as the seed's
   plan means them: target→potential = share of listed targets that became potentials within
-  ``target_window_days`` (:func:`crmlib.target_lists.read_target_conversion`; without target lists: contacted /
+  ``target_window_days`` (:func:`crmlib.target_lists.read_target_conversion`; without target lists: potential /
   target customers of the lifecycle funnel, a stock ratio; also while every list is younger than the
   window); potential→opportunity =
   share of *new* potentials — customers whose CRM account was opened after the order and contact history
@@ -586,13 +588,13 @@ def forecast_by_close_month(state: pd.DataFrame, p: FunnelParams, as_of, by=None
 # lifecycle funnel
 
 
-def lifecycle_stage(customers: pd.DataFrame, contacted: Iterable[str], with_opportunity: Iterable[str],
+def lifecycle_stage(customers: pd.DataFrame, potentials: Iterable[str], with_opportunity: Iterable[str],
                     with_order: Iterable[str]) -> pd.DataFrame:
     """Each target customer's furthest lifecycle stage (0 target .. 3 order; cumulative, see module doc)."""
     c = customers.copy()
     ids = c["customer_id"]
     c["lifecycle_rank"] = np.select(
-        [isin(ids, set(with_order)), isin(ids, set(with_opportunity)), isin(ids, set(contacted))],
+        [isin(ids, set(with_order)), isin(ids, set(with_opportunity)), isin(ids, set(potentials))],
         [3, 2, 1], default=0)
     c["lifecycle_stage"] = c["lifecycle_rank"].map(dict(enumerate(LIFECYCLE_STAGES)))
     return c
@@ -654,8 +656,8 @@ def new_potential_conversion(firsts: pd.DataFrame, as_of, burn_in_days: int = 0,
     ``first_opp`` and ``first_contact`` (NaT if none; :func:`read_customer_firsts`). A customer becomes a
     **potential** (潜在客户) when a rep qualifies it and opens its CRM account; a name that was only called or
     visited and never got an account is still 待识别 and is not counted (an opportunity hangs on a CRM account,
-    so only a customer with one can convert; the lifecycle funnel's stock 潜在客户 counts every contacted
-    customer instead, as the segments' stages do). A **new potential** is a customer
+    so only a customer with one can convert; the lifecycle funnel and the target lists use the same event).
+    A **new potential** is a customer
     whose first account was created
 
     * on or after the day both the order history and the contact history have begun (the later of the earliest
@@ -998,7 +1000,7 @@ def read_stage_history(con, as_of) -> pd.DataFrame:
 def read_lifecycle(con, as_of, p: FunnelParams, since=None, with_lists: bool = True) -> pd.DataFrame:
     """Target customers with their furthest lifecycle stage as of ``as_of`` (needs the master).
 
-    ``since`` (a date) counts only contacts, opportunities and orders dated from it on: the actuals of a
+    ``since`` (a date) counts only accounts opened, opportunities and orders dated from it on: the actuals of a
     plan period. Target customers are the same either way. ``with_lists=False`` leaves marketing's list
     entries out (the master's customers only)."""
     lo = pd.Timestamp(since).date() if since is not None else date(1900, 1, 1)
@@ -1011,10 +1013,17 @@ def read_lifecycle(con, as_of, p: FunnelParams, since=None, with_lists: bool = T
         WHERE first_seen IS NULL OR first_seen <= ? ORDER BY customer_id""", [d]).df()
     if p.lifecycle_scopes:
         customers = customers[customers["scope"].isin(p.lifecycle_scopes)]
-    contacted = con.execute(f"""
-        SELECT DISTINCT x.customer_id FROM customer_xref x JOIN customer_records r USING (record_id)
-        WHERE r.source IN ({', '.join('?' * len(p.contact_sources))}) AND x.customer_id IS NOT NULL
-          AND r.record_date BETWEEN ? AND ?""", [*p.contact_sources, lo, d]).df()["customer_id"]
+    if table_exists(con, "stg_crm_accounts"):  # qualified: a CRM account opened (潜在客户)
+        potentials = con.execute("""
+            SELECT DISTINCT x.customer_id FROM stg_crm_accounts a
+            JOIN customer_xref x ON x.record_id = 'crm:' || a.account_id
+            WHERE CAST(a.created_at AS DATE) BETWEEN ? AND ? AND x.customer_id IS NOT NULL""",
+                                 [lo, d]).df()["customer_id"]
+    else:  # no CRM export at all: a contact is the only sign of a potential there is
+        potentials = con.execute(f"""
+            SELECT DISTINCT x.customer_id FROM customer_xref x JOIN customer_records r USING (record_id)
+            WHERE r.source IN ({', '.join('?' * len(p.contact_sources))}) AND x.customer_id IS NOT NULL
+              AND r.record_date BETWEEN ? AND ?""", [*p.contact_sources, lo, d]).df()["customer_id"]
     with_opp = con.execute("""
         SELECT DISTINCT x.customer_id FROM stg_crm_opportunities o
         JOIN customer_xref x ON x.record_id = 'crm:' || o.account_id
@@ -1025,7 +1034,7 @@ def read_lifecycle(con, as_of, p: FunnelParams, since=None, with_lists: bool = T
         WHERE o.order_date BETWEEN ? AND ? AND x.customer_id IS NOT NULL""", [lo, d]).df()["customer_id"]
     if with_lists:
         customers = _with_listed_targets(con, customers, d)
-    return lifecycle_stage(customers, contacted, with_opp, with_order)
+    return lifecycle_stage(customers, potentials, with_opp, with_order)
 
 
 def _with_listed_targets(con, customers: pd.DataFrame, as_of: date) -> pd.DataFrame:
@@ -1067,32 +1076,36 @@ CONTACT_SOURCES = ("sales", "callcenter")
 
 def activity_sql(con, contact_sources=CONTACT_SOURCES) -> str:
     """SELECT customer_id, kind, day: every dated activity of a master customer on or before the one
-    parameter (as_of). Kinds: ``contact`` (customer records of ``contact_sources``), ``account`` (CRM
-    account created), ``opportunity`` (created), ``order`` (order date); a table the database lacks gives
-    no rows. :func:`read_customer_firsts` and ``crmlib.target_lists`` aggregate it."""
-    srcs = ", ".join("'" + str(x).replace("'", "''") + "'" for x in contact_sources) or "NULL"
-    parts = [f"""SELECT x.customer_id, 'contact' AS kind, r.record_date AS day
-                 FROM customer_xref x JOIN customer_records r USING (record_id) WHERE r.source IN ({srcs})"""]
+    parameter (as_of). Kinds: ``contact`` (customer records of ``contact_sources``; none when it is empty),
+    ``account`` (CRM account created), ``opportunity`` (created), ``order`` (order date); a table the database
+    lacks gives no rows. :func:`read_customer_firsts` and ``crmlib.target_lists`` aggregate it."""
+    parts = []
+    if contact_sources:
+        srcs = ", ".join("'" + str(x).replace("'", "''") + "'" for x in contact_sources)
+        parts.append(f"""SELECT x.customer_id, 'contact' AS kind, r.record_date AS day
+                 FROM customer_xref x JOIN customer_records r USING (record_id) WHERE r.source IN ({srcs})""")
     for table, kind, day, record in (
             ("stg_crm_accounts", "account", "CAST(a.created_at AS DATE)", "'crm:' || a.account_id"),
             ("stg_crm_opportunities", "opportunity", "CAST(a.created_at AS DATE)", "'crm:' || a.account_id"),
             ("stg_orders", "order", "a.order_date", "'erp:' || a.erp_customer_id")):
         if table_exists(con, table):
-            parts.append(f"""SELECT x.customer_id, '{kind}', {day} FROM {table} a
+            parts.append(f"""SELECT x.customer_id, '{kind}' AS kind, {day} AS day FROM {table} a
                              JOIN customer_xref x ON x.record_id = {record}""")
+    if not parts:
+        parts.append("SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS kind, NULL::DATE AS day")
     return f"""SELECT * FROM ({' UNION ALL '.join(parts)}) WHERE customer_id IS NOT NULL AND day <= ?"""
 
 
-def read_customer_firsts(con, as_of) -> pd.DataFrame:
-    """Per master customer (with region): first CRM account created, first contact (sales visit or call),
-    first order, first opportunity, each on or before ``as_of``."""
+def read_customer_firsts(con, as_of, contact_sources=CONTACT_SOURCES) -> pd.DataFrame:
+    """Per master customer (with region): first CRM account created, first contact (a record of
+    ``contact_sources``), first order, first opportunity, each on or before ``as_of``."""
     return con.execute(f"""
         WITH f AS (
             SELECT customer_id, min(day) FILTER (WHERE kind = 'account') AS first_account,
                    min(day) FILTER (WHERE kind = 'contact') AS first_contact,
                    min(day) FILTER (WHERE kind = 'order') AS first_order,
                    min(day) FILTER (WHERE kind = 'opportunity') AS first_opp
-            FROM ({activity_sql(con)}) GROUP BY customer_id)
+            FROM ({activity_sql(con, contact_sources)}) GROUP BY customer_id)
         SELECT m.customer_id, m.region, f.first_account, f.first_contact, f.first_order, f.first_opp
         FROM customer_master m LEFT JOIN f USING (customer_id)
         ORDER BY m.customer_id""", [pd.Timestamp(as_of).date()]).df()
@@ -1105,7 +1118,7 @@ def target_rates(con, as_of, p: FunnelParams) -> pd.DataFrame:
     from . import target_lists as tg
 
     if tg.has_targets(con):
-        lc = (tg.read_target_conversion(con, as_of, p.target_window_days, contact_sources=p.contact_sources)
+        lc = (tg.read_target_conversion(con, as_of, p.target_window_days)
               .rename(columns={"targets": "target", "converted": "potential"}))
         if len(lc) and lc["target"].sum() > 0:
             lc.attrs["target_source"] = "lists"
@@ -1125,7 +1138,7 @@ def historical_rates(con, as_of, p: FunnelParams, funnel: FunnelData | None = No
     """The plan's historical rates per region (one row each, columns RATE_NAMES plus their counts):
     target→potential from marketing's target lists (``target`` = listed targets whose window is complete,
     ``potential`` = those that became potentials; :func:`crmlib.target_lists.read_target_conversion`) or, without
-    lists, from the lifecycle funnel (contacted / target customers, a stock ratio); potential→opportunity
+    lists, from the lifecycle funnel (potential / target customers, a stock ratio); potential→opportunity
     from new potentials (:func:`new_potential_conversion`), opportunity→order = win rate of decided deals
     (:func:`opportunity_win_rate`). The list rate and the last two are flow rates, which is what the
     seed's plan means. ``funnel``: the opportunities already read for ``as_of`` (:func:`read_funnel`), used
@@ -1137,8 +1150,8 @@ def historical_rates(con, as_of, p: FunnelParams, funnel: FunnelData | None = No
                         hint="run `crm load` and `crm resolve` first, or pass --rates")
     lc = target_rates(con, as_of, p)
     source = lc.attrs.get("target_source")
-    npc = new_potential_conversion(read_customer_firsts(con, as_of), as_of, p.new_potential_burn_in_days,
-                                   p.new_potential_mature_days)
+    firsts = read_customer_firsts(con, as_of, p.contact_sources)
+    npc = new_potential_conversion(firsts, as_of, p.new_potential_burn_in_days, p.new_potential_mature_days)
     same = funnel is not None and funnel.as_of == pd.Timestamp(as_of).date() and funnel.params == p
     fd = funnel if same else read_funnel(con, as_of, p)
     win = opportunity_win_rate(fd.state, by="region")
@@ -1263,7 +1276,7 @@ def _cmd_plan(args) -> int:
             wide = historical_rates(con, as_of, p)
             db_file = database_file(con)
             t2p = (f"target→potential = listed targets that became potentials within {p.target_window_days} days"
-                   if wide.attrs.get("target_source") == "lists" else "target→potential = contacted / target customers")
+                   if wide.attrs.get("target_source") == "lists" else "target→potential = potential / target customers")
         finally:
             con.close()
         fallbacks: list[str] = []

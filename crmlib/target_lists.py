@@ -11,9 +11,9 @@ Definitions (tests pin them down on hand-built lists):
   happen. A list written loosely (abbreviations, typos) matches less; its rate is then biased low.
 * **Listed at** = the list's ``listed_at``; an entry without one counts from its first delivery (the ISO
   week in the file name, else the day that file was loaded).
-* **Potential since** (per customer) = the earliest of its first contact (a sales-sheet visit or a
-  call-center call), the creation of its first CRM account, its first opportunity and its first order:
-  the day the center first knew it as more than a name on a list.
+* **Potential since** (per customer) = the earliest of the creation of its first CRM account, its first
+  opportunity and its first order: the day a rep qualified it (潜在客户, as in :mod:`crmlib.funnel`). A listed
+  company that only called or was visited is still 待识别: it has not converted.
 * **Cohort and conversion.** A target belongs to the cohort when it was listed at least ``window_days``
   before ``as_of`` (its window is complete) and was not already a potential when listed. It converted
   when its customer became a potential after the listing day and at most ``window_days`` later.
@@ -31,7 +31,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .db import table_exists
-from .funnel import CONTACT_SOURCES, activity_sql
+from .funnel import activity_sql
 
 
 def has_targets(con) -> bool:
@@ -122,10 +122,10 @@ def _matched_sql(con) -> str:
         FROM t LEFT JOIN by_code c USING (target_id) LEFT JOIN by_name_ok n USING (target_id)"""
 
 
-def _since_sql(con, contact_sources) -> str:
-    """SELECT customer_id, potential_since (see the module doc): the first activity of any kind
-    (:func:`crmlib.funnel.activity_sql`) on or before the parameter date."""
-    return f"SELECT customer_id, min(day) AS potential_since FROM ({activity_sql(con, contact_sources)}) GROUP BY customer_id"
+def _since_sql(con) -> str:
+    """SELECT customer_id, potential_since (see the module doc): the first account, opportunity or order
+    (:func:`crmlib.funnel.activity_sql` without contacts) on or before the parameter date."""
+    return f"SELECT customer_id, min(day) AS potential_since FROM ({activity_sql(con, ())}) GROUP BY customer_id"
 
 
 def read_matched_targets(con, as_of) -> pd.DataFrame:
@@ -134,14 +134,13 @@ def read_matched_targets(con, as_of) -> pd.DataFrame:
     return con.execute(_matched_sql(con) + " ORDER BY t.target_id", [pd.Timestamp(as_of).date()]).df()
 
 
-def read_potential_since(con, as_of, contact_sources=CONTACT_SOURCES) -> pd.DataFrame:
+def read_potential_since(con, as_of) -> pd.DataFrame:
     """Per master customer: ``potential_since`` (see the module doc), on or before ``as_of``."""
-    return con.execute(_since_sql(con, contact_sources) + " ORDER BY customer_id",
+    return con.execute(_since_sql(con) + " ORDER BY customer_id",
                        [pd.Timestamp(as_of).date()]).df()
 
 
-def read_target_conversion(con, as_of, window_days: int, by: str | None = "region",
-                           contact_sources=CONTACT_SOURCES) -> pd.DataFrame:
+def read_target_conversion(con, as_of, window_days: int, by: str | None = "region") -> pd.DataFrame:
     """target→potential per region (``by="region"``) or over all (``by=None``): ``targets`` (the cohort),
     ``converted``, ``target_to_potential`` (definitions in the module doc). A blank list region takes the
     matched customer's region, else '(未知)'."""
@@ -151,7 +150,7 @@ def read_target_conversion(con, as_of, window_days: int, by: str | None = "regio
     if by not in ("region", None):
         raise ValueError(f"by must be 'region' or None, not {by!r}")
     g = con.execute(f"""
-        WITH m AS ({_matched_sql(con)}), s AS ({_since_sql(con, contact_sources)}),
+        WITH m AS ({_matched_sql(con)}), s AS ({_since_sql(con)}),
         x AS (SELECT {group} AS grp, m.listed_at, s.potential_since
               FROM m LEFT JOIN s USING (customer_id) LEFT JOIN customer_master cm USING (customer_id))
         SELECT grp, count(*) AS targets,

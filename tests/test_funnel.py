@@ -237,7 +237,7 @@ def test_lifecycle_funnel():
     cust = pd.DataFrame({"customer_id": [f"C{i}" for i in range(1, 9)],
                          "region": ["华北"] * 5 + ["华南"] * 3})
     # C4 has an opportunity but no recorded contact: still a potential customer (cumulative stages)
-    st = f.lifecycle_stage(cust, contacted=["C1", "C2", "C3", "C6"], with_opportunity=["C1", "C2", "C4"],
+    st = f.lifecycle_stage(cust, potentials=["C1", "C2", "C3", "C6"], with_opportunity=["C1", "C2", "C4"],
                            with_order=["C1", "C9"])
     fun = f.lifecycle_funnel(st, by="region")
     r = fun.set_index(["region", "stage"])["customers"]
@@ -291,9 +291,9 @@ def test_weekly_metrics_from_db_respect_as_of(tmp_path, opps, hist):
 
 
 def _lifecycle_db(tmp_path):
-    """Master of 4 华北 customers. C1: visit 2023-03, opportunity 2023-04, orders 2023-05 (20 万元) and
-    2024-03 (two lines of one order, 30 万元); C2: call 2024-02; C3: opportunity 2024-03 (no contact);
-    C4: nothing. C5 is first seen after as_of (not a target yet)."""
+    """Master of 4 华北 customers, no CRM account export (so a contact marks a potential). C1: visit 2023-03,
+    opportunity 2023-04, orders 2023-05 (20 万元) and 2024-03 (two lines of one order, 30 万元); C2: call
+    2024-02; C3: opportunity 2024-03 (no contact); C4: nothing. C5 is first seen after as_of (not a target yet)."""
     con = duckdb.connect(str(tmp_path / "lc.duckdb"))
     con.execute("""CREATE TABLE customer_master AS SELECT * FROM (VALUES
         ('C1', '华北', '金融', 'x', 'R1', DATE '2023-01-01'), ('C2', '华北', '金融', 'x', 'R1', DATE '2023-01-01'),

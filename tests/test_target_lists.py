@@ -116,9 +116,9 @@ def test_target_conversion_cohort_and_window(tmp_path):
 def test_lifecycle_counts_listed_targets_that_are_not_customers(tmp_path):
     con = _db(tmp_path)
     lc = f.lifecycle_funnel(f.read_lifecycle(con, AS_OF, f.FunnelParams()), by=None)
-    # 6 customers + T5, T6, T7, T8 (not customers; T10 listed later); potential: C2 (visit) and C1 (its
-    # opportunity; stages are cumulative); opportunity: C1; no order table
-    assert lc["customers"].tolist() == [10, 2, 1, 0]
+    # 6 customers + T5, T6, T7, T8 (not customers; T10 listed later); potential: C1..C6, each with a CRM
+    # account opened by as_of; opportunity: C1; no order table
+    assert lc["customers"].tolist() == [10, 6, 1, 0]
 
 
 def test_demo_recovered_target_rate_matches_generator(demo_resolved):
@@ -141,6 +141,26 @@ def test_demo_recovered_target_rate_matches_generator(demo_resolved):
     assert diff.max() <= tol, diff
     assert got["converted"].sum() >= 30  # enough conversions for the comparison to mean something
     assert rates.set_index("region")["target_to_potential"].equals(got["target_to_potential"])
+
+
+def test_a_visit_alone_is_no_conversion(tmp_path):
+    """C10 was listed (T15, 2024-01-01) and visited (2024-03-01) but no rep opened an account for it: still
+    待识别, neither converted nor a potential; C11, listed the same day, got its account on 2024-04-01."""
+    con = _db(tmp_path)
+    con.execute("""INSERT INTO customer_master (customer_id, name, region) VALUES
+        ('C10', '成都十号有限公司', '西南'), ('C11', '成都十一号有限公司', '西南')""")
+    con.execute("""INSERT INTO customer_records VALUES ('sales:S10', 'sales', '成都十号有限公司', NULL, DATE '2024-03-01'),
+        ('crm:A11', 'crm', '成都十一号有限公司', NULL, DATE '2024-04-01')""")
+    con.execute("INSERT INTO customer_xref VALUES ('sales:S10', 'C10'), ('crm:A11', 'C11')")
+    con.execute("INSERT INTO stg_crm_accounts VALUES ('A11', DATE '2024-04-01')")
+    con.execute("""INSERT INTO stg_targets (target_id, company_name, region, listed_at) VALUES
+        ('T15', '成都十号有限公司', '西南', DATE '2024-01-01'), ('T16', '成都十一号有限公司', '西南', DATE '2024-01-01')""")
+    since = tl.read_potential_since(con, AS_OF).set_index("customer_id")["potential_since"].astype(str)
+    assert "C10" not in since.index and since["C11"] == "2024-04-01"
+    r = tl.read_target_conversion(con, AS_OF, 365).set_index("region")
+    assert r.loc["西南", ["targets", "converted"]].tolist() == [2, 1]   # T15, T16; T8 is too young
+    st = f.read_lifecycle(con, AS_OF, f.FunnelParams()).set_index("customer_id")["lifecycle_stage"]
+    assert (st["C10"], st["C11"]) == ("target", "potential")
 
 
 def test_shared_code_leaves_the_name_to_decide(tmp_path):
@@ -169,7 +189,7 @@ def test_a_customer_first_seen_later_is_still_a_target_then(tmp_path):
     con.execute("""INSERT INTO stg_targets (target_id, company_name, region, listed_at) VALUES
         ('T12', '苏州九号有限公司', '华东', DATE '2024-01-01')""")
     lc = f.lifecycle_funnel(f.read_lifecycle(con, AS_OF, f.FunnelParams()), by=None)
-    assert lc["customers"].tolist() == [11, 2, 1, 0]   # 10 as before + T12
+    assert lc["customers"].tolist() == [11, 6, 1, 0]   # 10 as before + T12
 
 
 def test_plan_rate_falls_back_while_lists_are_younger_than_the_window(tmp_path):
@@ -177,8 +197,8 @@ def test_plan_rate_falls_back_while_lists_are_younger_than_the_window(tmp_path):
     p = f.FunnelParams()
     young = f.target_rates(con, "2024-12-30", p)     # nothing listed by 2023-12-31: no cohort yet
     # the lifecycle's stock ratio over the master's 6 customers instead (the young list entries it cannot
-    # measure yet are left out); contacted: C2 (visit), C1 (its opportunity)
-    assert young[["target", "potential"]].sum().tolist() == [6, 2]
+    # measure yet are left out); potential: the accounts opened by 2024-12-30 (C1, C2, C3, C5, C6; C4's is 2025)
+    assert young[["target", "potential"]].sum().tolist() == [6, 5]
     assert set(young["region"]) == {"华北", "华东", "华南"} and young.attrs["target_source"] == "lifecycle"
     lists = f.target_rates(con, AS_OF, p).set_index("region")
     assert lists.loc["华北", ["target", "potential"]].tolist() == [3, 2]   # the list's cohort

@@ -179,6 +179,7 @@ LABELS: dict[str, dict[str, str]] = {
     "opportunity": {"zh": "机会客户", "en": "Opportunity customers"},
     "order": {"zh": "订单客户", "en": "Ordering customers"},
     "plan": {"zh": "计划", "en": "Plan"},
+    "plan_count": {"zh": "数量（客户 / 商机 / 赢单）", "en": "Count (customers / opportunities / won deals)"},
     "actual": {"zh": "实际", "en": "Actual"},
     "won": {"zh": "赢单", "en": "Won"},
     "lost": {"zh": "输单", "en": "Lost"},
@@ -648,6 +649,14 @@ def opportunity_win_rate(state: pd.DataFrame, by="region") -> pd.DataFrame:
     return wl.rename(columns={"win_rate": "opportunity_to_order", "closed": "decided"})
 
 
+def _new_potentials(firsts: pd.DataFrame, lo, hi) -> pd.Series:
+    """Mask of the customers (:func:`read_customer_firsts`, dates parsed) whose first CRM account was opened
+    from ``lo`` to ``hi`` with no order and no opportunity before it: new potentials."""
+    fa = firsts["first_account"]
+    return (fa.notna() & (fa >= lo) & (fa <= hi) & (firsts["first_order"].isna() | (firsts["first_order"] > fa))
+            & (firsts["first_opp"].isna() | (firsts["first_opp"] >= fa)))
+
+
 def new_potential_conversion(firsts: pd.DataFrame, as_of, burn_in_days: int = 0, mature_days: int = 120,
                              by="region") -> pd.DataFrame:
     """Potential→opportunity as a flow rate, per master customer.
@@ -675,10 +684,8 @@ def new_potential_conversion(firsts: pd.DataFrame, as_of, burn_in_days: int = 0,
         f[c] = pd.to_datetime(f[c])
     begun = [d for d in (f["first_order"].min(), f["first_contact"].min()) if pd.notna(d)]
     history = max(begun) if begun else pd.NaT
-    fa = f["first_account"]
-    new = (fa.notna() & (fa >= history + pd.Timedelta(days=burn_in_days))
-           & (fa <= pd.Timestamp(as_of) - pd.Timedelta(days=mature_days))
-           & (f["first_order"].isna() | (f["first_order"] > fa)) & (f["first_opp"].isna() | (f["first_opp"] >= fa)))
+    new = _new_potentials(f, history + pd.Timedelta(days=burn_in_days),
+                          pd.Timestamp(as_of) - pd.Timedelta(days=mature_days))
     f = f[new].assign(converted=lambda d: d["first_opp"].notna().astype(int))
     if dims:
         g = f.groupby(dims, observed=True).agg(new_potentials=("converted", "size"),
@@ -874,9 +881,36 @@ def historical_plan_rates(rates_wide: pd.DataFrame, regions: Iterable[str], digi
     return out
 
 
+def plan_actuals(con, state: pd.DataFrame, as_of, p: FunnelParams, months: int = 12) -> pd.DataFrame:
+    """What the ``months`` months ending on ``as_of`` produced at each stage of the plan, per region, in the
+    plan's own units (``region, target, potential, opportunity, order``): target-list entries listed (NaN
+    without lists), new potentials (CRM accounts opened, no order or opportunity before), opportunities
+    created and deals won (the plan's order = one won deal, as :func:`won_revenue` counts them). ``state`` =
+    :func:`current_state` as of ``as_of``."""
+    from . import target_lists as tg
+
+    start = pd.Timestamp(as_of).normalize() - pd.DateOffset(months=months) + pd.Timedelta(days=1)
+    f = read_customer_firsts(con, as_of, p.contact_sources)
+    for c in ("first_account", "first_contact", "first_order", "first_opp"):
+        f[c] = pd.to_datetime(f[c])
+    pot = f[_new_potentials(f, start, pd.Timestamp(as_of))].groupby("region").size().rename("potential")
+    created = state[(state["created_at"] >= start) & (state["created_at"] < _cutoff(as_of))]
+    opp = created.groupby("region").size().rename("opportunity")
+    won = closed_between(state, start, as_of)
+    order = won[won["status"] == "won"].groupby("region").size().rename("order")
+    out = pd.concat([pot, opp, order], axis=1).fillna(0).astype(int)
+    if tg.has_targets(con):
+        listed = tg.read_listed_counts(con, start, as_of).set_index("region")["listed"].rename("target")
+        out = out.join(listed, how="outer").fillna(0).astype(int)
+    else:
+        out["target"] = np.nan
+    out.index.name = "region"
+    return out.reset_index()[["region", "target", "potential", "opportunity", "order"]]
+
+
 def plan_vs_actual(plan: pd.DataFrame, actual_rates: pd.DataFrame) -> pd.DataFrame:
-    """Plan counts next to the actual lifecycle counts per region (actual = customers now at or beyond
-    each stage) and the gap (actual - plan)."""
+    """Plan counts next to the actual counts per region (``actual_rates`` columns ``target, potential,
+    opportunity, order``, e.g. :func:`plan_actuals`) and the gap (actual - plan)."""
     act = actual_rates.rename(columns={"target": "leads_actual", "potential": "potentials_actual",
                                        "opportunity": "opportunities_actual", "order": "orders_actual"})
     m = plan.merge(act[["region", "leads_actual", "potentials_actual", "opportunities_actual",

@@ -167,6 +167,18 @@ def read_target_conversion(con, as_of, window_days: int, by: str | None = "regio
     return g.rename(columns={"grp": "region"})
 
 
+def read_listed_counts(con, start, as_of) -> pd.DataFrame:
+    """List entries listed from ``start`` to ``as_of`` (both inclusive) per region (``region, listed``; a blank
+    list region takes the matched customer's region, else '(未知)'): the leads a plan period actually produced."""
+    d = pd.Timestamp(as_of).date()
+    return con.execute(f"""
+        WITH m AS ({_matched_sql(con)})
+        SELECT coalesce(nullif(trim(m.region), ''), cm.region, '(未知)') AS region, count(*) AS listed
+        FROM m LEFT JOIN customer_master cm USING (customer_id)
+        WHERE m.listed_at >= CAST(? AS DATE)
+        GROUP BY 1 ORDER BY 1""", [d, pd.Timestamp(start).date()]).df()
+
+
 def read_unmatched_counts(con, as_of) -> pd.DataFrame:
     """Listed targets known at ``as_of`` that are not customers at ``as_of`` (not matched, or matched to a
     customer first seen later), counted per region and industry (``n``): the lifecycle funnel's targets

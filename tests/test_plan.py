@@ -6,6 +6,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
 from crmlib import cli
@@ -226,3 +227,28 @@ def test_no_history_names_the_database_not_the_targets(tmp_path, capsys):
     assert rc == 2
     assert (f"file {db}: --as-of 2024-01-15 is before the oldest record in the database (2024-02-01): there is "
             "nothing to report for that date (give a date from 2024-02-01 to ") in err and "or pass --rates)" in err
+
+
+def test_plan_actuals_count_the_last_year_in_the_plans_units(tmp_path):
+    """The last 12 months to 2024-12-31 (from 2024-01-01) in _lifecycle_db: new potentials C7 and C8 (accounts
+    opened 2024-08-01; C1..C6's are from 2023); opportunities created O0, O1, O2 (2024-02-01) and O3
+    (2024-09-01); deals won: O0 (2024-12-31); no target lists."""
+    from crmlib import funnel as fn
+
+    db = tmp_path / "crm.duckdb"
+    _lifecycle_db(db)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        p = fn.FunnelParams()
+        state = fn.read_funnel(con, "2024-12-31", p).state
+        got = fn.plan_actuals(con, state, "2024-12-31", p).set_index("region")
+        # six months: from 2024-07-01 only O3 was created and C7, C8 opened their accounts
+        half = fn.plan_actuals(con, state, "2024-12-31", p, months=6).set_index("region")
+        before = fn.plan_actuals(con, fn.read_funnel(con, "2024-06-30", p).state, "2024-06-30", p)
+    finally:
+        con.close()
+    assert got.loc["华北", ["potential", "opportunity", "order"]].tolist() == [2, 4, 1]
+    assert pd.isna(got.loc["华北", "target"])
+    assert half.loc["华北", ["potential", "opportunity", "order"]].tolist() == [2, 1, 1]
+    # as of 2024-06-30: no account opened yet in the year, O0..O2 created, nothing decided
+    assert before.set_index("region").loc["华北", ["potential", "opportunity", "order"]].tolist() == [0, 3, 0]

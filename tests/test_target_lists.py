@@ -237,3 +237,12 @@ def test_an_entry_without_a_listing_date_counts_from_its_first_delivery(tmp_path
     m = tl.read_matched_targets(con, AS_OF).set_index("target_id")
     assert str(m.at["T13", "listed_at"])[:10] == "2024-01-08"   # Monday of 2024-W02
     assert str(m.at["T14", "listed_at"])[:10] == "2024-02-20"   # no week in the name: its load day
+
+
+def test_listed_counts_in_a_period(tmp_path):
+    con = _db(tmp_path)
+    # 2024-07-01..2025-06-30: T8 only (T10 is listed 2025-07-01, the others in January-February 2024)
+    assert tl.read_listed_counts(con, "2024-07-01", AS_OF).to_dict("records") == [{"region": "西南", "listed": 1}]
+    # from 2023-07-01: T1..T9; T9 has no region and takes its customer's (C1, 华北)
+    got = tl.read_listed_counts(con, "2023-07-01", AS_OF).set_index("region")["listed"].to_dict()
+    assert got == {"华东": 2, "华北": 3, "华南": 3, "西南": 1}

@@ -141,7 +141,8 @@ def forecast_bars(forecast: pd.DataFrame, lang: str = "zh") -> go.Figure:
 
 
 def plan_vs_actual(pva: pd.DataFrame, lang: str = "zh") -> go.Figure:
-    """Per region, planned vs actual customers at each lifecycle stage (log scale: leads dwarf orders)."""
+    """Per region, planned vs actual counts at each stage of the plan (log scale: leads dwarf orders); actual
+    as :func:`crmlib.funnel.plan_actuals` counts it."""
     check_lang(lang)
     stages = [("leads", "target"), ("potentials", "potential"), ("opportunities", "opportunity"),
               ("orders", "order")]
@@ -154,7 +155,7 @@ def plan_vs_actual(pva: pd.DataFrame, lang: str = "zh") -> go.Figure:
                              name=f"{_l(key, lang)} · {_l('actual', lang)}", marker=dict(color=color),
                              offsetgroup=i * 2 + 1))
     fig.update_layout(barmode="group")
-    fig.update_yaxes(type="log", title=_l("customers", lang))
+    fig.update_yaxes(type="log", title=_l("plan_count", lang))
     title = "客户资源计划 vs 实际" if lang == "zh" else "Customer-resource plan vs actual"
     return finish(fig, title, height=480)
 

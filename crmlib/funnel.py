@@ -649,6 +649,14 @@ def opportunity_win_rate(state: pd.DataFrame, by="region") -> pd.DataFrame:
     return wl.rename(columns={"win_rate": "opportunity_to_order", "closed": "decided"})
 
 
+def _dated(firsts: pd.DataFrame) -> pd.DataFrame:
+    """A copy of :func:`read_customer_firsts`' frame (or a hand-built one) with its dates as timestamps."""
+    f = firsts.copy()
+    for c in ("first_account", "first_contact", "first_order", "first_opp"):
+        f[c] = pd.to_datetime(f[c])
+    return f
+
+
 def _new_potentials(firsts: pd.DataFrame, lo, hi) -> pd.Series:
     """Mask of the customers (:func:`read_customer_firsts`, dates parsed) whose first CRM account was opened
     from ``lo`` to ``hi`` with no order and no opportunity before it: new potentials."""
@@ -666,8 +674,7 @@ def new_potential_conversion(firsts: pd.DataFrame, as_of, burn_in_days: int = 0,
     **potential** (潜在客户) when a rep qualifies it and opens its CRM account; a name that was only called or
     visited and never got an account is still 待识别 and is not counted (an opportunity hangs on a CRM account,
     so only a customer with one can convert; the lifecycle funnel and the target lists use the same event).
-    A **new potential** is a customer
-    whose first account was created
+    A **new potential** is a customer whose first account was created
 
     * on or after the day both the order history and the contact history have begun (the later of the earliest
       order and the earliest contact; either alone when the other is missing) plus ``burn_in_days`` — before it
@@ -679,9 +686,7 @@ def new_potential_conversion(firsts: pd.DataFrame, as_of, burn_in_days: int = 0,
     Converted = has an opportunity created on or after the account, by ``as_of``.
     """
     dims = _dims(by)
-    f = firsts.copy()
-    for c in ("first_account", "first_contact", "first_order", "first_opp"):
-        f[c] = pd.to_datetime(f[c])
+    f = _dated(firsts)
     begun = [d for d in (f["first_order"].min(), f["first_contact"].min()) if pd.notna(d)]
     history = max(begun) if begun else pd.NaT
     new = _new_potentials(f, history + pd.Timedelta(days=burn_in_days),
@@ -867,11 +872,10 @@ def historical_plan_rates(rates_wide: pd.DataFrame, regions: Iterable[str], digi
                 v = pooled.get(n, float("nan"))
                 if pd.isna(v) or round(float(v), digits) <= 0:
                     den, what = RATE_BASES[n]
-                    base = int(pd.to_numeric(rates_wide[den], errors="coerce").fillna(0).sum()) \
-                        if den in rates_wide else 0
-                    raise UserError(f"no region has historical {n.replace('_', ' ')} conversions yet "
-                                    f"({base} {what}, none converted)" if base else
-                                    f"no region has historical {n.replace('_', ' ')} conversions yet (no {what})",
+                    base = (int(pd.to_numeric(rates_wide[den], errors="coerce").fillna(0).sum())
+                            if den in rates_wide else 0)
+                    held = f"{base} {what}, none converted" if base else f"no {what}"
+                    raise UserError(f"no region has historical {n.replace('_', ' ')} conversions yet ({held})",
                                     file=db, hint="pass --rates for this plan")
                 if notes is not None:
                     notes.append(f"{region}: no {n.replace('_', ' ')} history of its own; "
@@ -890,9 +894,7 @@ def plan_actuals(con, state: pd.DataFrame, as_of, p: FunnelParams, months: int =
     from . import target_lists as tg
 
     start = pd.Timestamp(as_of).normalize() - pd.DateOffset(months=months) + pd.Timedelta(days=1)
-    f = read_customer_firsts(con, as_of, p.contact_sources)
-    for c in ("first_account", "first_contact", "first_order", "first_opp"):
-        f[c] = pd.to_datetime(f[c])
+    f = _dated(read_customer_firsts(con, as_of, p.contact_sources))
     pot = f[_new_potentials(f, start, pd.Timestamp(as_of))].groupby("region").size().rename("potential")
     created = state[(state["created_at"] >= start) & (state["created_at"] < _cutoff(as_of))]
     opp = created.groupby("region").size().rename("opportunity")
@@ -1320,7 +1322,8 @@ def _cmd_plan(args) -> int:
                  f"{float(v.opportunity_to_order):.4f}" for r, v in rates.items()]
         note = ("no --rates given: using each region's historical rates from the database "
                 f"(as of {as_of}; {t2p}, potential→opportunity = "
-                "new potentials (CRM accounts opened since the history began) that got an opportunity, opportunity→order = win rate of decided deals):\n"
+                "new potentials (CRM accounts opened since the history began) that got an opportunity, "
+                "opportunity→order = win rate of decided deals):\n"
                 + "\n".join(lines) + "".join(f"\n  note: {n}" for n in fallbacks))
     plan = resource_plan(targets, aov, rates)
     print(note)

@@ -13,7 +13,8 @@ Definitions (tests pin them down on hand-built lists):
   week in the file name, else the day that file was loaded).
 * **Potential since** (per customer) = the earliest of the creation of its first CRM account, its first
   opportunity and its first order: the day a rep qualified it (潜在客户, as in :mod:`crmlib.funnel`). A listed
-  company that only called or was visited is still 待识别: it has not converted.
+  company that only called or was visited is still 待识别: it has not converted. (A database without any CRM
+  account export counts a first contact too, as the lifecycle funnel does then.)
 * **Cohort and conversion.** A target belongs to the cohort when it was listed at least ``window_days``
   before ``as_of`` (its window is complete) and was not already a potential when listed. It converted
   when its customer became a potential after the listing day and at most ``window_days`` later.
@@ -31,7 +32,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .db import table_exists
-from .funnel import activity_sql
+from .funnel import CONTACT_SOURCES, activity_sql
 
 
 def has_targets(con) -> bool:
@@ -124,8 +125,10 @@ def _matched_sql(con) -> str:
 
 def _since_sql(con) -> str:
     """SELECT customer_id, potential_since (see the module doc): the first account, opportunity or order
-    (:func:`crmlib.funnel.activity_sql` without contacts) on or before the parameter date."""
-    return f"SELECT customer_id, min(day) AS potential_since FROM ({activity_sql(con, ())}) GROUP BY customer_id"
+    (:func:`crmlib.funnel.activity_sql` without contacts) on or before the parameter date. A database without
+    any CRM account export counts contacts too, as the lifecycle funnel does then."""
+    contacts = () if table_exists(con, "stg_crm_accounts") else CONTACT_SOURCES
+    return f"SELECT customer_id, min(day) AS potential_since FROM ({activity_sql(con, contacts)}) GROUP BY customer_id"
 
 
 def read_matched_targets(con, as_of) -> pd.DataFrame:

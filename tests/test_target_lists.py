@@ -246,3 +246,13 @@ def test_listed_counts_in_a_period(tmp_path):
     # from 2023-07-01: T1..T9; T9 has no region and takes its customer's (C1, 华北)
     got = tl.read_listed_counts(con, "2023-07-01", AS_OF).set_index("region")["listed"].to_dict()
     assert got == {"华东": 2, "华北": 3, "华南": 3, "西南": 1}
+
+
+def test_without_a_crm_account_export_a_contact_marks_the_potential(tmp_path):
+    con = _db(tmp_path)
+    con.execute("DROP TABLE stg_crm_accounts")
+    since = tl.read_potential_since(con, AS_OF).set_index("customer_id")["potential_since"].astype(str)
+    # C1 through its opportunity, C2 through its visit; the others have neither
+    assert since.to_dict() == {"C1": "2024-04-01", "C2": "2024-06-10"}
+    st = f.read_lifecycle(con, AS_OF, f.FunnelParams()).set_index("customer_id")["lifecycle_stage"]
+    assert st[["C1", "C2", "C3"]].tolist() == ["opportunity", "potential", "target"]

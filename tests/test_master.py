@@ -598,3 +598,41 @@ def test_floor_m_keeps_a_level_few_matches_show_from_vetoing_a_match():
     assert got == pytest.approx({0: 0.95 / 1.001, 1: 0.001 / 1.001, 2: 0.05 / 1.001})
     assert [lv.m_probability for lv in city] == before_city
     eng.close()
+
+
+def test_settled_pairs_follow_confident_links_only():
+    """Groups 1-2 (0.97) and 2-3 (0.96) are confident, so the band pair 1-3 (0.85) is settled; 4 hangs on 3 by a
+    band pair only (3-4 not settled); 4-5 is joined by the trade-name rule, so 3-5 (0.9) is not settled either
+    (3 and 4 are not confidently linked); 6-7 (0.99) breaks a hard rule and 7-8 (0.99) carries a steward's
+    no-match, so 6-8 (0.85) is not settled; a steward's match 9-10 settles 9-11 through 10-11 (0.95 = review_high)."""
+    pairs = pd.DataFrame(
+        [(1, 2, 0.97, None, None, None), (2, 3, 0.96, None, None, None), (1, 3, 0.85, None, None, None),
+         (3, 4, 0.85, None, None, None), (4, 5, None, None, None, "trade_name_city"), (3, 5, 0.90, None, None, None),
+         (6, 7, 0.99, "branch_level", None, None), (7, 8, 0.99, None, "no_match", None),
+         (6, 8, 0.85, None, None, None), (9, 10, 0.5, None, "match", None), (10, 11, 0.95, None, None, None),
+         (9, 11, 0.85, None, None, None)],
+        columns=["group_id_l", "group_id_r", "match_probability", "violation", "decision", "rule"])
+    got = master.pipeline.settled_pairs(pairs, 0.95)
+    assert dict(zip(zip(pairs["group_id_l"], pairs["group_id_r"], strict=True), got.tolist(), strict=True)) == {
+        (1, 2): True, (2, 3): True, (1, 3): True, (3, 4): False, (4, 5): True, (3, 5): False,
+        (6, 7): False, (7, 8): False, (6, 8): False, (9, 10): True, (10, 11): True, (9, 11): True}
+    only = master.pipeline.settled_pairs(pairs, 0.95, among=pairs["match_probability"].eq(0.85).to_numpy())
+    assert only.tolist() == [False, False, True, False, False, False, False, False, False, False, False, True]
+
+
+def test_review_queue_leaves_out_band_pairs_confident_pairs_already_join():
+    """1-3 (0.85) is settled by 1-2 and 2-3 and the three are one customer: not queued. 3-4 is queued (4 hangs on
+    a band pair only). 5-7 is queued although 5-6-7 are confident pairs: the clustering kept 7 apart (a hard
+    rule on the component), so the pair is still an open question."""
+    from crmlib.master.match import MatchResult
+
+    groups = pd.DataFrame({"group_id": range(1, 8), "first_record": [f"r{i}" for i in range(1, 8)],
+                           "canonical": [f"名称{i}" for i in range(1, 8)], "n_records": 1,
+                           "cluster": [0, 0, 0, 0, 1, 1, 2]})
+    pairs = pd.DataFrame([(1, 2, 0.97), (2, 3, 0.96), (1, 3, 0.85), (3, 4, 0.85), (5, 6, 0.97), (6, 7, 0.97),
+                          (5, 7, 0.85)], columns=["group_id_l", "group_id_r", "match_probability"])
+    pairs = pairs.assign(match_weight=1.0, violation=None, decision=None, rule=None, ambiguous=False)
+    res = MatchResult(records=pd.DataFrame(), groups=groups, pairs=pairs, model={})
+    q = master.review_queue(res, master.load_master_params(), None)
+    assert list(zip(q["record_id_l"], q["record_id_r"], strict=True)) == [("r3", "r4"), ("r5", "r7")]
+    assert q["reason"].eq("score").all() and q["same_cluster"].tolist() == [True, False]

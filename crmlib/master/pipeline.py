@@ -203,16 +203,49 @@ def _carry_first_queued(con: duckdb.DuckDBPyConnection, queue: pd.DataFrame,
     return out, int(new.sum())
 
 
-REVIEW_REASONS = {"score": "match probability between review_low and review_high",
+REVIEW_REASONS = {"score": "match probability between review_low and review_high, and no chain of confident "
+                            "pairs joins the two already",
                   "ambiguous": "a name without place that matches customers in two places about equally",
                   "bare_name": "a trade name written bare, known in several cities, no phone tying it to one"}
 
 
+def settled_pairs(pairs: pd.DataFrame, review_high: float, among: np.ndarray | None = None) -> np.ndarray:
+    """For each scored pair of name groups (or those ``among`` marks; False elsewhere): are its two groups
+    linked through confident pairs alone — scored at or above ``review_high``, joined by the trade-name rule or
+    matched by a steward, none against a hard rule or a steward's no-match? A pair in the review band whose
+    groups are linked so (and are one customer) is no open question: a chain of confident pairs joins them
+    whatever a steward says of this one pair."""
+    p = pairs
+    ok = p["violation"].isna().to_numpy() if "violation" in p else np.ones(len(p), bool)
+    decision = p["decision"].astype(object).to_numpy() if "decision" in p else np.full(len(p), None)
+    rule = p["rule"].notna().to_numpy() if "rule" in p else np.zeros(len(p), bool)
+    strong = ok & (decision != "no_match") & (
+        (p["match_probability"].fillna(0).to_numpy() >= review_high) | rule | (decision == "match"))
+    left, right = p["group_id_l"].to_numpy(), p["group_id_r"].to_numpy()
+    parent: dict = {}
+
+    def root(x):
+        while parent.get(x, x) != x:
+            parent[x] = parent.get(parent[x], parent[x])  # path halving
+            x = parent[x]
+        return x
+
+    for a, b in zip(left[strong], right[strong], strict=True):
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[ra] = rb
+    out = np.zeros(len(p), bool)
+    idx = np.arange(len(p)) if among is None else np.flatnonzero(among)
+    out[idx] = [root(a) == root(b) for a, b in zip(left[idx], right[idx], strict=True)]
+    return out
+
+
 def review_queue(res: MatchResult, params: MasterParams, decisions: pd.DataFrame | None) -> pd.DataFrame:
-    """Pairs of name groups scored in [review_low, review_high), or touching a group left on its own as
-    ambiguous (see ``_detach_ambiguous``), not ruled out by a hard rule and not decided yet; one
-    representative record (the group's smallest record_id) per side. Then the pairs of
-    :func:`bare_name_candidates`. ``reason``: a key of :data:`REVIEW_REASONS`."""
+    """Pairs of name groups scored in [review_low, review_high) whose groups are not already one customer
+    through confident pairs (:func:`settled_pairs`), or touching a group left on its own as ambiguous (see
+    ``_detach_ambiguous``), not ruled out by a hard rule and not decided yet; one representative record (the
+    group's smallest record_id) per side. Then the pairs of :func:`bare_name_candidates`. ``reason``: a key of
+    :data:`REVIEW_REASONS`."""
     cols = ["record_id_l", "record_id_r", "name_l", "name_r", "match_probability", "match_weight",
             "same_cluster", "n_records_l", "n_records_r", "reason"]
     bare = bare_name_candidates(res, params, decisions)
@@ -220,10 +253,13 @@ def review_queue(res: MatchResult, params: MasterParams, decisions: pd.DataFrame
     if p is None or p.empty:
         return bare[cols].reset_index(drop=True) if len(bare) else pd.DataFrame(columns=cols)
     band = (p["match_probability"] >= params.review_low) & (p["match_probability"] < params.review_high)
+    g = res.groups.set_index("group_id")
+    # a band pair of one customer whose groups confident pairs already link: nothing for a steward to decide
+    one = g["cluster"].reindex(p["group_id_l"]).to_numpy() == g["cluster"].reindex(p["group_id_r"]).to_numpy()
+    band &= ~settled_pairs(p, params.review_high, among=(band.to_numpy() & one))
     amb = p["ambiguous"].fillna(False).astype(bool) if "ambiguous" in p else False
     by_rule = p["rule"].notna() if "rule" in p else False
     q = p[p["violation"].isna() & p["decision"].isna() & ~by_rule & (band | amb)].copy()
-    g = res.groups.set_index("group_id")
     a = g.loc[q["group_id_l"]]
     b = g.loc[q["group_id_r"]]
     q["record_id_l"], q["record_id_r"] = a["first_record"].to_numpy(), b["first_record"].to_numpy()

@@ -218,6 +218,11 @@ def _cutoff(as_of) -> pd.Timestamp:
     return pd.Timestamp(as_of).normalize() + pd.Timedelta(days=1)
 
 
+def period_start(as_of, months: int) -> pd.Timestamp:
+    """First day of the ``months`` months ending on ``as_of`` (both days inclusive): 2024-12-31, 12 → 2024-01-01."""
+    return pd.Timestamp(as_of).normalize() - pd.DateOffset(months=months) + pd.Timedelta(days=1)
+
+
 def _dims(by: str | Sequence[str] | None) -> list[str]:
     if by is None:
         return []
@@ -893,13 +898,12 @@ def plan_actuals(con, state: pd.DataFrame, as_of, p: FunnelParams, months: int =
     :func:`current_state` as of ``as_of``."""
     from . import target_lists as tg
 
-    start = pd.Timestamp(as_of).normalize() - pd.DateOffset(months=months) + pd.Timedelta(days=1)
+    start = period_start(as_of, months)
     f = _dated(read_customer_firsts(con, as_of, p.contact_sources))
     pot = f[_new_potentials(f, start, pd.Timestamp(as_of))].groupby("region").size().rename("potential")
     created = state[(state["created_at"] >= start) & (state["created_at"] < _cutoff(as_of))]
     opp = created.groupby("region").size().rename("opportunity")
-    won = closed_between(state, start, as_of)
-    order = won[won["status"] == "won"].groupby("region").size().rename("order")
+    order = won_revenue(state, as_of, months).set_index("region")["orders"].rename("order")
     out = pd.concat([pot, opp, order], axis=1).fillna(0).astype(int)
     if tg.has_targets(con):
         listed = tg.read_listed_counts(con, start, as_of).set_index("region")["listed"].rename("target")
@@ -926,8 +930,7 @@ def won_revenue(state: pd.DataFrame, as_of, months: int = 12, by="region") -> pd
     """Deals won in the ``months`` months ending on ``as_of``: revenue (Σ amount, 万元), orders (won
     deals) and avg_order_value per group — the plan's revenue basis: one won opportunity = one order."""
     dims = _dims(by)
-    start = pd.Timestamp(as_of) - pd.DateOffset(months=months) + pd.Timedelta(days=1)
-    w = closed_between(state, start, as_of)
+    w = closed_between(state, period_start(as_of, months), as_of)
     w = w[w["status"] == "won"]
     g = w.groupby(dims, observed=True).agg(revenue=("amount", "sum"), orders=("opp_id", "size")).reset_index()
     g["avg_order_value"] = g["revenue"] / g["orders"]
@@ -1049,25 +1052,13 @@ def read_lifecycle(con, as_of, p: FunnelParams, since=None, with_lists: bool = T
         WHERE first_seen IS NULL OR first_seen <= ? ORDER BY customer_id""", [d]).df()
     if p.lifecycle_scopes:
         customers = customers[customers["scope"].isin(p.lifecycle_scopes)]
-    if table_exists(con, "stg_crm_accounts"):  # qualified: a CRM account opened (潜在客户)
-        potentials = con.execute("""
-            SELECT DISTINCT x.customer_id FROM stg_crm_accounts a
-            JOIN customer_xref x ON x.record_id = 'crm:' || a.account_id
-            WHERE CAST(a.created_at AS DATE) BETWEEN ? AND ? AND x.customer_id IS NOT NULL""",
-                                 [lo, d]).df()["customer_id"]
-    else:  # no CRM export at all: a contact is the only sign of a potential there is
-        potentials = con.execute(f"""
-            SELECT DISTINCT x.customer_id FROM customer_xref x JOIN customer_records r USING (record_id)
-            WHERE r.source IN ({', '.join('?' * len(p.contact_sources))}) AND x.customer_id IS NOT NULL
-              AND r.record_date BETWEEN ? AND ?""", [*p.contact_sources, lo, d]).df()["customer_id"]
-    with_opp = con.execute("""
-        SELECT DISTINCT x.customer_id FROM stg_crm_opportunities o
-        JOIN customer_xref x ON x.record_id = 'crm:' || o.account_id
-        WHERE o.created_at BETWEEN ? AND ? AND x.customer_id IS NOT NULL""", [lo, d]).df()["customer_id"]
-    with_order = [] if not table_exists(con, "stg_orders") else con.execute("""
-        SELECT DISTINCT x.customer_id FROM stg_orders o
-        JOIN customer_xref x ON x.record_id = 'erp:' || o.erp_customer_id
-        WHERE o.order_date BETWEEN ? AND ? AND x.customer_id IS NOT NULL""", [lo, d]).df()["customer_id"]
+    acts = con.execute(f"""
+        SELECT DISTINCT customer_id, kind FROM ({activity_sql(con, potential_sources(con, p.contact_sources))})
+        WHERE day >= ?""", [d, lo]).df()
+    kind = acts["kind"]
+    potentials = acts.loc[kind.isin(["account", "contact"]), "customer_id"]
+    with_opp = acts.loc[kind == "opportunity", "customer_id"]
+    with_order = acts.loc[kind == "order", "customer_id"]
     if with_lists:
         customers = _with_listed_targets(con, customers, d)
     return lifecycle_stage(customers, potentials, with_opp, with_order)
@@ -1094,7 +1085,7 @@ def read_region_revenue(con, as_of, months: int = 12) -> pd.DataFrame:
     if not all(table_exists(con, t) for t in ("stg_orders", "customer_xref", "customer_master")):
         return pd.DataFrame(columns=["region", "revenue", "orders", "avg_order_value"])
     end = pd.Timestamp(as_of)
-    start = (end - pd.DateOffset(months=months) + pd.Timedelta(days=1)).date()
+    start = period_start(end, months).date()
     df = con.execute("""
         SELECT coalesce(m.region, '(未知)') AS region, sum(o.amount) / 10000.0 AS revenue,
                count(DISTINCT o.order_id) AS orders
@@ -1130,6 +1121,13 @@ def activity_sql(con, contact_sources=CONTACT_SOURCES) -> str:
     if not parts:
         parts.append("SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS kind, NULL::DATE AS day")
     return f"""SELECT * FROM ({' UNION ALL '.join(parts)}) WHERE customer_id IS NOT NULL AND day <= ?"""
+
+
+def potential_sources(con, contact_sources=CONTACT_SOURCES) -> tuple:
+    """The contact sources whose records mark a potential (潜在客户): none when the database holds CRM accounts
+    (an opened account marks it; a name only called or visited is still 待识别), else ``contact_sources``
+    (no CRM export at all: a contact is the only sign there is)."""
+    return () if table_exists(con, "stg_crm_accounts") else tuple(contact_sources)
 
 
 def read_customer_firsts(con, as_of, contact_sources=CONTACT_SOURCES) -> pd.DataFrame:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .db import table_exists
-from .funnel import CONTACT_SOURCES, activity_sql
+from .funnel import activity_sql, potential_sources
 
 
 def has_targets(con) -> bool:
@@ -123,12 +123,16 @@ def _matched_sql(con) -> str:
         FROM t LEFT JOIN by_code c USING (target_id) LEFT JOIN by_name_ok n USING (target_id)"""
 
 
+# a list entry's region: the list's own, else its matched customer's (``cm``), else unknown
+_ENTRY_REGION = "coalesce(nullif(trim(m.region), ''), cm.region, '(未知)')"
+
+
 def _since_sql(con) -> str:
     """SELECT customer_id, potential_since (see the module doc): the first account, opportunity or order
     (:func:`crmlib.funnel.activity_sql` without contacts) on or before the parameter date. A database without
     any CRM account export counts contacts too, as the lifecycle funnel does then."""
-    contacts = () if table_exists(con, "stg_crm_accounts") else CONTACT_SOURCES
-    return f"SELECT customer_id, min(day) AS potential_since FROM ({activity_sql(con, contacts)}) GROUP BY customer_id"
+    return (f"SELECT customer_id, min(day) AS potential_since FROM ({activity_sql(con, potential_sources(con))}) "
+            "GROUP BY customer_id")
 
 
 def read_matched_targets(con, as_of) -> pd.DataFrame:
@@ -149,7 +153,7 @@ def read_target_conversion(con, as_of, window_days: int, by: str | None = "regio
     matched customer's region, else '(未知)'."""
     d = pd.Timestamp(as_of).date()
     w = int(window_days)
-    group = "coalesce(nullif(trim(m.region), ''), cm.region, '(未知)')" if by == "region" else "'all'"
+    group = _ENTRY_REGION if by == "region" else "'all'"
     if by not in ("region", None):
         raise ValueError(f"by must be 'region' or None, not {by!r}")
     g = con.execute(f"""
@@ -176,7 +180,7 @@ def read_listed_counts(con, start, as_of) -> pd.DataFrame:
     d = pd.Timestamp(as_of).date()
     return con.execute(f"""
         WITH m AS ({_matched_sql(con)})
-        SELECT coalesce(nullif(trim(m.region), ''), cm.region, '(未知)') AS region, count(*) AS listed
+        SELECT {_ENTRY_REGION} AS region, count(*) AS listed
         FROM m LEFT JOIN customer_master cm USING (customer_id)
         WHERE m.listed_at >= CAST(? AS DATE)
         GROUP BY 1 ORDER BY 1""", [d, pd.Timestamp(start).date()]).df()

@@ -3,6 +3,7 @@ rule, and the clustering of scored pairs that respects them."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 
 import duckdb
 import numpy as np
@@ -335,17 +336,25 @@ def _detach_ambiguous(groups: pd.DataFrame, edges: pd.DataFrame, uf: _UnionFind,
     return out
 
 
-def _connected(nodes: list[int], edges: list[tuple[int, int]], exclude: set[int]) -> bool:
-    """Whether ``nodes`` form one component over ``edges`` touching none of ``exclude``."""
-    parent = {n: n for n in nodes}
+def link_roots(edges: Iterable[tuple]) -> Callable:
+    """``find``: a node's component root over ``edges`` (plain union-find, path halving; a node no edge
+    touches is its own root). No hard rules: :class:`_UnionFind` is the clustering's."""
+    parent: dict = {}
 
     def find(n):
-        while parent[n] != n:
-            parent[n] = parent[parent[n]]
+        while parent.get(n, n) != n:
+            parent[n] = parent.get(parent[n], parent[n])
             n = parent[n]
         return n
 
     for a, b in edges:
-        if a not in exclude and b not in exclude:
-            parent[find(a)] = find(b)
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[ra] = rb
+    return find
+
+
+def _connected(nodes: list[int], edges: list[tuple[int, int]], exclude: set[int]) -> bool:
+    """Whether ``nodes`` form one component over ``edges`` touching none of ``exclude``."""
+    find = link_roots((a, b) for a, b in edges if a not in exclude and b not in exclude)
     return len({find(n) for n in nodes}) == 1

@@ -13,6 +13,7 @@ import pandas as pd
 from .. import db as dbmod
 from .. import paths
 from ..errors import UserError
+from .clusters import link_roots
 from .decisions import read_decisions
 from .features import _bare_multi_city, _place
 from .match import MatchResult, match_records
@@ -222,18 +223,7 @@ def settled_pairs(pairs: pd.DataFrame, review_high: float, among: np.ndarray | N
     strong = ok & (decision != "no_match") & (
         (p["match_probability"].fillna(0).to_numpy() >= review_high) | rule | (decision == "match"))
     left, right = p["group_id_l"].to_numpy(), p["group_id_r"].to_numpy()
-    parent: dict = {}
-
-    def root(x):
-        while parent.get(x, x) != x:
-            parent[x] = parent.get(parent[x], parent[x])  # path halving
-            x = parent[x]
-        return x
-
-    for a, b in zip(left[strong], right[strong], strict=True):
-        ra, rb = root(a), root(b)
-        if ra != rb:
-            parent[ra] = rb
+    root = link_roots(zip(left[strong], right[strong], strict=True))
     out = np.zeros(len(p), bool)
     idx = np.arange(len(p)) if among is None else np.flatnonzero(among)
     out[idx] = [root(a) == root(b) for a, b in zip(left[idx], right[idx], strict=True)]
@@ -259,13 +249,14 @@ def review_queue(res: MatchResult, params: MasterParams, decisions: pd.DataFrame
     band &= ~settled_pairs(p, params.review_high, among=(band.to_numpy() & one))
     amb = p["ambiguous"].fillna(False).astype(bool) if "ambiguous" in p else False
     by_rule = p["rule"].notna() if "rule" in p else False
-    q = p[p["violation"].isna() & p["decision"].isna() & ~by_rule & (band | amb)].copy()
+    keep = (p["violation"].isna() & p["decision"].isna() & ~by_rule & (band | amb)).to_numpy()
+    q = p[keep].copy()
     a = g.loc[q["group_id_l"]]
     b = g.loc[q["group_id_r"]]
     q["record_id_l"], q["record_id_r"] = a["first_record"].to_numpy(), b["first_record"].to_numpy()
     q["name_l"], q["name_r"] = a["canonical"].to_numpy(), b["canonical"].to_numpy()
     q["n_records_l"], q["n_records_r"] = a["n_records"].to_numpy(), b["n_records"].to_numpy()
-    q["same_cluster"] = a["cluster"].to_numpy() == b["cluster"].to_numpy()
+    q["same_cluster"] = one[keep]
     q["reason"] = np.where(band.loc[q.index], "score", "ambiguous")
     q = _smaller_record_left(q)[cols]
     if len(bare):
